@@ -1,0 +1,26 @@
+# Two commands do everything on a fresh clone (both create/reuse .venv):
+#   make demo   installs and runs the main job: a short PPO training with the shipped defaults
+#   make test   installs and runs the test suite
+.PHONY: venv demo test test-slow lint bench model
+
+venv:
+	bash scripts/setup_venv.sh
+
+demo: venv
+	.venv/bin/python train_agent.py --algo ppo
+
+test: venv
+	.venv/bin/python -m pytest
+
+test-slow: venv
+	.venv/bin/python -m pytest -m slow
+
+lint: venv
+	.venv/bin/ruff check .
+
+bench: venv
+	.venv/bin/python benchmarks/bench_physics.py
+	.venv/bin/python benchmarks/bench_env.py
+
+model: venv
+	.venv/bin/python -m semantic_models.build

@@ -1,0 +1,240 @@
+"""Typed, validated scenario configuration for VMIMO.
+
+Every scenario parameter lives in :class:`ScenarioConfig`. It is a frozen dataclass: build one with keywords,
+from a dict (:meth:`ScenarioConfig.from_dict`) or from YAML (:meth:`ScenarioConfig.from_yaml`), and derive
+variants with :meth:`ScenarioConfig.replace`. Every field is checked on construction; an invalid value raises
+``ValueError`` naming the field and the allowed range, so a typo in a sweep fails at once instead of producing
+a silently different experiment.
+
+Defaults follow ``DESIGN.md`` §2–3 (one BS with 4 antennas, 8 single-antenna devices, 3 virtual-MIMO groups,
+10 ms slots, 200-slot episodes, 3GPP UMi street canyon at 3.5 GHz).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+MODALITIES: tuple[str, ...] = ("visual", "radar", "infrared", "audio", "environmental")
+RECEIVERS: tuple[str, ...] = ("mmse", "zf", "mmse_sic")
+FADING: tuple[str, ...] = ("rayleigh", "rician", "umi")
+REWARD_MODES: tuple[str, ...] = ("model", "table")
+OBS_MODES: tuple[str, ...] = ("box", "dict")
+
+
+def _check_range(name: str, value: float, lo: float | None, hi: float | None, *, lo_open: bool = False,
+                 hi_open: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    bad_lo = lo is not None and (value <= lo if lo_open else value < lo)
+    bad_hi = hi is not None and (value >= hi if hi_open else value > hi)
+    if bad_lo or bad_hi:
+        left = "(" if lo_open else "["
+        right = ")" if hi_open else "]"
+        lo_s = "-inf" if lo is None else f"{lo:g}"
+        hi_s = "inf" if hi is None else f"{hi:g}"
+        raise ValueError(f"{name} must be in {left}{lo_s}, {hi_s}{right}, got {value!r}")
+
+
+def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
+    _check_range(name, value, lo, hi)
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class ScenarioConfig:
+    """All parameters of one VMIMO scenario (units in the field names or comments).
+
+    Geometry and radio
+        num_devices (K), num_antennas (Nr), num_groups (G), cell_radius_m, min_distance_m, bs_height_m,
+        ut_height_m, carrier_hz, total_bandwidth_hz, noise_psd_dbm_hz, noise_figure_db.
+    Fading
+        fading: ``"umi"`` (3GPP LOS probability decides Rician/Rayleigh per device), ``"rayleigh"`` or
+        ``"rician"`` (all devices); rician_k_db; speed_mps (device speed, sets Doppler and mobility);
+        spatial_correlation (exponential r^|i-j| across BS antennas, 0 = i.i.d.); shadowing (on/off).
+    Devices
+        max_power_dbm, power_levels_db (transmit levels relative to the maximum, ascending, the last 0 dB),
+        pa_efficiency, circuit_power_w, encode_energy_j_per_mflop, d2d_energy_j_per_symbol,
+        modalities (one per device, cycled if shorter than K), encode_capacity (latents per slot at p_joint = 1).
+    Traffic and time
+        slot_s, horizon (slots per episode), arrival_rate (scenes per slot, Poisson), deadline_slots,
+        max_pending (scenes kept per env; arrivals beyond are dropped and counted expired).
+    Semantic transmission
+        compression_levels (latent prefix lengths in reals), receiver (``mmse``/``zf``/``mmse_sic``),
+        cooperative (virtual array with D2D exchange and SVD precoding).
+    Reward
+        energy_weight (λ_E), energy_ref_j (E_ref), reward_mode (``model`` = frozen model, ``table`` = lookup).
+    Observation
+        obs_mode (``box`` or ``dict``), obs_full_csi (append Re/Im of h).
+    """
+
+    # geometry and radio
+    num_devices: int = 8
+    num_antennas: int = 4
+    num_groups: int = 3
+    cell_radius_m: float = 250.0
+    min_distance_m: float = 20.0
+    bs_height_m: float = 10.0
+    ut_height_m: float = 1.5
+    carrier_hz: float = 3.5e9
+    total_bandwidth_hz: float = 20e3
+    noise_psd_dbm_hz: float = -174.0
+    noise_figure_db: float = 7.0
+    # fading
+    fading: str = "umi"
+    rician_k_db: float = 9.0
+    speed_mps: float = 1.0
+    spatial_correlation: float = 0.0
+    shadowing: bool = True
+    # devices
+    max_power_dbm: float = 23.0
+    power_levels_db: tuple[float, ...] = (-40.0, -30.0, -20.0, -10.0, 0.0)
+    pa_efficiency: float = 0.35
+    circuit_power_w: float = 0.1
+    encode_energy_j_per_mflop: float = 1e-4
+    d2d_energy_j_per_symbol: float = 1e-7
+    modalities: tuple[str, ...] = MODALITIES
+    encode_capacity: int = 4
+    # traffic and time
+    slot_s: float = 0.01
+    horizon: int = 200
+    arrival_rate: float = 1.5
+    deadline_slots: int = 4
+    max_pending: int = 32
+    # semantic transmission
+    compression_levels: tuple[int, ...] = (4, 8, 16, 32, 64)
+    receiver: str = "mmse"
+    cooperative: bool = False
+    # reward
+    energy_weight: float = 0.5
+    energy_ref_j: float = 0.01
+    reward_mode: str = "model"
+    # observation
+    obs_mode: str = "box"
+    obs_full_csi: bool = False
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # tuples may arrive as lists from YAML/CLI; normalise before validating so configs compare equal.
+        for name in ("power_levels_db", "modalities", "compression_levels"):
+            value = getattr(self, name)
+            if isinstance(value, (list, tuple)):
+                object.__setattr__(self, name, tuple(value))
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first invalid field and its allowed range."""
+        _check_int("num_devices", self.num_devices, 1, 256)
+        _check_int("num_antennas", self.num_antennas, 1, 128)
+        _check_int("num_groups", self.num_groups, 1, 32)
+        _check_range("cell_radius_m", self.cell_radius_m, 10.0, 5000.0)
+        _check_range("min_distance_m", self.min_distance_m, 1.0, self.cell_radius_m, hi_open=True)
+        _check_range("bs_height_m", self.bs_height_m, 1.0, 100.0)
+        _check_range("ut_height_m", self.ut_height_m, 1.0, 22.5)
+        _check_range("carrier_hz", self.carrier_hz, 0.5e9, 100e9)
+        _check_range("total_bandwidth_hz", self.total_bandwidth_hz, 1e3, 1e9)
+        _check_range("noise_psd_dbm_hz", self.noise_psd_dbm_hz, -200.0, -100.0)
+        _check_range("noise_figure_db", self.noise_figure_db, 0.0, 20.0)
+        _check_choice("fading", self.fading, FADING)
+        _check_range("rician_k_db", self.rician_k_db, -20.0, 30.0)
+        _check_range("speed_mps", self.speed_mps, 0.0, 100.0)
+        _check_range("spatial_correlation", self.spatial_correlation, 0.0, 1.0, hi_open=True)
+        if not isinstance(self.shadowing, bool):
+            raise ValueError(f"shadowing must be a bool, got {self.shadowing!r}")
+        _check_range("max_power_dbm", self.max_power_dbm, -30.0, 40.0)
+        if len(self.power_levels_db) < 1:
+            raise ValueError("power_levels_db must hold at least one level")
+        for i, lvl in enumerate(self.power_levels_db):
+            _check_range(f"power_levels_db[{i}]", lvl, -80.0, 0.0)
+        if list(self.power_levels_db) != sorted(self.power_levels_db):
+            raise ValueError(f"power_levels_db must be ascending, got {list(self.power_levels_db)}")
+        _check_range("pa_efficiency", self.pa_efficiency, 0.0, 1.0, lo_open=True)
+        _check_range("circuit_power_w", self.circuit_power_w, 0.0, 10.0)
+        _check_range("encode_energy_j_per_mflop", self.encode_energy_j_per_mflop, 0.0, 1.0)
+        _check_range("d2d_energy_j_per_symbol", self.d2d_energy_j_per_symbol, 0.0, 1.0)
+        if len(self.modalities) < 1:
+            raise ValueError("modalities must name at least one modality")
+        for i, m in enumerate(self.modalities):
+            _check_choice(f"modalities[{i}]", m, MODALITIES)
+        _check_int("encode_capacity", self.encode_capacity, 1, 1024)
+        _check_range("slot_s", self.slot_s, 1e-4, 1.0)
+        _check_int("horizon", self.horizon, 1, 1_000_000)
+        _check_range("arrival_rate", self.arrival_rate, 0.0, 16.0, lo_open=True)
+        _check_int("deadline_slots", self.deadline_slots, 1, 1000)
+        _check_int("max_pending", self.max_pending, 1, 4096)
+        if len(self.compression_levels) < 1:
+            raise ValueError("compression_levels must hold at least one prefix length")
+        for i, c in enumerate(self.compression_levels):
+            _check_int(f"compression_levels[{i}]", c, 2, 64)
+            if c % 2:
+                raise ValueError(f"compression_levels[{i}] must be even (two reals per complex use), got {c}")
+        if list(self.compression_levels) != sorted(set(self.compression_levels)):
+            raise ValueError(f"compression_levels must be strictly ascending, got {list(self.compression_levels)}")
+        _check_choice("receiver", self.receiver, RECEIVERS)
+        if not isinstance(self.cooperative, bool):
+            raise ValueError(f"cooperative must be a bool, got {self.cooperative!r}")
+        _check_range("energy_weight", self.energy_weight, 0.0, 1e3)
+        _check_range("energy_ref_j", self.energy_ref_j, 0.0, 1e3, lo_open=True)
+        _check_choice("reward_mode", self.reward_mode, REWARD_MODES)
+        _check_choice("obs_mode", self.obs_mode, OBS_MODES)
+        if not isinstance(self.obs_full_csi, bool):
+            raise ValueError(f"obs_full_csi must be a bool, got {self.obs_full_csi!r}")
+
+    # ----------------------------------------------------------------- derived quantities
+    @property
+    def max_power_w(self) -> float:
+        return 10.0 ** ((self.max_power_dbm - 30.0) / 10.0)
+
+    @property
+    def noise_psd_w_hz(self) -> float:
+        """Receiver noise power spectral density including the noise figure (W/Hz)."""
+        return 10.0 ** ((self.noise_psd_dbm_hz + self.noise_figure_db - 30.0) / 10.0)
+
+    @property
+    def device_modalities(self) -> tuple[str, ...]:
+        """Modality of each of the K devices (``modalities`` cycled to length K)."""
+        return tuple(self.modalities[k % len(self.modalities)] for k in range(self.num_devices))
+
+    # ----------------------------------------------------------------- construction helpers
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls) if f.name != "extra")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None = None, **overrides: Any) -> ScenarioConfig:
+        """Build from a mapping (and keyword overrides); unknown keys raise ``ValueError``."""
+        merged = {**(data or {}), **overrides}
+        unknown = sorted(set(merged) - set(cls.field_names()))
+        if unknown:
+            raise ValueError(f"unknown scenario parameter(s) {unknown}; valid: {list(cls.field_names())}")
+        return cls(**merged)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides: Any) -> ScenarioConfig:
+        import yaml
+
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a mapping of scenario parameters, got {type(data).__name__}")
+        return cls.from_dict(data, **overrides)
+
+    def replace(self, **changes: Any) -> ScenarioConfig:
+        unknown = sorted(set(changes) - set(self.field_names()))
+        if unknown:
+            raise ValueError(f"unknown scenario parameter(s) {unknown}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {name: getattr(self, name) for name in self.field_names()}
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
