@@ -1,0 +1,60 @@
+"""VMIMO: a Gymnasium environment for scheduling virtual-MIMO semantic communication.
+
+Importing the package registers the environment ids:
+
+| id                        | scenario        | action view      |
+|---------------------------|-----------------|------------------|
+| ``VMIMO-v0``              | default         | ``dict``         |
+| ``VMIMO-MultiDiscrete-v0``| default         | ``multidiscrete``|
+| ``VMIMO-Box-v0``          | default         | ``box``          |
+| ``VMIMO-Small-v0``        | small           | ``dict``         |
+| ``VMIMO-Large-v0``        | large           | ``dict``         |
+| ``VMIMO-HighMobility-v0`` | high_mobility   | ``dict``         |
+| ``VMIMO-Cooperative-v0``  | cooperative     | ``dict``         |
+
+Every id takes every scenario parameter as a keyword (``gym.make("VMIMO-v0", num_devices=16)``) and has a
+native vector entry point (``gym.make_vec(id, num_envs=256, vectorization_mode="vector_entry_point")``).
+"""
+
+from __future__ import annotations
+
+from gymnasium.envs.registration import register, registry
+
+from vmimo_env.config import MODALITIES, ScenarioConfig
+from vmimo_env.scenario import SCENARIOS, make_config
+
+__all__ = ["MODALITIES", "SCENARIOS", "ScenarioConfig", "VMIMOEnv", "VMIMOVectorEnv", "make_config"]
+__version__ = "0.1.0"
+
+ENV_IDS: dict[str, dict[str, str]] = {
+    "VMIMO-v0": {},
+    "VMIMO-MultiDiscrete-v0": {"action_view": "multidiscrete"},
+    "VMIMO-Box-v0": {"action_view": "box"},
+    "VMIMO-Small-v0": {"scenario": "small"},
+    "VMIMO-Large-v0": {"scenario": "large"},
+    "VMIMO-HighMobility-v0": {"scenario": "high_mobility"},
+    "VMIMO-Cooperative-v0": {"scenario": "cooperative"},
+}
+
+for _id, _kwargs in ENV_IDS.items():
+    if _id not in registry:
+        register(
+            id=_id,
+            entry_point="vmimo_env.env:VMIMOEnv",
+            vector_entry_point="vmimo_env.vector:VMIMOVectorEnv",
+            kwargs=dict(_kwargs),
+            disable_env_checker=False,
+        )
+
+
+def __getattr__(name: str):
+    # the env classes import the frozen model lazily, so `import vmimo_env` stays cheap
+    if name == "VMIMOEnv":
+        from vmimo_env.env import VMIMOEnv
+
+        return VMIMOEnv
+    if name == "VMIMOVectorEnv":
+        from vmimo_env.vector import VMIMOVectorEnv
+
+        return VMIMOVectorEnv
+    raise AttributeError(name)

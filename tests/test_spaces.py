@@ -1,0 +1,102 @@
+"""Action views: invertible mappings between the native Dict and the flat SB3 views."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vmimo_env.config import ScenarioConfig
+from vmimo_env.spaces import ActionLayout, normalise_shares
+
+LAYOUT = ActionLayout.from_config(ScenarioConfig())
+
+
+def test_nvec_matches_config() -> None:
+    cfg = ScenarioConfig()
+    nvec = LAYOUT.nvec
+    K, G = cfg.num_devices, cfg.num_groups
+    assert nvec.shape == (3 * K + G,)
+    assert (nvec[:K] == G + 1).all()
+    assert (nvec[K:2 * K] == len(cfg.power_levels_db)).all()
+    assert (nvec[2 * K:3 * K] == len(cfg.compression_levels)).all()
+    assert (nvec[3 * K:] == 5).all()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_multidiscrete_round_trip(seed: int) -> None:
+    a = LAYOUT.space("multidiscrete", seed=seed).sample()
+    native = LAYOUT.from_multidiscrete(a)
+    assert np.array_equal(LAYOUT.to_multidiscrete(native), a)
+    assert LAYOUT.dict_space().contains({k: (v.astype(np.float32) if k == "bandwidth" else v)
+                                         for k, v in native.items()})
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_dict_box_dict_round_trip(seed: int) -> None:
+    native = LAYOUT.dict_space(seed=seed).sample()
+    back = LAYOUT.from_box(LAYOUT.to_box(native))
+    for key in ("group", "power", "compression"):
+        assert np.array_equal(back[key], native[key]), key
+    np.testing.assert_allclose(back["bandwidth"], native["bandwidth"], atol=1e-6)
+
+
+def test_box_bins_cover_every_index_uniformly() -> None:
+    # the failure mode of gymnasium's generic flatten: continuous samples collapsing onto index 0
+    x = LAYOUT.space("box", seed=0)
+    samples = np.stack([x.sample() for _ in range(4000)])
+    native = LAYOUT.from_box(samples)
+    counts = np.bincount(native["group"].ravel(), minlength=LAYOUT.num_groups + 1)
+    frac = counts / counts.sum()
+    assert np.all(np.abs(frac - 1 / (LAYOUT.num_groups + 1)) < 0.03), frac
+
+
+def test_box_clips_out_of_range_and_edges() -> None:
+    x = np.full(LAYOUT.flat_dim, 5.0, dtype=np.float32)
+    native = LAYOUT.from_box(x)
+    assert (native["group"] == LAYOUT.num_groups).all()
+    assert (native["bandwidth"] == 1.0).all()
+    native = LAYOUT.from_box(-x)
+    assert (native["group"] == 0).all() and (native["bandwidth"] == 0.0).all()
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_box_rejects_nan_inf(bad: float) -> None:
+    x = np.zeros(LAYOUT.flat_dim, dtype=np.float32)
+    x[3] = bad
+    with pytest.raises(ValueError, match="NaN or inf"):
+        LAYOUT.from_box(x)
+
+
+def test_multidiscrete_errors_name_the_field() -> None:
+    a = np.zeros(LAYOUT.flat_dim, dtype=np.int64)
+    a[LAYOUT.num_devices + 2] = 99
+    with pytest.raises(ValueError, match=r"power\[2\]"):
+        LAYOUT.from_multidiscrete(a)
+    with pytest.raises(ValueError, match="last dimension"):
+        LAYOUT.from_multidiscrete(np.zeros(3, dtype=np.int64))
+    with pytest.raises(ValueError, match="integers"):
+        LAYOUT.from_multidiscrete(np.full(LAYOUT.flat_dim, 0.5))
+
+
+def test_native_validation() -> None:
+    good = LAYOUT.dict_space(seed=1).sample()
+    LAYOUT.validate_native(good)
+    with pytest.raises(ValueError, match="missing"):
+        LAYOUT.validate_native({k: v for k, v in good.items() if k != "power"})
+    bad = dict(good, group=np.full(LAYOUT.num_devices, LAYOUT.num_groups + 1))
+    with pytest.raises(ValueError, match=r"action\['group'\]"):
+        LAYOUT.validate_native(bad)
+    with pytest.raises(ValueError, match="numeric"):
+        LAYOUT.validate_native(dict(good, compression=np.array(["a"] * LAYOUT.num_devices)))
+    with pytest.raises(ValueError, match="must be a dict"):
+        LAYOUT.validate_native([1, 2, 3])
+
+
+def test_normalise_shares_caps_total_at_one() -> None:
+    assert np.allclose(normalise_shares(np.array([0.2, 0.3, 0.1])), [0.2, 0.3, 0.1])
+    s = normalise_shares(np.array([1.0, 1.0, 0.0]))
+    assert np.allclose(s, [0.5, 0.5, 0.0]) and np.isclose(s.sum(), 1.0)

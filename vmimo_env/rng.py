@@ -1,0 +1,91 @@
+"""Per-environment random streams for a batch of environments.
+
+Each environment owns one ``numpy.random.Generator`` (PCG64) seeded from its own seed, so what happens in
+environment ``i`` depends only on its seed and its own history, never on how many environments step beside it
+(the contract that lets ``VMIMOVectorEnv`` env ``i`` reproduce ``VMIMOEnv`` with the same seed, step for step).
+
+Calling a generator once per environment per slot would cost N Python-level calls per draw type; instead each
+environment draws a *block* of ``block`` slots of fixed-size randomness at once, and a slot reads its row. Blocks
+are refilled per environment (only those whose pointer ran out), and a reset discards the rest of an
+environment's block, so the stream an environment sees is the same whatever the batch size and whenever the
+others reset.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+NOISE_TABLE_SIZE = 1 << 20
+NOISE_TABLE_SEED = 0x5EED_7AB1E
+
+
+def make_noise_table(size: int = NOISE_TABLE_SIZE, seed: int = NOISE_TABLE_SEED) -> np.ndarray:
+    """A fixed table of i.i.d. N(0, 1) float32 values.
+
+    Latent noise is read from this table at per-scene random offsets drawn from the environment's own stream:
+    every received value is still exactly N(0, 1) marginally, and only what is actually delivered costs
+    anything (drawing fresh normals for every possible latent value dominated a naive slot; see
+    ``shared/PERFORMANCE.md``). Windows of two scenes may overlap, which correlates their noise but cannot bias
+    any accuracy estimate, since each window is marginally i.i.d.
+    """
+    return np.random.default_rng(seed).standard_normal(size, dtype=np.float32)
+
+
+class BlockRNG:
+    """Fixed-size uniform and normal draws per slot for N environments, refilled in blocks.
+
+    Parameters
+    ----------
+    num_envs:
+        N, the number of environments.
+    n_uniform, n_normal:
+        How many U[0, 1) and N(0, 1) float64 values one environment needs per slot.
+    block:
+        Slots drawn per refill. Larger blocks amortise the per-environment Python call; smaller ones use less
+        memory (``N * block * (n_uniform + n_normal) * 8`` bytes).
+    """
+
+    def __init__(self, num_envs: int, n_uniform: int, n_normal: int, block: int = 32) -> None:
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        self.num_envs = num_envs
+        self.n_uniform = n_uniform
+        self.n_normal = n_normal
+        self.block = block
+        self.generators: list[np.random.Generator] = [np.random.default_rng(0) for _ in range(num_envs)]
+        self._uniform = np.zeros((num_envs, block, n_uniform))
+        self._normal = np.zeros((num_envs, block, n_normal))
+        self._ptr = np.full(num_envs, block, dtype=np.int64)  # == block means "refill before use"
+        self._rows = np.arange(num_envs)
+
+    def seed(self, env_ids: np.ndarray, seeds: list[int | None]) -> None:
+        """Re-seed the given environments (``None`` draws fresh OS entropy) and discard their blocks."""
+        for i, s in zip(env_ids.tolist(), seeds, strict=True):
+            self.generators[i] = np.random.default_rng(s)
+        self._ptr[env_ids] = self.block
+
+    def discard(self, env_ids: np.ndarray) -> None:
+        """Drop the unused rest of these environments' blocks (called on reset without a seed)."""
+        self._ptr[env_ids] = self.block
+
+    def spawn_generator(self, env_id: int) -> np.random.Generator:
+        """A child generator for one-off draws at reset (device drops, initial channels)."""
+        return self.generators[env_id].spawn(1)[0]
+
+    def next(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return this slot's (uniform (N, n_uniform), normal (N, n_normal)) draws and advance."""
+        stale = np.flatnonzero(self._ptr >= self.block)
+        for i in stale.tolist():
+            g = self.generators[i]
+            g.random(out=self._uniform[i])
+            g.standard_normal(out=self._normal[i])
+        self._ptr[stale] = 0
+        if self.num_envs == 1:
+            p = int(self._ptr[0])
+            self._ptr[0] = p + 1
+            return self._uniform[:, p], self._normal[:, p]
+        ptr = self._ptr
+        u = self._uniform[self._rows, ptr]
+        z = self._normal[self._rows, ptr]
+        self._ptr = ptr + 1
+        return u, z

@@ -1,0 +1,178 @@
+"""Action spaces of VMIMO-v0 and the invertible mappings between its three views.
+
+Native view (``action_view="dict"``), readable by a person::
+
+    Dict(group=MultiDiscrete([G+1]*K), power=MultiDiscrete([L_p]*K),
+         compression=MultiDiscrete([L_c]*K), bandwidth=Box(0, 1, (G,), float32))
+
+``group[k]`` is device k's virtual-MIMO group (0 = idle), ``power[k]`` an index into
+``ScenarioConfig.power_levels_db``, ``compression[k]`` an index into ``compression_levels`` (latent prefix
+length) and ``bandwidth[g]`` group g's raw share of the band. Shares are used as given when they sum to at most
+1, and scaled down to sum to 1 otherwise (so unused bandwidth is possible, over-use is not).
+
+Flat views for Stable-Baselines3, one vector ``[group (K) | power (K) | compression (K) | bandwidth (G)]``:
+
+- ``"multidiscrete"``: ``MultiDiscrete([G+1]*K + [L_p]*K + [L_c]*K + [L_b]*G)``; bandwidth level ``b`` means a
+  raw share ``b / (L_b - 1)``. Exact round trip on the grid: ``to_multidiscrete(from_multidiscrete(a)) == a``.
+- ``"box"``: ``Box(-1, 1, (3K + G,), float32)``. A discrete component with n choices splits [-1, 1] into n equal
+  bins (index ``floor((x + 1) / 2 * n)``, the top edge belonging to the last bin); the inverse maps an index to its
+  bin centre. Bandwidth share is ``(x + 1) / 2``. Values outside [-1, 1] are clipped first (documented
+  clipping, never an error); NaN/inf raise. Gymnasium's generic ``flatten`` is not used: its unflatten maps
+  almost every continuous sample of a discrete part to index 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from vmimo_env.config import ScenarioConfig
+
+ACTION_VIEWS: tuple[str, ...] = ("dict", "multidiscrete", "box")
+ACTION_KEYS: tuple[str, ...] = ("group", "power", "compression", "bandwidth")
+
+
+@dataclass(frozen=True)
+class ActionLayout:
+    """Sizes of the action components of one scenario."""
+
+    num_devices: int
+    num_groups: int
+    num_power: int
+    num_compression: int
+    num_bandwidth: int = 5
+
+    @classmethod
+    def from_config(cls, cfg: ScenarioConfig, bandwidth_levels: int = 5) -> ActionLayout:
+        return cls(cfg.num_devices, cfg.num_groups, len(cfg.power_levels_db), len(cfg.compression_levels),
+                   bandwidth_levels)
+
+    @property
+    def nvec(self) -> np.ndarray:
+        """``nvec`` of the MultiDiscrete view."""
+        k, g = self.num_devices, self.num_groups
+        return np.array([g + 1] * k + [self.num_power] * k + [self.num_compression] * k + [self.num_bandwidth] * g,
+                        dtype=np.int64)
+
+    @property
+    def flat_dim(self) -> int:
+        return 3 * self.num_devices + self.num_groups
+
+    def dict_space(self, seed: int | None = None) -> spaces.Dict:
+        k, g = self.num_devices, self.num_groups
+        return spaces.Dict(
+            {
+                "group": spaces.MultiDiscrete(np.full(k, g + 1, dtype=np.int64)),
+                "power": spaces.MultiDiscrete(np.full(k, self.num_power, dtype=np.int64)),
+                "compression": spaces.MultiDiscrete(np.full(k, self.num_compression, dtype=np.int64)),
+                "bandwidth": spaces.Box(0.0, 1.0, (g,), dtype=np.float32),
+            },
+            seed=seed,
+        )
+
+    def space(self, view: str, seed: int | None = None) -> spaces.Space[Any]:
+        if view == "dict":
+            return self.dict_space(seed)
+        if view == "multidiscrete":
+            return spaces.MultiDiscrete(self.nvec, seed=seed)
+        if view == "box":
+            return spaces.Box(-1.0, 1.0, (self.flat_dim,), dtype=np.float32, seed=seed)
+        raise ValueError(f"action_view must be one of {list(ACTION_VIEWS)}, got {view!r}")
+
+    # ------------------------------------------------------------------ batched decoders -> native arrays
+    def _split(self, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        k = self.num_devices
+        return flat[..., :k], flat[..., k:2 * k], flat[..., 2 * k:3 * k], flat[..., 3 * k:]
+
+    def from_multidiscrete(self, a: np.ndarray) -> dict[str, np.ndarray]:
+        """MultiDiscrete vector(s) ``(..., 3K+G)`` to native arrays (validated)."""
+        a = _as_array(a, "action", self.flat_dim, integer=True)
+        bad = (a < 0) | (a >= self.nvec)
+        if bad.any():
+            j = int(np.argwhere(bad)[0][-1])
+            raise ValueError(f"action[{j}] ({self._component_name(j)}) = {int(a[..., j].ravel()[0])} "
+                             f"out of range [0, {int(self.nvec[j]) - 1}]")
+        g, p, c, b = self._split(a)
+        return {"group": g.astype(np.int64), "power": p.astype(np.int64), "compression": c.astype(np.int64),
+                "bandwidth": (b / (self.num_bandwidth - 1)).astype(np.float32)}
+
+    def to_multidiscrete(self, native: dict[str, np.ndarray]) -> np.ndarray:
+        """Native arrays to the MultiDiscrete vector (bandwidth rounded to the nearest level)."""
+        b = np.rint(np.clip(np.asarray(native["bandwidth"], dtype=np.float64), 0.0, 1.0) * (self.num_bandwidth - 1))
+        return np.concatenate([np.asarray(native["group"]), np.asarray(native["power"]),
+                               np.asarray(native["compression"]), b.astype(np.int64)], axis=-1).astype(np.int64)
+
+    def from_box(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Box vector(s) in [-1, 1] to native arrays; out-of-range values are clipped, NaN/inf raise."""
+        x = np.clip(_as_array(x, "action", self.flat_dim, integer=False), -1.0, 1.0)
+        g, p, c, b = self._split(x)
+        return {"group": _bin(g, self.num_groups + 1), "power": _bin(p, self.num_power),
+                "compression": _bin(c, self.num_compression),
+                "bandwidth": ((b + 1.0) * 0.5).astype(np.float32)}
+
+    def to_box(self, native: dict[str, np.ndarray]) -> np.ndarray:
+        """Native arrays to the Box vector (discrete indices to their bin centres)."""
+        b = np.clip(np.asarray(native["bandwidth"], dtype=np.float64), 0.0, 1.0) * 2.0 - 1.0
+        parts = [_centre(native["group"], self.num_groups + 1), _centre(native["power"], self.num_power),
+                 _centre(native["compression"], self.num_compression), b]
+        return np.concatenate(parts, axis=-1).astype(np.float32)
+
+    def validate_native(self, action: Any) -> dict[str, np.ndarray]:
+        """Check a native (dict) action, batched or not, and return it as arrays."""
+        if not isinstance(action, dict):
+            raise ValueError(f"action must be a dict with keys {list(ACTION_KEYS)}, got {type(action).__name__}")
+        missing = [key for key in ACTION_KEYS if key not in action]
+        extra = [key for key in action if key not in ACTION_KEYS]
+        if missing or extra:
+            raise ValueError(f"action keys must be {list(ACTION_KEYS)}; missing {missing}, unexpected {extra}")
+        out: dict[str, np.ndarray] = {}
+        sizes = {"group": (self.num_devices, self.num_groups + 1), "power": (self.num_devices, self.num_power),
+                 "compression": (self.num_devices, self.num_compression)}
+        for key, (n, hi) in sizes.items():
+            arr = _as_array(action[key], f"action['{key}']", n, integer=True)
+            if (arr < 0).any() or (arr >= hi).any():
+                raise ValueError(f"action['{key}'] values must be in [0, {hi - 1}], got {arr.tolist()}")
+            out[key] = arr.astype(np.int64)
+        bw = _as_array(action["bandwidth"], "action['bandwidth']", self.num_groups, integer=False)
+        out["bandwidth"] = np.clip(bw, 0.0, 1.0).astype(np.float32)
+        return out
+
+    def _component_name(self, j: int) -> str:
+        k = self.num_devices
+        names = ("group", "power", "compression")
+        if j < 3 * k:
+            return f"{names[j // k]}[{j % k}]"
+        return f"bandwidth[{j - 3 * k}]"
+
+
+def normalise_shares(raw: np.ndarray) -> np.ndarray:
+    """Raw group shares ``(..., G)`` in [0, 1] to shares that sum to at most 1 (scaled down if over)."""
+    total = raw.sum(axis=-1, keepdims=True)
+    return raw / np.maximum(total, 1.0)
+
+
+def _as_array(a: Any, name: str, last: int, *, integer: bool) -> np.ndarray:
+    arr = np.asarray(a)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}")
+    if arr.ndim == 0 or arr.shape[-1] != last:
+        raise ValueError(f"{name} must have last dimension {last}, got shape {arr.shape}")
+    if np.issubdtype(arr.dtype, np.floating):
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{name} contains NaN or inf")
+        if integer:
+            if not np.array_equal(arr, np.round(arr)):
+                raise ValueError(f"{name} must hold integers, got {arr.tolist()}")
+            arr = arr.astype(np.int64)
+    return arr
+
+
+def _bin(x: np.ndarray, n: int) -> np.ndarray:
+    return np.minimum(((x + 1.0) * 0.5 * n).astype(np.int64), n - 1)
+
+
+def _centre(idx: Any, n: int) -> np.ndarray:
+    return (2.0 * np.asarray(idx, dtype=np.float64) + 1.0) / n - 1.0
