@@ -25,13 +25,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vmimo_env import channel, energy, geometry, receivers, resources
+from vmimo_env import channel, energy, geometry, kernels, pathloss, receivers, resources
 from vmimo_env.config import MODALITIES, ScenarioConfig
+from vmimo_env.kernels import LATENT_DIM
 from vmimo_env.rng import BlockRNG, make_noise_table
 from vmimo_env.scenes import ScenePool
-from vmimo_env.spaces import normalise_shares
 
-LATENT_DIM = 64
 MAX_ARRIVALS = 8  # per slot; P(Poisson(3) > 8) < 4e-3, and arrivals beyond are dropped and counted wrong
 
 
@@ -66,6 +65,7 @@ class VMIMOCore:
         self.Nr = cfg.num_antennas
         self.G = cfg.num_groups
         self.D = D = cfg.deadline_slots
+        self.S = S = cfg.max_pending
         self.A = A = MAX_ARRIVALS
         self.pool = pool
         self.model = model
@@ -73,23 +73,21 @@ class VMIMOCore:
 
         # ------------------------------------------------------------ constants
         mod_index = {m: i for i, m in enumerate(MODALITIES)}
-        self.M = len(MODALITIES)
+        self.M = M = len(MODALITIES)
         self.device_modality = np.array([mod_index[m] for m in cfg.device_modalities], dtype=np.int64)
-        self.modality_onehot = np.zeros((K, self.M), dtype=np.float32)
+        self.modality_onehot = np.zeros((K, M), dtype=np.float32)
         self.modality_onehot[np.arange(K), self.device_modality] = 1.0
         self.power_levels_w = cfg.max_power_w * 10.0 ** (np.asarray(cfg.power_levels_db) / 10.0)
         self.prefix_levels = np.asarray(cfg.compression_levels, dtype=np.int64)
         self.encoder_mflops = np.asarray(model.encoder_mflops, dtype=np.float64)[self.device_modality]  # (K,)
         self.rho = channel.doppler_rho(cfg.speed_mps, cfg.carrier_hz, cfg.slot_s)
         self.spatial_sqrt = channel.exponential_correlation_sqrt(self.Nr, cfg.spatial_correlation)
-        # Poisson arrivals by inversion of a precomputed CDF (one uniform per slot, no per-env sampler call)
+        # Poisson arrivals by inversion of a precomputed CDF (one uniform per slot, no sampler call per env)
         lam = cfg.arrival_rate
         pmf = np.exp(-lam) * np.cumprod(np.r_[1.0, lam / np.arange(1, 4 * A)])
         self.arrival_cdf = np.cumsum(pmf)
         self.noise_table = make_noise_table()
-        self.noise_span = self.noise_table.shape[0] - LATENT_DIM * D * A - 1
-        self._lat_idx = np.arange(LATENT_DIM)
-        self._rows = np.arange(N)
+        self.noise_span = self.noise_table.shape[0] - LATENT_DIM * S - 1
         self._iu0, self._iu1 = np.triu_indices(K, 1)
 
         # ------------------------------------------------------------ random streams
@@ -98,7 +96,7 @@ class VMIMOCore:
 
         # ------------------------------------------------------------ state
         self.t = np.zeros(N, dtype=np.int64)
-        self.gain = np.zeros((N, K))  # large-scale linear power gain
+        self.gain = np.ones((N, K))  # large-scale linear power gain
         self.h_los = np.zeros((N, K, self.Nr), dtype=np.complex128)  # LOS part incl. sqrt(K/(K+1))
         self.scat_scale = np.ones((N, K))  # sqrt(1/(K+1)) per device
         self.h_scat = np.zeros((N, K, self.Nr), dtype=np.complex128)
@@ -107,14 +105,38 @@ class VMIMOCore:
         self.p_joint = np.ones((N, K))
         self.dist_m = np.zeros((N, K))
         self.los = np.zeros((N, K), dtype=bool)
-        # scene table: rows indexed by arrival slot mod D, A arrivals per row
-        self.active = np.zeros((N, D, A), dtype=bool)
-        self.scene = np.zeros((N, D, A), dtype=np.int64)
-        self.pending = np.zeros((N, D, A, K), dtype=bool)
-        self.rx_len = np.zeros((N, D, A, self.M), dtype=np.int64)
-        self.rx_score = np.zeros((N, D, A, self.M))
-        self.rx_snr = np.ones((N, D, A, self.M))
-        self.rx_off = np.zeros((N, D, A, self.M), dtype=np.int64)
+        # queues: an arrival-ordered ring of S scenes per env, sequence numbers [head, tail)
+        self.head = np.zeros(N, dtype=np.int64)
+        self.tail = np.zeros(N, dtype=np.int64)
+        self.next_seq = np.zeros((N, K), dtype=np.int64)
+        self.slot_start = np.zeros((N, D + 1), dtype=np.int64)
+        self.ring_scene = np.zeros((N, S), dtype=np.int64)
+        self.rx_len = np.zeros((N, S, M), dtype=np.int64)
+        self.rx_score = np.zeros((N, S, M))
+        self.rx_snr = np.ones((N, S, M))
+        self.rx_off = np.zeros((N, S, M), dtype=np.int64)
+        self._alloc_buffers()
+
+    def _alloc_buffers(self) -> None:
+        """Per-step outputs, allocated once (the hot path writes into them)."""
+        N, K, G, S, M = self.N, self.K, self.G, self.S, self.M
+        self._n_send = np.zeros((N, K), dtype=np.int64)
+        self._geff = np.zeros((N, K), dtype=np.int64)
+        self._power_w = np.zeros((N, K))
+        self._prefix = np.zeros((N, K), dtype=np.int64)
+        self._airtime = np.zeros((N, K))
+        self._band_hz = np.zeros((N, G))
+        self._noise_w = np.zeros((N, G + 1))
+        self._arrived = np.zeros(N, dtype=np.int64)
+        self._dropped = np.zeros(N, dtype=np.int64)
+        self._closed = np.zeros(N, dtype=np.int64)
+        self._empty = np.zeros(N, dtype=np.int64)
+        self._close_env = np.zeros(N * S, dtype=np.int64)
+        self._close_pos = np.zeros(N * S, dtype=np.int64)
+        self._lat = np.zeros((N * S, M, LATENT_DIM), dtype=np.float32)
+        self._len = np.zeros((N * S, M), dtype=np.int64)
+        self._scene = np.zeros(N * S, dtype=np.int64)
+        self._obs = np.zeros((N, self.obs_dim), dtype=np.float32)
 
     # ================================================================== reset
     def reset(self, env_ids: np.ndarray, seeds: list[int | None] | None = None) -> None:
@@ -124,20 +146,17 @@ class VMIMOCore:
             self.rng.seed(env_ids, seeds)
         else:
             self.rng.discard(env_ids)
-        cfg = self.cfg
         for i in env_ids.tolist():
-            g = self.rng.spawn_generator(i)
-            d2d = geometry.drop_devices(g, cfg.num_devices, cfg.min_distance_m, cfg.cell_radius_m)
-            self._init_links(i, g, d2d)
+            self._init_links(i, self.rng.spawn_generator(i))
         self.t[env_ids] = 0
-        self.active[env_ids] = False
-        self.pending[env_ids] = False
-        self.rx_len[env_ids] = 0
+        self.head[env_ids] = 0
+        self.tail[env_ids] = 0
+        self.next_seq[env_ids] = 0
+        self.slot_start[env_ids] = 0
 
-    def _init_links(self, i: int, g: np.random.Generator, d2d: np.ndarray) -> None:
+    def _init_links(self, i: int, g: np.random.Generator) -> None:
         cfg = self.cfg
-        los, gain_db, k_factor, h_los_dir, h_scat, res = channel.initial_link_state(
-            g, d2d, cfg, self.spatial_sqrt)
+        los, gain_db, k_factor, h_los_dir, h_scat, res, d2d = initial_link_state(g, cfg, self.spatial_sqrt)
         self.dist_m[i] = d2d
         self.los[i] = los
         self.gain[i] = 10.0 ** (gain_db / 10.0)
@@ -145,157 +164,72 @@ class VMIMOCore:
         self.scat_scale[i] = np.sqrt(1.0 / (k_factor + 1.0))
         self.h_scat[i] = h_scat
         self.res_state[i] = res
-        self.p_joint[i] = resources.p_joint(res, cfg)
-        self._compose_channel(np.array([i]))
-
-    def _compose_channel(self, ids: np.ndarray | slice = slice(None)) -> None:
-        amp = np.sqrt(self.gain[ids])[..., None]
-        self.h[ids] = amp * (self.h_los[ids] + self.scat_scale[ids][..., None] * self.h_scat[ids])
+        self.p_joint[i] = resources.p_joint(res[None], cfg)[0]
+        amp = np.sqrt(self.gain[i])[:, None]
+        self.h[i] = amp * (self.h_los[i] + self.scat_scale[i][:, None] * self.h_scat[i])
 
     # ================================================================== step
     def queue_lengths(self) -> np.ndarray:
         """Scenes waiting at each device, (N, K)."""
-        return self.pending.sum(axis=(1, 2))
-
-    def encode_cap(self) -> np.ndarray:
-        return np.floor(self.cfg.encode_capacity * self.p_joint + 0.5).astype(np.int64)
+        return self.tail[:, None] - np.maximum(self.next_seq, self.head[:, None])
 
     def step(self, group: np.ndarray, power_idx: np.ndarray, comp_idx: np.ndarray, bw_raw: np.ndarray) -> StepResult:
         cfg = self.cfg
-        N, K, D, A, G = self.N, self.K, self.D, self.A, self.G
-        rows = self._rows
+        A = self.A
         u, z = self.rng.next()
-
-        # ---------------------------------------------------------------- 1. arrivals
-        r_now = self.t % D
-        n_arr = np.searchsorted(self.arrival_cdf, u[:, 0])
-        n_in = np.minimum(n_arr, A)
-        dropped = n_arr - n_in
-        new = np.arange(A)[None, :] < n_in[:, None]  # (N, A)
-        self.active[rows, r_now] = new
-        self.scene[rows, r_now] = (u[:, 1:1 + A] * self.pool.size).astype(np.int64)
-        self.pending[rows, r_now] = new[:, :, None]
-        self.rx_len[rows, r_now] = 0
-        self.rx_score[rows, r_now] = 0.0
-
-        # ---------------------------------------------------------------- 2-3. resources and channel uses
-        queue = self.pending.sum(axis=(1, 2))
-        shares = normalise_shares(bw_raw.astype(np.float64))
-        band_hz = shares * cfg.total_bandwidth_hz  # (N, G)
-        uses_g = np.floor(band_hz * cfg.slot_s)
-        in_group = group > 0
-        gidx = np.maximum(group - 1, 0)
-        uses_k = np.where(in_group, np.take_along_axis(uses_g, gidx, axis=1), 0.0)
-        prefix = self.prefix_levels[comp_idx]
-        fit = (uses_k // (prefix // 2)).astype(np.int64)
-        n_send = np.minimum(np.minimum(queue, fit), self.encode_cap())
-        tx = n_send > 0
-        geff = np.where(tx, group, 0)
-        power_w = np.where(tx, self.power_levels_w[power_idx], 0.0)
-        bw_k = np.take_along_axis(band_hz, gidx, axis=1)
-        airtime = np.where(tx, n_send * (prefix // 2) / np.maximum(bw_k, 1e-30), 0.0)
-
-        # ---------------------------------------------------------------- 4. receiver
-        noise_w = np.empty((N, G + 1))
-        noise_w[:, 0] = 1.0
-        noise_w[:, 1:] = np.maximum(band_hz, 1e-30) * cfg.noise_psd_w_hz
+        n_send, geff, power_w, prefix, airtime = self._n_send, self._geff, self._power_w, self._prefix, self._airtime
+        kernels.plan_slot(self.t, self.head, self.tail, self.next_seq, self.slot_start, self.ring_scene, self.rx_len,
+                          self.rx_score, group, power_idx, comp_idx, bw_raw, self.p_joint, u,
+                          self.arrival_cdf, self.pool.size, self.power_levels_w, self.prefix_levels,
+                          cfg.encode_capacity, cfg.total_bandwidth_hz, cfg.slot_s, cfg.noise_psd_w_hz, A,
+                          n_send, geff, power_w, prefix, airtime, self._band_hz, self._noise_w,
+                          self._arrived, self._dropped)
         if cfg.cooperative:
-            sinr = receivers.cooperative_svd_sinr(self.h, power_w, geff, noise_w, G)
+            sinr = receivers.cooperative_svd_sinr(self.h, power_w, geff, self._noise_w, self.G)
         else:
-            sinr = receivers.post_receiver_sinr(self.h, power_w, geff, noise_w, G, receiver=cfg.receiver)
+            sinr = receivers.post_receiver_sinr(self.h, power_w, geff, self._noise_w, self.G, receiver=cfg.receiver)
+        nc = kernels.deliver_and_close(self.t, self.head, self.tail, self.next_seq, self.slot_start, self.rx_len,
+                                       self.rx_score, self.rx_snr, self.rx_off, n_send, prefix, sinr, u[:, 1 + A:],
+                                       self.device_modality, self.noise_span, self.D, self._close_env,
+                                       self._close_pos, self._closed, self._empty)
+        correct = self._classify(nc)
 
-        # ---------------------------------------------------------------- FIFO delivery
-        order = (self.t[:, None] - D + 1 + np.arange(D)[None, :]) % D  # rows oldest first, (N, D)
-        pend_o = self.pending[rows[:, None], order].reshape(N, D * A, K)
-        send_o = pend_o & (np.cumsum(pend_o, axis=1) <= n_send[:, None, :])
-        self.pending[rows[:, None], order] = (pend_o & ~send_o).reshape(N, D, A, K)
-        sent_tbl = np.zeros((N, D, A, K), dtype=bool)
-        sent_tbl[rows[:, None], order] = send_o.reshape(N, D, A, K)
-        self._receive(sent_tbl, prefix, sinr, u[:, 1 + A:])
-
-        # ---------------------------------------------------------------- 6. close and classify
-        deadline = np.zeros((N, D), dtype=bool)
-        deadline[rows, order[:, 0]] = True
-        done = ~self.pending.any(axis=3)
-        close = self.active & (done | deadline[:, :, None])
-        correct, empty, closed = self._classify(close)
-        self.active &= ~close
-        self.pending &= ~close[..., None]
-
-        # ---------------------------------------------------------------- 7. energy and reward
         e_tx = energy.transmit_energy_j(power_w, airtime, cfg.pa_efficiency)
         e_circ = energy.circuit_energy_j(airtime, cfg.circuit_power_w)
         e_enc = energy.encode_energy_j(n_send, self.encoder_mflops, cfg.encode_energy_j_per_mflop)
-        e_d2d = np.zeros((N, K))
+        energy_j = np.empty((self.N, 4))
+        energy_j[:, 0] = e_tx.sum(1)
+        energy_j[:, 1] = e_circ.sum(1)
+        energy_j[:, 2] = e_enc.sum(1)
         if cfg.cooperative:
-            e_d2d = energy.d2d_energy_j(self._coop_symbols(geff, n_send, prefix), cfg.d2d_energy_j_per_symbol)
-        energy_j = np.stack([e_tx.sum(1), e_circ.sum(1), e_enc.sum(1), e_d2d.sum(1)], axis=1)
-        acc_term = (correct + 0.0) / cfg.arrival_rate
-        en_term = cfg.energy_weight * energy_j.sum(1) / cfg.energy_ref_j
+            sym = self._coop_symbols(geff, n_send, prefix)
+            energy_j[:, 3] = energy.d2d_energy_j(sym, cfg.d2d_energy_j_per_symbol).sum(1)
+        else:
+            energy_j[:, 3] = 0.0
+        acc_term = correct / cfg.arrival_rate
+        en_term = energy_j.sum(1) * (cfg.energy_weight / cfg.energy_ref_j)
         reward = acc_term - en_term
 
-        # ---------------------------------------------------------------- 8. advance
         self._advance(z)
         self.t += 1
-        return StepResult(reward, acc_term, en_term, energy_j, n_in, dropped, closed + dropped, correct,
-                          empty + dropped, n_send, sinr, geff, power_w, prefix, shares)
+        dropped = self._dropped.copy()
+        return StepResult(reward, acc_term, en_term, energy_j, self._arrived.copy(), dropped,
+                          self._closed + dropped, correct, self._empty + dropped, n_send.copy(), sinr, geff.copy(),
+                          power_w.copy(), prefix.copy(), self._band_hz / cfg.total_bandwidth_hz)
 
-    def _receive(self, sent: np.ndarray, prefix: np.ndarray, sinr: np.ndarray, u_off: np.ndarray) -> None:
-        """Record what the BS holds per (scene, modality): the best copy delivered so far."""
-        if not sent.any():
-            return
-        N, D, A, _ = sent.shape
-        # score orders copies by prefix length first, SINR second (sinr/(1+sinr) lies in [0, 1))
-        score_k = prefix + sinr / (1.0 + sinr)  # (N, K)
-        cand = np.where(sent, score_k[:, None, None, :], 0.0)  # (N, D, A, K)
-        best = np.zeros((N, D, A, self.M))
-        best_dev = np.zeros((N, D, A, self.M), dtype=np.int64)
-        for m in range(self.M):  # M = 5 modalities: a handful of vector ops each
-            devs = np.flatnonzero(self.device_modality == m)
-            if devs.size == 0:
-                continue
-            sub = cand[..., devs]
-            j = sub.argmax(axis=-1)
-            best[..., m] = np.take_along_axis(sub, j[..., None], axis=-1)[..., 0]
-            best_dev[..., m] = devs[j]
-        better = best > self.rx_score
-        if not better.any():
-            return
-        n, d, a, m = np.nonzero(better)
-        k = best_dev[n, d, a, m]
-        self.rx_score[n, d, a, m] = best[n, d, a, m]
-        self.rx_len[n, d, a, m] = prefix[n, k]
-        self.rx_snr[n, d, a, m] = sinr[n, k]
-        # disjoint windows for the scenes a device sends in one slot; independent bases across devices
-        base = (u_off[n, k] * self.noise_span).astype(np.int64)
-        self.rx_off[n, d, a, m] = base + LATENT_DIM * (d * A + a)
-
-    def _classify(self, close: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        N = self.N
-        closed = close.sum(axis=(1, 2))
-        if not closed.any():
-            z = np.zeros(N, dtype=np.int64)
-            return z, z, closed
-        env, d, a = np.nonzero(close)
-        rx_len = self.rx_len[env, d, a]  # (n, M)
-        has_any = rx_len.any(axis=1)
-        empty = np.bincount(env[~has_any], minlength=N)
-        env, d, a, rx_len = env[has_any], d[has_any], a[has_any], rx_len[has_any]
-        correct = np.zeros(N, dtype=np.int64)
-        if env.size:
-            scene = self.scene[env, d, a]
-            lat = self.pool.latents[scene]  # (n, M, 64)
-            snr = self.rx_snr[env, d, a]
-            noise = self.noise_table[self.rx_off[env, d, a][..., None] + self._lat_idx]
-            rx = lat + noise * (1.0 / np.sqrt(np.maximum(snr, 1e-12)))[..., None].astype(np.float32)
-            rx *= self._lat_idx < rx_len[..., None]
-            if self.reward_table is not None:
-                hit = self.reward_table.sample_correct(rx_len, snr, self.pool.labels[scene], rx)
-            else:
-                pred = self.model.classify(rx, rx_len).argmax(axis=1)
-                hit = pred == self.pool.labels[scene]
-            correct = np.bincount(env[hit], minlength=N)
-        return correct, empty, closed
+    def _classify(self, nc: int) -> np.ndarray:
+        """Run the frozen fusion head once on every closing scene of every env; correct count per env."""
+        if nc == 0:
+            return np.zeros(self.N, dtype=np.int64)
+        lat, lens, scene = self._lat[:nc], self._len[:nc], self._scene[:nc]
+        kernels.gather_received(self._close_env, self._close_pos, nc, self.ring_scene, self.rx_len, self.rx_snr,
+                                self.rx_off, self.pool.latents, self.noise_table, lat, lens, scene)
+        labels = self.pool.labels[scene]
+        if self.reward_table is not None:
+            hit = self.reward_table.sample_correct(lens, self.rx_snr, labels, lat)
+        else:
+            hit = self.model.classify(lat, lens).argmax(axis=1) == labels
+        return np.bincount(self._close_env[:nc][hit], minlength=self.N)
 
     def _coop_symbols(self, geff: np.ndarray, n_send: np.ndarray, prefix: np.ndarray) -> np.ndarray:
         """D2D symbols each device sends in cooperative mode: its latents to every other group member."""
@@ -310,7 +244,7 @@ class VMIMOCore:
         if self.spatial_sqrt is not None:
             w = w @ self.spatial_sqrt.T
         self.h_scat = channel.gauss_markov_step(self.h_scat, self.rho, w)
-        self._compose_channel()
+        self.h = np.sqrt(self.gain)[..., None] * (self.h_los + self.scat_scale[..., None] * self.h_scat)
         eps = z[:, 2 * K * Nr:].reshape(N, K, 2)
         self.res_state = resources.ar1_step(self.res_state, eps, self.cfg)
         self.p_joint = resources.p_joint(self.res_state, self.cfg)
@@ -337,30 +271,62 @@ class VMIMOCore:
     def observe(self) -> np.ndarray:
         """Flat float32 observation (N, obs_dim), every entry O(1); layout in ``obs_layout``."""
         cfg = self.cfg
-        N, K, D = self.N, self.K, self.D
-        h = self.h
-        norm2 = np.einsum("nkr,nkr->nk", h.real, h.real) + np.einsum("nkr,nkr->nk", h.imag, h.imag)
-        ref_noise = cfg.noise_psd_w_hz * cfg.total_bandwidth_hz / self.G
-        snr_db = 10.0 * np.log10(np.maximum(cfg.max_power_w * norm2 / ref_noise, 1e-12))
-        gain_db = 10.0 * np.log10(self.gain)
-        rowpend = self.pending.any(axis=2)  # (N, D, K)
-        age = (self.t[:, None] - np.arange(D)[None, :]) % D  # (N, D) age in slots of each row's scenes
-        hol = np.where(rowpend, age[:, :, None], 0).max(axis=1)
-        queue = rowpend.sum(axis=1) if self.A == 1 else self.pending.sum(axis=(1, 2))
-        gram = np.abs(np.einsum("nir,njr->nij", h.conj(), h))
-        nrm = np.sqrt(np.maximum(norm2, 1e-300))
-        corr = (gram / (nrm[:, :, None] * nrm[:, None, :]))[:, self._iu0, self._iu1]
-        parts = [
-            (gain_db + 100.0) / 20.0,
-            snr_db / 20.0,
-            queue / (cfg.arrival_rate * D),
-            hol / D,
-            self.p_joint,
-            np.broadcast_to(self.modality_onehot.reshape(1, -1), (N, K * self.M)),
-            corr,
-        ]
-        if cfg.obs_full_csi:
-            hn = h / np.sqrt(self.gain)[..., None]
-            parts += [hn.real.reshape(N, -1), hn.imag.reshape(N, -1)]
-        parts.append((self.t / cfg.horizon)[:, None])
-        return np.concatenate(parts, axis=1).astype(np.float32)
+        out = self._obs
+        kernels.observe(self.h, self.gain, self.t, self.head, self.tail, self.next_seq, self.slot_start, self.p_joint,
+                        self.modality_onehot, cfg.max_power_w, cfg.noise_psd_w_hz * cfg.total_bandwidth_hz / self.G,
+                        cfg.arrival_rate * self.D, self.D, cfg.horizon, cfg.obs_full_csi, out)
+        return out.copy()
+
+    # ================================================================== copies for planning
+    _STATE = ("t", "gain", "h_los", "scat_scale", "h_scat", "h", "res_state", "p_joint", "dist_m", "los", "head",
+              "tail", "next_seq", "slot_start", "ring_scene", "rx_len", "rx_score", "rx_snr", "rx_off")
+
+    def replicate(self, i: int, n: int) -> VMIMOCore:
+        """A new core of ``n`` environments, each an exact copy of environment ``i`` (state and random stream).
+
+        Stepping it with ``n`` different actions evaluates them all on the same future (same arrivals, fading
+        and noise): what a clairvoyant one-step planner such as the oracle in ``agents`` needs. The pool, the
+        model and the noise table are shared, not copied.
+        """
+        import copy
+
+        new = object.__new__(VMIMOCore)
+        new.__dict__.update(self.__dict__)
+        new.N = n
+        new._rows = np.arange(n)
+        for name in self._STATE:
+            arr = getattr(self, name)
+            setattr(new, name, np.repeat(arr[i:i + 1], n, axis=0))
+        rng = BlockRNG(n, self.rng.n_uniform, self.rng.n_normal, self.rng.block)
+        rng.generators = [copy.deepcopy(self.rng.generators[i]) for _ in range(n)]
+        rng._uniform[:] = self.rng._uniform[i]
+        rng._normal[:] = self.rng._normal[i]
+        rng._ptr[:] = self.rng._ptr[i]
+        new.rng = rng
+        new._alloc_buffers()
+        return new
+
+
+def initial_link_state(g: np.random.Generator, cfg: ScenarioConfig, spatial_sqrt: np.ndarray | None):
+    """Draw one environment's start: device drop, LOS state, large-scale gain, fading, resource state.
+
+    Returns ``(los (K,), gain_db (K,), k_factor (K,) linear, h_los_dir (K, Nr) unit-modulus steering vectors,
+    h_scat (K, Nr) stationary CN(0, 1) scattered part, res (K, 2) resource state, d2d (K,))``.
+    """
+    K, Nr = cfg.num_devices, cfg.num_antennas
+    d2d = geometry.drop_devices(g, K, cfg.min_distance_m, cfg.cell_radius_m)
+    d3d = np.sqrt(d2d**2 + (cfg.bs_height_m - cfg.ut_height_m) ** 2)
+    if cfg.fading == "umi":
+        los = g.random(K) < pathloss.umi_los_probability(d2d)
+    else:
+        los = np.full(K, cfg.fading == "rician")
+    pl_db = pathloss.umi_pathloss_db(d3d, d2d, cfg.carrier_hz, cfg.bs_height_m, cfg.ut_height_m, los)
+    shadow = g.standard_normal(K) * pathloss.umi_shadowing_std_db(los) if cfg.shadowing else np.zeros(K)
+    gain_db = -(pl_db + shadow)
+    k_factor = np.where(los, 10.0 ** (cfg.rician_k_db / 10.0), 0.0)
+    h_los_dir = channel.ula_steering(g.uniform(-np.pi / 2, np.pi / 2, K), Nr)
+    h_scat = channel.sample_rayleigh(g, (K, Nr))
+    if spatial_sqrt is not None:
+        h_scat = h_scat @ spatial_sqrt.T
+    res = resources.stationary_state(g, (K,), cfg)
+    return los, gain_db, k_factor, h_los_dir, h_scat, res, d2d

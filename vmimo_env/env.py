@@ -217,10 +217,9 @@ def action_masks(layout: ActionLayout, queue: np.ndarray) -> np.ndarray:
     """Flat MultiDiscrete masks (N, sum(nvec)): idle-only for devices with nothing queued."""
     N, K = queue.shape
     G = layout.num_groups
-    rest = int(layout.nvec.sum()) - K * (G + 1)
-    grp = np.ones((N, K, G + 1), dtype=bool)
-    grp[:, :, 1:] = (queue > 0)[:, :, None]
-    return np.concatenate([grp.reshape(N, -1), np.ones((N, rest), dtype=bool)], axis=1)
+    mask = np.ones((N, int(layout.nvec.sum())), dtype=bool)
+    mask[:, :K * (G + 1)].reshape(N, K, G + 1)[:, :, 1:] = (queue > 0)[:, :, None]
+    return mask
 
 
 __all__ = ["MODALITIES", "VMIMOEnv", "action_masks", "make_observation_space"]

@@ -128,6 +128,9 @@ class ActionLayout:
         extra = [key for key in action if key not in ACTION_KEYS]
         if missing or extra:
             raise ValueError(f"action keys must be {list(ACTION_KEYS)}; missing {missing}, unexpected {extra}")
+        fast = self._validate_fast(action)
+        if fast is not None:
+            return fast
         out: dict[str, np.ndarray] = {}
         sizes = {"group": (self.num_devices, self.num_groups + 1), "power": (self.num_devices, self.num_power),
                  "compression": (self.num_devices, self.num_compression)}
@@ -139,6 +142,30 @@ class ActionLayout:
         bw = _as_array(action["bandwidth"], "action['bandwidth']", self.num_groups, integer=False)
         out["bandwidth"] = np.clip(bw, 0.0, 1.0).astype(np.float32)
         return out
+
+    def _validate_fast(self, action: dict[str, Any]) -> dict[str, np.ndarray] | None:
+        """The common case (int64 arrays of the right shape, finite float32 shares), checked in few numpy calls.
+
+        Returns ``None`` whenever anything is unusual, and the full validation then names the problem.
+        """
+        g, p, c, b = action["group"], action["power"], action["compression"], action["bandwidth"]
+        K = self.num_devices
+        for arr in (g, p, c):
+            if type(arr) is not np.ndarray or arr.dtype != np.int64 or arr.shape[-1:] != (K,):
+                return None
+        if type(b) is not np.ndarray or b.dtype.kind != "f" or b.shape[-1:] != (self.num_groups,):
+            return None
+        if g.shape != p.shape or g.shape != c.shape or g.shape[:-1] != b.shape[:-1]:
+            return None
+        lo = min(g.min(), p.min(), c.min())
+        if lo < 0 or g.max() > self.num_groups or p.max() >= self.num_power or c.max() >= self.num_compression:
+            return None
+        b_min, b_max = b.min(), b.max()
+        if not (np.isfinite(b_min) and np.isfinite(b_max)):
+            return None
+        if b_min < 0.0 or b_max > 1.0:
+            b = np.clip(b, 0.0, 1.0)
+        return {"group": g, "power": p, "compression": c, "bandwidth": b.astype(np.float32, copy=False)}
 
     def _component_name(self, j: int) -> str:
         k = self.num_devices
