@@ -125,6 +125,7 @@ class VMIMOCore:
         self._power_w = np.zeros((N, K))
         self._prefix = np.zeros((N, K), dtype=np.int64)
         self._airtime = np.zeros((N, K))
+        self._sinr = np.zeros((N, K))
         self._band_hz = np.zeros((N, G))
         self._noise_w = np.zeros((N, G + 1))
         self._arrived = np.zeros(N, dtype=np.int64)
@@ -186,6 +187,9 @@ class VMIMOCore:
                           self._arrived, self._dropped)
         if cfg.cooperative:
             sinr = receivers.cooperative_svd_sinr(self.h, power_w, geff, self._noise_w, self.G)
+        elif cfg.receiver == "mmse":  # the default: compiled twin of receivers.post_receiver_sinr (tested equal)
+            sinr = self._sinr
+            kernels.mmse_sinr(self.h, power_w, geff, self._noise_w, self.G, sinr)
         else:
             sinr = receivers.post_receiver_sinr(self.h, power_w, geff, self._noise_w, self.G, receiver=cfg.receiver)
         nc = kernels.deliver_and_close(self.t, self.head, self.tail, self.next_seq, self.slot_start, self.rx_len,
@@ -213,9 +217,9 @@ class VMIMOCore:
         self._advance(z)
         self.t += 1
         dropped = self._dropped.copy()
-        return StepResult(reward, acc_term, en_term, energy_j, self._arrived.copy(), dropped,
-                          self._closed + dropped, correct, self._empty + dropped, n_send.copy(), sinr, geff.copy(),
-                          power_w.copy(), prefix.copy(), self._band_hz / cfg.total_bandwidth_hz)
+        return StepResult(reward, acc_term, en_term, energy_j, self._arrived.copy(), dropped, self._closed + dropped,
+                          correct, self._empty + dropped, n_send.copy(), sinr.copy(), geff.copy(), power_w.copy(),
+                          prefix.copy(), self._band_hz / cfg.total_bandwidth_hz)
 
     def _classify(self, nc: int) -> np.ndarray:
         """Run the frozen fusion head once on every closing scene of every env; correct count per env."""

@@ -217,3 +217,62 @@ def observe(h, gain, t, head, tail, next_seq, slot_start, p_joint, modality_oneh
                     c += 1
             c += K * Nr
         out[i, c] = t[i] / horizon
+
+
+@njit(cache=True)
+def mmse_sinr(h, power_w, group, noise_w, num_groups, out):
+    """Post-MMSE SINR of every device, written into ``out`` (N, K); the compiled twin of
+    ``receivers.post_receiver_sinr(..., receiver="mmse")`` (tested equal), used on the hot path.
+
+    Per group: R = σ² I + Σ_j p_j h_j h_jᴴ is factored once (Cholesky, R = L Lᴴ), then for member k
+    q_k = p_k h_kᴴ R⁻¹ h_k = p_k ‖L⁻¹ h_k‖² and, by the matrix inversion lemma,
+    SINR_k = p_k h_kᴴ (R − p_k h_k h_kᴴ)⁻¹ h_k = q_k / (1 − q_k).
+    """
+    N, K, Nr = h.shape
+    R = np.empty((Nr, Nr), dtype=np.complex128)
+    L = np.empty((Nr, Nr), dtype=np.complex128)
+    y = np.empty(Nr, dtype=np.complex128)
+    for i in range(N):
+        for k in range(K):
+            out[i, k] = 0.0
+        for g in range(1, num_groups + 1):
+            members = 0
+            for k in range(K):
+                if group[i, k] == g:
+                    members += 1
+            if members == 0:
+                continue
+            for a in range(Nr):
+                for b in range(Nr):
+                    R[a, b] = 0.0
+                R[a, a] = noise_w[i, g]
+            for k in range(K):
+                if group[i, k] == g:
+                    p = power_w[i, k]
+                    for a in range(Nr):
+                        ha = h[i, k, a] * p
+                        for b in range(a + 1):
+                            R[a, b] += ha * np.conj(h[i, k, b])
+            for j in range(Nr):  # lower Cholesky factor
+                s = R[j, j].real
+                for m in range(j):
+                    s -= L[j, m].real ** 2 + L[j, m].imag ** 2
+                d = np.sqrt(max(s, 1e-300))
+                L[j, j] = d
+                for a in range(j + 1, Nr):
+                    v = R[a, j]
+                    for m in range(j):
+                        v -= L[a, m] * np.conj(L[j, m])
+                    L[a, j] = v / d
+            for k in range(K):
+                if group[i, k] != g:
+                    continue
+                q = 0.0
+                for a in range(Nr):  # forward substitution L y = h_k
+                    v = h[i, k, a]
+                    for m in range(a):
+                        v -= L[a, m] * y[m]
+                    y[a] = v / L[a, a].real
+                    q += y[a].real ** 2 + y[a].imag ** 2
+                q *= power_w[i, k]
+                out[i, k] = q / max(1.0 - q, 1e-300)
