@@ -179,3 +179,28 @@ def test_dict_observation_mode() -> None:
     obs, _ = env.reset(seed=0)
     assert env.observation_space.contains(obs)
     assert set(obs) == set(env.obs_layout())
+
+
+def test_observation_entries_match_their_documented_definitions() -> None:
+    env = VMIMOEnv(obs_full_csi=True)
+    env.reset(seed=2)
+    core, cfg = env.core, env.cfg
+    for _ in range(7):
+        obs, _, _, _, info = env.step(env.action_space.sample())
+    lay = env.obs_layout()
+    np.testing.assert_allclose(obs[lay["gain_db"]], (10 * np.log10(core.gain[0]) + 100) / 20, rtol=1e-5)
+    norm2 = (np.abs(core.h[0]) ** 2).sum(1)
+    snr_db = 10 * np.log10(cfg.max_power_w * norm2 / (cfg.noise_psd_w_hz * cfg.total_bandwidth_hz / cfg.num_groups))
+    np.testing.assert_allclose(obs[lay["snr_db"]], snr_db / 20, rtol=1e-5)
+    np.testing.assert_allclose(obs[lay["queue"]], info["queue"] / (cfg.arrival_rate * cfg.deadline_slots), rtol=1e-6)
+    np.testing.assert_allclose(obs[lay["p_joint"]], info["p_joint"], rtol=1e-6)
+    corr = obs[lay["correlation"]]
+    assert corr.shape == (cfg.num_devices * (cfg.num_devices - 1) // 2,) and np.all((corr >= 0) & (corr <= 1 + 1e-6))
+    h0, h1 = core.h[0, 0], core.h[0, 1]
+    assert np.isclose(corr[0], abs(np.vdot(h0, h1)) / np.linalg.norm(h0) / np.linalg.norm(h1), rtol=1e-5)
+    csi = obs[lay["csi"]]
+    hn = core.h[0] / np.sqrt(core.gain[0])[:, None]
+    np.testing.assert_allclose(csi[: csi.size // 2], hn.real.ravel(), rtol=1e-4, atol=1e-6)
+    assert np.isclose(obs[lay["time"]][0], 7 / cfg.horizon)
+    onehot = obs[lay["modality"]].reshape(cfg.num_devices, -1)
+    assert np.all(onehot.sum(1) == 1)

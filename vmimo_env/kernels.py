@@ -224,9 +224,9 @@ def mmse_sinr(h, power_w, group, noise_w, num_groups, out):
     """Post-MMSE SINR of every device, written into ``out`` (N, K); the compiled twin of
     ``receivers.post_receiver_sinr(..., receiver="mmse")`` (tested equal), used on the hot path.
 
-    Per group: R = σ² I + Σ_j p_j h_j h_jᴴ is factored once (Cholesky, R = L Lᴴ), then for member k
-    q_k = p_k h_kᴴ R⁻¹ h_k = p_k ‖L⁻¹ h_k‖² and, by the matrix inversion lemma,
-    SINR_k = p_k h_kᴴ (R − p_k h_k h_kᴴ)⁻¹ h_k = q_k / (1 − q_k).
+    For member k of a group: SINR_k = p_k h_kᴴ R_k⁻¹ h_k with R_k = σ² I + Σ_{j≠k} p_j h_j h_jᴴ built without k
+    (not by the inversion lemma q / (1 − q), which loses digits to cancellation above ~50 dB), factored by
+    Cholesky R_k = L Lᴴ, so SINR_k = p_k ‖L⁻¹ h_k‖² by one forward substitution.
     """
     N, K, Nr = h.shape
     R = np.empty((Nr, Nr), dtype=np.complex128)
@@ -235,44 +235,37 @@ def mmse_sinr(h, power_w, group, noise_w, num_groups, out):
     for i in range(N):
         for k in range(K):
             out[i, k] = 0.0
-        for g in range(1, num_groups + 1):
-            members = 0
-            for k in range(K):
-                if group[i, k] == g:
-                    members += 1
-            if members == 0:
+            g = group[i, k]
+            if g <= 0:
                 continue
             for a in range(Nr):
-                for b in range(Nr):
+                for b in range(a + 1):
                     R[a, b] = 0.0
                 R[a, a] = noise_w[i, g]
-            for k in range(K):
-                if group[i, k] == g:
-                    p = power_w[i, k]
-                    for a in range(Nr):
-                        ha = h[i, k, a] * p
-                        for b in range(a + 1):
-                            R[a, b] += ha * np.conj(h[i, k, b])
-            for j in range(Nr):  # lower Cholesky factor
-                s = R[j, j].real
-                for m in range(j):
-                    s -= L[j, m].real ** 2 + L[j, m].imag ** 2
-                d = np.sqrt(max(s, 1e-300))
-                L[j, j] = d
-                for a in range(j + 1, Nr):
-                    v = R[a, j]
-                    for m in range(j):
-                        v -= L[a, m] * np.conj(L[j, m])
-                    L[a, j] = v / d
-            for k in range(K):
-                if group[i, k] != g:
+            for j in range(K):
+                if j == k or group[i, j] != g:
                     continue
-                q = 0.0
-                for a in range(Nr):  # forward substitution L y = h_k
-                    v = h[i, k, a]
-                    for m in range(a):
-                        v -= L[a, m] * y[m]
-                    y[a] = v / L[a, a].real
-                    q += y[a].real ** 2 + y[a].imag ** 2
-                q *= power_w[i, k]
-                out[i, k] = q / max(1.0 - q, 1e-300)
+                p = power_w[i, j]
+                for a in range(Nr):
+                    ha = h[i, j, a] * p
+                    for b in range(a + 1):
+                        R[a, b] += ha * np.conj(h[i, j, b])
+            for c in range(Nr):  # lower Cholesky factor of R_k
+                s = R[c, c].real
+                for m in range(c):
+                    s -= L[c, m].real ** 2 + L[c, m].imag ** 2
+                d = np.sqrt(max(s, 1e-300))
+                L[c, c] = d
+                for a in range(c + 1, Nr):
+                    v = R[a, c]
+                    for m in range(c):
+                        v -= L[a, m] * np.conj(L[c, m])
+                    L[a, c] = v / d
+            q = 0.0
+            for a in range(Nr):  # forward substitution L y = h_k
+                v = h[i, k, a]
+                for m in range(a):
+                    v -= L[a, m] * y[m]
+                y[a] = v / L[a, a].real
+                q += y[a].real ** 2 + y[a].imag ** 2
+            out[i, k] = q * power_w[i, k]
