@@ -69,26 +69,27 @@ def test_same_seed_same_trajectory_different_seed_differs() -> None:
 
 
 def test_vector_env_i_equals_single_env_with_seed_plus_i() -> None:
-    n, steps, seed = 3, 60, 11
+    n, steps, seed = 3, 60, 11  # crosses the small scenario's 50-slot horizon: autoreset included
     venv = gym.make_vec("VMIMO-Small-v0", num_envs=n, vectorization_mode="vector_entry_point")
     assert isinstance(venv.unwrapped, VMIMOVectorEnv)
     venv.action_space.seed(5)
     actions = [venv.action_space.sample() for _ in range(steps)]
     obs_v, _ = venv.reset(seed=seed)
-    vec_obs, vec_rew = [obs_v], []
+    record = [obs_v]
     for a in actions:
-        o, r, _, _, _ = venv.step(a)
-        vec_obs.append(o)
-        vec_rew.append(r)
+        record.append(venv.step(a))
     for i in range(n):
         env = VMIMOEnv(scenario="small")
         o, _ = env.reset(seed=seed + i)
-        assert np.array_equal(o, vec_obs[0][i])
+        assert np.array_equal(o, record[0][i])
         for t, a in enumerate(actions):
-            single = {k: v[i] for k, v in a.items()}
-            o, r, _, _, _ = env.step(single)
-            assert np.array_equal(o, vec_obs[t + 1][i]), (i, t)
-            assert r == vec_rew[t][i], (i, t)
+            o, r, _, trunc, _ = env.step({k: v[i] for k, v in a.items()})
+            vo, vr, _, vtrunc, vinfo = record[t + 1]
+            assert r == vr[i] and trunc == vtrunc[i], (i, t)
+            if trunc:
+                assert np.array_equal(o, vinfo["final_obs"][i]), (i, t)
+                o, _ = env.reset()
+            assert np.array_equal(o, vo[i]), (i, t)
 
 
 def test_vector_autoreset_same_step_gives_final_obs() -> None:

@@ -58,7 +58,7 @@ class StepResult:
 class VMIMOCore:
     """State and dynamics of N VMIMO environments (see the module docstring for one slot)."""
 
-    def __init__(self, cfg: ScenarioConfig, num_envs: int, pool: ScenePool, model, *, reward_table=None) -> None:
+    def __init__(self, cfg: ScenarioConfig, num_envs: int, pool: ScenePool, model) -> None:
         self.cfg = cfg
         self.N = N = num_envs
         self.K = K = cfg.num_devices
@@ -69,7 +69,6 @@ class VMIMOCore:
         self.A = A = MAX_ARRIVALS
         self.pool = pool
         self.model = model
-        self.reward_table = reward_table
 
         # ------------------------------------------------------------ constants
         mod_index = {m: i for i, m in enumerate(MODALITIES)}
@@ -229,10 +228,7 @@ class VMIMOCore:
         kernels.gather_received(self._close_env, self._close_pos, nc, self.ring_scene, self.rx_len, self.rx_snr,
                                 self.rx_off, self.pool.latents, self.noise_table, lat, lens, scene)
         labels = self.pool.labels[scene]
-        if self.reward_table is not None:
-            hit = self.reward_table.sample_correct(lens, self.rx_snr, labels, lat)
-        else:
-            hit = self.model.classify(lat, lens).argmax(axis=1) == labels
+        hit = self.model.classify(lat, lens).argmax(axis=1) == labels
         return np.bincount(self._close_env[:nc][hit], minlength=self.N)
 
     def _coop_symbols(self, geff: np.ndarray, n_send: np.ndarray, prefix: np.ndarray) -> np.ndarray:
@@ -267,6 +263,18 @@ class VMIMOCore:
             out[name] = (start, start + n)
             start += n
         return out
+
+    def obs_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Finite (low, high) of every observation entry; ``kernels.observe`` clips to them."""
+        low = np.zeros(self.obs_dim, dtype=np.float32)
+        high = np.ones(self.obs_dim, dtype=np.float32)
+        lay = self.obs_layout()
+        for name, lo, hi in (("gain_db", -5.0, 5.0), ("snr_db", -5.0, 10.0), ("csi", -8.0, 8.0),
+                             ("queue", 0.0, self.S / (self.cfg.arrival_rate * self.D))):
+            if name in lay:
+                a, b = lay[name]
+                low[a:b], high[a:b] = lo, hi
+        return low, high
 
     @property
     def obs_dim(self) -> int:

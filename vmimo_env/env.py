@@ -50,19 +50,19 @@ class VMIMOEnv(gym.Env):
 
     ## Observation Space
 
-    ``Box(-inf, inf, (10 K + K(K-1)/2 + 1,), float32)`` (``obs_mode="box"``, default), blocks in order
+    ``Box(low, high, (10 K + K(K-1)/2 + 1,), float32)`` (``obs_mode="box"``, default), blocks in order
     (``VMIMOEnv.obs_layout`` gives the slices; ``obs_mode="dict"`` returns the same blocks as a ``Dict``):
 
     | Block | Size | Entry (per device unless noted) | Unit → scaling |
     | --- | --- | --- | --- |
-    | `gain_db` | K | large-scale gain (path loss + shadowing) | dB → (dB + 100) / 20 |
-    | `snr_db` | K | SNR at max power over a 1/G band, current fading | dB → dB / 20 |
+    | `gain_db` | K | large-scale gain (path loss + shadowing) | dB → (dB + 100) / 20, clipped to ±5 |
+    | `snr_db` | K | SNR at max power over a 1/G band, current fading | dB → dB / 20, clipped to [-5, 10] |
     | `queue` | K | scenes waiting at the device | count → / (arrival_rate · deadline) |
     | `hol_age` | K | age of the oldest waiting scene | slots → / deadline |
     | `p_joint` | K | compute × memory availability (seed AR(1)) | probability, as is |
     | `modality` | 5 K | one-hot modality of each device | 0/1 |
     | `correlation` | K(K-1)/2 | pairwise ∣h_iᴴh_j∣ / (‖h_i‖‖h_j‖), i < j | [0, 1], as is |
-    | `csi` | 2 K Nr | only with `obs_full_csi`: Re/Im of h / √gain | unit-power small-scale fading |
+    | `csi` | 2 K Nr | only with `obs_full_csi`: Re/Im of h / √gain | unit-power fading, clipped to ±8 |
     | `time` | 1 | slot index in the episode (per episode) | / horizon |
 
     ## Rewards
@@ -206,11 +206,12 @@ class VMIMOEnv(gym.Env):
 
 
 def make_observation_space(core: VMIMOCore) -> spaces.Space[Any]:
-    dim = core.obs_dim
+    """Finite per-block bounds (see ``VMIMOCore.obs_bounds``); ``Dict`` of the same blocks in dict mode."""
+    low, high = core.obs_bounds()
     if core.cfg.obs_mode == "dict":
-        return spaces.Dict({k: spaces.Box(-np.inf, np.inf, (b - a,), dtype=np.float32)
+        return spaces.Dict({k: spaces.Box(low[a:b], high[a:b], dtype=np.float32)
                             for k, (a, b) in core.obs_layout().items()})
-    return spaces.Box(-np.inf, np.inf, (dim,), dtype=np.float32)
+    return spaces.Box(low, high, dtype=np.float32)
 
 
 def action_masks(layout: ActionLayout, queue: np.ndarray) -> np.ndarray:

@@ -179,8 +179,8 @@ def observe(h, gain, t, head, tail, next_seq, slot_start, p_joint, modality_oneh
             for r in range(Nr):
                 s += h[i, k, r].real ** 2 + h[i, k, r].imag ** 2
             norm2[k] = s
-            out[i, c + k] = (10.0 * np.log10(gain[i, k]) + 100.0) / 20.0
-            out[i, c + K + k] = 10.0 * np.log10(max(max_power_w * s / ref_noise_w, 1e-12)) / 20.0
+            out[i, c + k] = min(max((10.0 * np.log10(gain[i, k]) + 100.0) / 20.0, -5.0), 5.0)
+            out[i, c + K + k] = min(max(10.0 * np.log10(max(max_power_w * s / ref_noise_w, 1e-30)) / 20.0, -5.0), 10.0)
             first = max(next_seq[i, k], head[i])
             q = tail[i] - first
             out[i, c + 2 * K + k] = q / queue_scale
@@ -212,8 +212,8 @@ def observe(h, gain, t, head, tail, next_seq, slot_start, p_joint, modality_oneh
             for k in range(K):
                 amp = 1.0 / np.sqrt(gain[i, k])
                 for r in range(Nr):
-                    out[i, c] = h[i, k, r].real * amp
-                    out[i, c + K * Nr] = h[i, k, r].imag * amp
+                    out[i, c] = min(max(h[i, k, r].real * amp, -8.0), 8.0)
+                    out[i, c + K * Nr] = min(max(h[i, k, r].imag * amp, -8.0), 8.0)
                     c += 1
             c += K * Nr
         out[i, c] = t[i] / horizon

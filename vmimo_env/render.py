@@ -34,12 +34,12 @@ def render_ansi(core: VMIMOCore, i: int, last: StepResult | None) -> str:
 
 def render_rgb(core: VMIMOCore, i: int, last: StepResult | None) -> np.ndarray:
     """A 480x480 RGB frame: BS at the centre, devices coloured by group, size by queue, SINR as text."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
+    import matplotlib.patches
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(4.8, 4.8), dpi=100)
+    canvas = FigureCanvasAgg(fig)  # off-screen: no pyplot, no global backend switch
     ax = fig.add_subplot(111)
     r = core.cfg.cell_radius_m
     ax.add_patch(matplotlib.patches.Circle((0, 0), r, fill=False, ls="--", color="#bbbbbb"))
@@ -67,6 +67,6 @@ def render_rgb(core: VMIMOCore, i: int, last: StepResult | None) -> np.ndarray:
     ax.set_xticks([])
     ax.set_yticks([])
     fig.tight_layout()
-    fig.canvas.draw()
-    frame = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    canvas.draw()
+    frame = np.asarray(canvas.buffer_rgba())[..., :3].copy()
     return frame

@@ -11,6 +11,7 @@ classes leave every class hundreds of times.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -29,9 +30,14 @@ class ScenePool:
         return int(self.labels.shape[0])
 
 
-@lru_cache(maxsize=4)
 def load_model(checkpoint: str | None = None):
-    """The frozen student (cached per process: loading checks a SHA-256 and copies weights to numpy)."""
+    """The frozen student: ``checkpoint``, else ``$VMIMO_CHECKPOINT``, else the shipped one (cached per process:
+    loading checks a SHA-256 and copies the weights to numpy)."""
+    return _load_model(checkpoint or os.environ.get("VMIMO_CHECKPOINT") or None)
+
+
+@lru_cache(maxsize=4)
+def _load_model(checkpoint: str | None):
     from semantic_models import load_frozen_student
 
     return load_frozen_student(checkpoint)
@@ -43,7 +49,7 @@ def build_pool(pool_size: int = 4096, seed: int = 2024, checkpoint: str | None =
     from semantic_models.data import SceneGenerator
 
     model = load_model(checkpoint)
-    feats, labels, _ = SceneGenerator(seed=model.metadata.get("data_seed", 0)).sample(
+    feats, labels, _ = SceneGenerator(seed=int(model.metadata["data_seed"])).sample(
         pool_size, split="env", seed_offset=seed)
     lat = np.stack([model.encode(m, feats[name]) for m, name in enumerate(model.modalities)], axis=1)
     lat = np.ascontiguousarray(lat, dtype=np.float32)
