@@ -81,6 +81,7 @@ class VMIMOCore:
         self.encoder_mflops = np.asarray(model.encoder_mflops, dtype=np.float64)[self.device_modality]  # (K,)
         self.rho = channel.doppler_rho(cfg.speed_mps, cfg.carrier_hz, cfg.slot_s)
         self.spatial_sqrt = channel.exponential_correlation_sqrt(self.Nr, cfg.spatial_correlation)
+        self.res_params = resources.ResourceParams.from_config(cfg)  # not per step: hashing a config costs µs
         # Poisson arrivals by inversion of a precomputed CDF (one uniform per slot, no sampler call per env)
         lam = cfg.arrival_rate
         pmf = np.exp(-lam) * np.cumprod(np.r_[1.0, lam / np.arange(1, 4 * A)])
@@ -164,7 +165,7 @@ class VMIMOCore:
         self.scat_scale[i] = np.sqrt(1.0 / (k_factor + 1.0))
         self.h_scat[i] = h_scat
         self.res_state[i] = res
-        self.p_joint[i] = resources.p_joint(res[None], cfg)[0]
+        self.p_joint[i] = resources.p_joint(res[None], self.res_params)[0]
         amp = np.sqrt(self.gain[i])[:, None]
         self.h[i] = amp * (self.h_los[i] + self.scat_scale[i][:, None] * self.h_scat[i])
 
@@ -246,8 +247,8 @@ class VMIMOCore:
         self.h_scat = channel.gauss_markov_step(self.h_scat, self.rho, w)
         self.h = np.sqrt(self.gain)[..., None] * (self.h_los + self.scat_scale[..., None] * self.h_scat)
         eps = z[:, 2 * K * Nr:].reshape(N, K, 2)
-        self.res_state = resources.ar1_step(self.res_state, eps, self.cfg)
-        self.p_joint = resources.p_joint(self.res_state, self.cfg)
+        self.res_state = resources.ar1_step(self.res_state, eps, self.res_params)
+        self.p_joint = resources.p_joint(self.res_state, self.res_params)
 
     # ================================================================== observation
     def obs_layout(self) -> dict[str, tuple[int, int]]:
