@@ -66,6 +66,10 @@ class ScenarioConfig:
         max_power_dbm, power_levels_db (transmit levels relative to the maximum, ascending, the last 0 dB),
         pa_efficiency, circuit_power_w, encode_energy_j_per_mflop, d2d_energy_j_per_symbol,
         modalities (one per device, cycled if shorter than K), encode_capacity (latents per slot at p_joint = 1).
+    Device resources (seed NAS-VMIMO log-domain AR(1), see ``resources.py``)
+        resource_phi_compute / resource_phi_memory (AR(1) coefficients φ_c, φ_m), resource_sigma_compute /
+        resource_sigma_memory (innovation std σ_c, σ_m), resource_rho (correlation of the two innovations),
+        resource_threshold_compute / resource_threshold_memory (availability thresholds a_c, a_m in log units).
     Traffic and time
         slot_s, horizon (slots per episode), arrival_rate (scenes per slot, Poisson), deadline_slots,
         max_pending (scenes kept per env; arrivals beyond are dropped and counted expired).
@@ -105,6 +109,14 @@ class ScenarioConfig:
     d2d_energy_j_per_symbol: float = 1e-7
     modalities: tuple[str, ...] = MODALITIES
     encode_capacity: int = 4
+    # device resource process (seed NAS-VMIMO); thresholds -2σ: p_joint median ≈ 0.86, IQR ≈ 0.47–0.98
+    resource_phi_compute: float = 0.85
+    resource_phi_memory: float = 0.90
+    resource_sigma_compute: float = 0.15
+    resource_sigma_memory: float = 0.10
+    resource_rho: float = 0.3
+    resource_threshold_compute: float = -0.30
+    resource_threshold_memory: float = -0.20
     # traffic and time
     slot_s: float = 0.01
     horizon: int = 200
@@ -167,6 +179,13 @@ class ScenarioConfig:
         for i, m in enumerate(self.modalities):
             _check_choice(f"modalities[{i}]", m, MODALITIES)
         _check_int("encode_capacity", self.encode_capacity, 1, 1024)
+        _check_range("resource_phi_compute", self.resource_phi_compute, 0.0, 1.0, hi_open=True)
+        _check_range("resource_phi_memory", self.resource_phi_memory, 0.0, 1.0, hi_open=True)
+        _check_range("resource_sigma_compute", self.resource_sigma_compute, 0.0, 10.0, lo_open=True)
+        _check_range("resource_sigma_memory", self.resource_sigma_memory, 0.0, 10.0, lo_open=True)
+        _check_range("resource_rho", self.resource_rho, -1.0, 1.0, lo_open=True, hi_open=True)
+        _check_range("resource_threshold_compute", self.resource_threshold_compute, -10.0, 10.0)
+        _check_range("resource_threshold_memory", self.resource_threshold_memory, -10.0, 10.0)
         _check_range("slot_s", self.slot_s, 1e-4, 1.0)
         _check_int("horizon", self.horizon, 1, 1_000_000)
         _check_range("arrival_rate", self.arrival_rate, 0.0, 16.0, lo_open=True)

@@ -82,6 +82,9 @@ class VMIMOCore:
         self.rho = channel.doppler_rho(cfg.speed_mps, cfg.carrier_hz, cfg.slot_s)
         self.spatial_sqrt = channel.exponential_correlation_sqrt(self.Nr, cfg.spatial_correlation)
         self.res_params = resources.ResourceParams.from_config(cfg)  # not per step: hashing a config costs µs
+        # the compiled MMSE builds each device's covariance without it: fastest up to 8 antennas (measured in
+        # benchmarks/bench_physics.py --compiled); beyond, numpy's batched LAPACK wins
+        self._compiled_mmse = cfg.receiver == "mmse" and cfg.num_antennas <= 8
         # Poisson arrivals by inversion of a precomputed CDF (one uniform per slot, no sampler call per env)
         lam = cfg.arrival_rate
         pmf = np.exp(-lam) * np.cumprod(np.r_[1.0, lam / np.arange(1, 4 * A)])
@@ -187,7 +190,7 @@ class VMIMOCore:
                           self._arrived, self._dropped)
         if cfg.cooperative:
             sinr = receivers.cooperative_svd_sinr(self.h, power_w, geff, self._noise_w, self.G)
-        elif cfg.receiver == "mmse":  # the default: compiled twin of receivers.post_receiver_sinr (tested equal)
+        elif self._compiled_mmse:  # compiled twin of receivers.post_receiver_sinr (tested equal)
             sinr = self._sinr
             kernels.mmse_sinr(self.h, power_w, geff, self._noise_w, self.G, sinr)
         else:
