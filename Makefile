@@ -19,8 +19,10 @@ lint: venv
 	.venv/bin/ruff check .
 
 bench: venv
-	.venv/bin/python benchmarks/bench_physics.py
+	.venv/bin/python benchmarks/bench_physics.py --compiled
+	.venv/bin/python benchmarks/bench_semantic.py
 	.venv/bin/python benchmarks/bench_env.py
+	.venv/bin/python benchmarks/bench_training.py --markdown
 
 model: venv
 	.venv/bin/python -m semantic_models.build
