@@ -1,0 +1,73 @@
+"""A vectorised MultiCategorical distribution for SB3's actor-critic policies on MultiDiscrete actions.
+
+SB3's ``MultiCategoricalDistribution`` builds one ``torch.distributions.Categorical`` per action dimension and
+loops over them for every sample, log-probability and entropy. VMIMO's multidiscrete view has ``3K + G``
+dimensions (27 at the default scenario), so that loop, not the network nor the environment, dominated PPO's
+rollout collection (profiled: ~70% of the time at 256 environments). This distribution is the same law computed
+as one padded tensor: logits ``(B, D, n_max)`` with a large negative constant in the unused slots (finite, so no
+``0 · inf`` NaN reaches the gradients), one ``log_softmax``, Gumbel-max sampling, a ``gather`` for
+log-probabilities. The policy network (``action_net``, one linear layer to
+``sum(nvec)`` logits) is unchanged, so models stay interchangeable with SB3's ``MlpPolicy`` weights.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch as th
+from stable_baselines3.common.distributions import MultiCategoricalDistribution
+from stable_baselines3.common.policies import ActorCriticPolicy
+
+_PAD = -1e9  # logit of the padding slots: probability exactly 0 in float32, and finite
+
+
+class FastMultiCategoricalDistribution(MultiCategoricalDistribution):
+    """``MultiCategoricalDistribution`` with every action dimension in one padded tensor (same distribution)."""
+
+    def __init__(self, action_dims: list[int]) -> None:
+        super().__init__(action_dims)
+        dims = np.asarray(action_dims, dtype=np.int64)
+        self._n_max = int(dims.max())
+        valid = np.arange(self._n_max)[None, :] < dims[:, None]  # (D, n_max)
+        self._valid = th.as_tensor(valid)
+        self._flat_index = th.as_tensor(np.flatnonzero(valid.ravel()))
+        self.log_probs: th.Tensor | None = None
+
+    def proba_distribution(self, action_logits: th.Tensor) -> FastMultiCategoricalDistribution:
+        B = action_logits.shape[0]
+        D = len(self.action_dims)
+        padded = action_logits.new_full((B, D * self._n_max), _PAD)
+        padded[:, self._flat_index.to(action_logits.device)] = action_logits
+        self.log_probs = th.log_softmax(padded.view(B, D, self._n_max), dim=-1)
+        return self
+
+    def log_prob(self, actions: th.Tensor) -> th.Tensor:
+        assert self.log_probs is not None
+        idx = actions.long().view(actions.shape[0], -1, 1)
+        return self.log_probs.gather(-1, idx).squeeze(-1).sum(dim=1)
+
+    def entropy(self) -> th.Tensor:
+        assert self.log_probs is not None
+        # padded slots set to log p = 0 contribute exp(0) * 0 = 0, with zero gradient (masked_fill)
+        lp = self.log_probs.masked_fill(~self._valid.to(self.log_probs.device), 0.0)
+        return -(lp.exp() * lp).sum(dim=(1, 2))
+
+    def sample(self) -> th.Tensor:
+        assert self.log_probs is not None
+        u = th.rand_like(self.log_probs).clamp_(1e-20, 1.0)
+        return (self.log_probs - th.log(-th.log(u))).argmax(dim=-1)
+
+    def mode(self) -> th.Tensor:
+        assert self.log_probs is not None
+        return self.log_probs.argmax(dim=-1)
+
+
+class FastMultiDiscretePolicy(ActorCriticPolicy):
+    """SB3 ``MlpPolicy`` (``ActorCriticPolicy``) using :class:`FastMultiCategoricalDistribution` for
+    ``MultiDiscrete`` action spaces (any other space: unchanged behaviour)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if isinstance(self.action_dist, MultiCategoricalDistribution):
+            self.action_dist = FastMultiCategoricalDistribution(list(self.action_dist.action_dims))

@@ -1,0 +1,181 @@
+"""Hyperparameter files in the RL Baselines3 Zoo layout, and the command-line ``key=value`` parsers.
+
+``agents/hyperparams/<algo>.yml`` maps an environment id to the keyword arguments of the SB3 algorithm, plus a
+few Zoo keys consumed here instead of being passed on:
+
+==================  =====================================================================================
+``n_timesteps``     default training budget (env steps)
+``n_envs``          number of parallel environments
+``policy``          policy class name (``MlpPolicy``, ``MlpLstmPolicy``...)
+``normalize``       ``true``/``false`` or a dict of ``VecNormalize`` kwargs (``{norm_obs: true, norm_reward: false}``)
+``noise_type``      ``normal`` or ``ornstein-uhlenbeck`` action noise (TD3/DDPG), with ``noise_std``
+``eval_freq`` ...   ``eval_freq``, ``eval_episodes``, ``save_freq``: defaults for the matching CLI flags
+==================  =====================================================================================
+
+Values may use Zoo conventions: ``lin_3e-4`` (linear schedule from 3e-4 to 0), ``policy_kwargs`` as a YAML mapping
+(``{net_arch: [64, 64], activation_fn: tanh}``) or as the Zoo's ``"dict(net_arch=[64, 64])"`` string. An env id
+missing from the file falls back to the ``default`` entry when the file has one.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+HYPERPARAMS_DIR = Path(__file__).resolve().parent.parent / "hyperparams"
+ZOO_KEYS = ("n_timesteps", "n_envs", "policy", "normalize", "noise_type", "noise_std", "eval_freq",
+            "eval_episodes", "save_freq")
+ACTIVATIONS = {"tanh": "Tanh", "relu": "ReLU", "elu": "ELU", "leaky_relu": "LeakyReLU", "gelu": "GELU",
+               "silu": "SiLU"}
+
+
+def hyperparams_path(algo: str, conf_file: str | Path | None = None) -> Path:
+    return Path(conf_file) if conf_file else HYPERPARAMS_DIR / f"{algo}.yml"
+
+
+def load_hyperparams(algo: str, env_id: str, conf_file: str | Path | None = None) -> tuple[dict[str, Any], str]:
+    """The entry for ``env_id`` (or ``default``) of the algorithm's YAML file, and the key that was used."""
+    path = hyperparams_path(algo, conf_file)
+    if not path.is_file():
+        raise FileNotFoundError(f"hyperparameter file {path} not found")
+    with open(path, encoding="utf-8") as fh:
+        data = yaml.safe_load(fh) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping from environment ids to hyperparameters")
+    for key in (env_id, "default"):
+        if key in data:
+            entry = data[key] or {}
+            if not isinstance(entry, dict):
+                raise ValueError(f"{path}: entry {key!r} must be a mapping")
+            return dict(entry), key
+    raise KeyError(f"{path} has no entry for {env_id!r} and no 'default' entry; known: {sorted(data)}")
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value: YAML scalars/lists/maps (``3e-4``, ``true``, ``[64, 64]``, ``{a: 1}``), else the string."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, str):
+        try:  # YAML 1.1 reads "3e-4" (no dot) as a string; a number is what anyone typing it means
+            number = float(value) if any(c in value for c in ".eE") else int(value)
+            # "1e6" for a buffer size or budget means the integer
+            if isinstance(number, float) and "." not in value and number.is_integer() and abs(number) >= 1:
+                return int(number)
+            return number
+        except ValueError:
+            return value
+    return value
+
+
+def parse_assignments(items: Sequence[str] | None, sep: str) -> dict[str, Any]:
+    """``["a=1", "b=x"]`` → ``{"a": 1, "b": "x"}`` (``sep`` is ``=`` for hyperparams, ``:`` for env kwargs)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if sep not in item:
+            raise ValueError(f"expected key{sep}value, got {item!r}")
+        key, value = item.split(sep, 1)
+        key = key.strip()
+        if not key:
+            raise ValueError(f"empty key in {item!r}")
+        out[key] = parse_value(value)
+    return out
+
+
+def linear_schedule(initial: float) -> Callable[[float], float]:
+    """SB3 schedule going linearly from ``initial`` (progress_remaining = 1) to 0."""
+
+    def schedule(progress_remaining: float) -> float:
+        return progress_remaining * initial
+
+    schedule.__name__ = f"lin_{initial:g}"
+    return schedule
+
+
+def _parse_policy_kwargs(value: Any) -> dict[str, Any]:
+    import torch.nn as nn
+
+    if isinstance(value, str):
+        # Zoo style "dict(net_arch=[64, 64], activation_fn=nn.Tanh)": parse the call without eval()
+        tree = ast.parse(value.strip(), mode="eval").body
+        if not (isinstance(tree, ast.Call) and getattr(tree.func, "id", None) == "dict"):
+            raise ValueError(f"policy_kwargs string must look like dict(...), got {value!r}")
+        value = {}
+        for kw in tree.keywords:
+            node = kw.value
+            if isinstance(node, ast.Attribute):  # nn.Tanh / th.nn.ReLU
+                value[kw.arg] = node.attr
+            else:
+                value[kw.arg] = ast.literal_eval(node)
+    out = dict(value)
+    act = out.get("activation_fn")
+    if isinstance(act, str):
+        name = ACTIVATIONS.get(act.lower(), act)
+        if not hasattr(nn, name):
+            raise ValueError(f"unknown activation_fn {act!r}")
+        out["activation_fn"] = getattr(nn, name)
+    return out
+
+
+def prepare_algo_kwargs(hp: dict[str, Any], n_actions: int | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split a hyperparameter entry into (Zoo keys, SB3 constructor kwargs), converting schedules, policy kwargs
+    and action noise to objects."""
+    hp = dict(hp)
+    zoo = {k: hp.pop(k) for k in ZOO_KEYS if k in hp}
+    for key in ("learning_rate", "clip_range", "clip_range_vf"):
+        value = hp.get(key)
+        if isinstance(value, str) and value.startswith("lin_"):
+            hp[key] = linear_schedule(float(value[4:]))
+    if "policy_kwargs" in hp and hp["policy_kwargs"] is not None:
+        hp["policy_kwargs"] = _parse_policy_kwargs(hp["policy_kwargs"])
+    if "train_freq" in hp and isinstance(hp["train_freq"], list):
+        hp["train_freq"] = tuple(hp["train_freq"])
+    noise_type = zoo.get("noise_type")
+    if noise_type:
+        if n_actions is None:
+            raise ValueError("action noise needs a continuous action space")
+        from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
+
+        std = float(zoo.get("noise_std", 0.1)) * np.ones(n_actions)
+        if noise_type == "normal":
+            hp["action_noise"] = NormalActionNoise(np.zeros(n_actions), std)
+        elif noise_type == "ornstein-uhlenbeck":
+            hp["action_noise"] = OrnsteinUhlenbeckActionNoise(np.zeros(n_actions), std)
+        else:
+            raise ValueError(f"noise_type must be 'normal' or 'ornstein-uhlenbeck', got {noise_type!r}")
+    return zoo, hp
+
+
+def normalize_kwargs(value: Any) -> dict[str, Any] | None:
+    """``normalize`` entry → VecNormalize kwargs, or None when normalisation is off."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return {}
+    if isinstance(value, str):
+        value = ast.literal_eval(value)
+    if not isinstance(value, dict):
+        raise ValueError(f"normalize must be a bool or a dict of VecNormalize kwargs, got {value!r}")
+    return dict(value)
+
+
+def jsonable(value: Any) -> Any:
+    """A JSON/YAML-friendly copy of a hyperparameter dict (callables and classes by name)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, type):
+        return value.__name__
+    name = getattr(value, "__name__", None)
+    return name if name else repr(value)

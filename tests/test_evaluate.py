@@ -1,0 +1,85 @@
+"""agents.evaluate: the comparison table, paired differences, CSV files and plots on held-out seeds."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from agents import evaluate
+from agents.common.stats import mean_ci, paired_difference
+
+torch.set_num_threads(1)
+
+
+def test_mean_ci_and_paired_difference() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(1.0, 2.0, 400)
+    m, h = mean_ci(x)
+    assert abs(m - x.mean()) < 1e-12 and 0.15 < h < 0.25  # 1.96 * 2 / 20 = 0.196
+    noise = rng.normal(0.0, 5.0, 400)
+    d, dh, _ = paired_difference(x + noise + 0.1, x + noise)
+    assert abs(d - 0.1) < 1e-9 and dh < 1e-9  # common noise cancels in the pairs
+
+
+def test_cli_writes_table_csv_and_plots(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "eval"
+    results = evaluate.main(["random", "round_robin", "max_weight", "--env", "VMIMO-Small-v0",
+                             "--env-kwargs", "horizon:20", "-n", "4", "--out", str(out)])
+    text = capsys.readouterr().out
+    for name in ("random", "round_robin", "max_weight", "accuracy %", "energy/scene mJ", "expired %", "Δ return"):
+        assert name in text
+    assert set(results) == {"random", "round_robin", "max_weight"}
+    with open(out / "summary.csv", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {r["policy"] for r in rows} == set(results)
+    ref = rows[0]["reference"]
+    assert ref in results and results[ref].kind == "heuristic"
+    for row in rows:
+        assert float(row["return_ci95"]) >= 0 and "diff_vs_reference" in row
+    with open(out / "episodes.csv", encoding="utf-8") as fh:
+        episodes = list(csv.DictReader(fh))
+    assert len(episodes) == 3 * 4
+    assert {int(r["seed"]) for r in episodes} == set(range(evaluate.TEST_SEED_BASE, evaluate.TEST_SEED_BASE + 4))
+    for name in ("returns.png", "accuracy_energy.png", "allocation.png"):
+        assert (out / name).stat().st_size > 1000
+
+
+def test_results_are_reproducible_and_paired(tmp_path: Path) -> None:
+    a = evaluate.evaluate_policies(["max_weight", "greedy"], "VMIMO-Small-v0", {"horizon": 15}, n_episodes=3)
+    b = evaluate.evaluate_policies(["greedy"], "VMIMO-Small-v0", {"horizon": 15}, n_episodes=3)
+    np.testing.assert_array_equal(a["greedy"].episodes["return"], b["greedy"].episodes["return"])
+    rows = evaluate.comparison_rows(a, reference="greedy")
+    mw = next(r for r in rows if r["policy"] == "max_weight")
+    diff = a["max_weight"].episodes["return"] - a["greedy"].episodes["return"]
+    assert mw["diff_vs_reference"] == pytest.approx(diff.mean())
+    # per-device allocation statistics for the heatmap: (episodes, K)
+    assert a["greedy"].per_device["tx_frac"].shape == (3, 4)
+
+
+def test_non_consecutive_seeds_match_single_env_runs() -> None:
+    seeds = [7, 3, 11]
+    batch = evaluate.run_policy("max_weight", "VMIMO-Small-v0", {"horizon": 10}, seeds)
+    for j, s in enumerate(seeds):
+        one = evaluate.run_policy("max_weight", "VMIMO-Small-v0", {"horizon": 10}, [s])
+        assert one.episodes["return"][0] == pytest.approx(batch.episodes["return"][j])
+
+
+def test_trained_model_is_evaluated_through_its_checkpoint(tmp_path: Path) -> None:
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    from agents.checkpoint import save_checkpoint
+    from agents.common.envs import make_train_env
+
+    venv = VecNormalize(make_train_env("VMIMO-Small-v0", 2, "batched", 0, {}, "multidiscrete")[0])
+    model = PPO("MlpPolicy", venv, n_steps=16, batch_size=32, n_epochs=1)
+    model.learn(64)
+    path = save_checkpoint(tmp_path / "m.zip", model, {"algo": "ppo", "env_id": "VMIMO-Small-v0",
+                                                       "action_view": "multidiscrete"}, venv)
+    res = evaluate.evaluate_policies([str(path), "random"], "VMIMO-Small-v0", {"horizon": 10}, n_episodes=2)
+    assert res[next(iter(res))].kind == "model"
+    assert all(np.isfinite(r.episodes["return"]).all() for r in res.values())
