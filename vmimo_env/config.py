@@ -22,7 +22,7 @@ from typing import Any
 MODALITIES: tuple[str, ...] = ("visual", "radar", "infrared", "audio", "environmental")
 RECEIVERS: tuple[str, ...] = ("mmse", "zf", "mmse_sic")
 FADING: tuple[str, ...] = ("rayleigh", "rician", "umi")
-REWARD_MODES: tuple[str, ...] = ("model", "table")
+REWARD_MODES: tuple[str, ...] = ("model",)  # a lookup-table surrogate is not built (yet)
 OBS_MODES: tuple[str, ...] = ("box", "dict")
 
 
@@ -77,7 +77,7 @@ class ScenarioConfig:
         compression_levels (latent prefix lengths in reals), receiver (``mmse``/``zf``/``mmse_sic``),
         cooperative (virtual array with D2D exchange and SVD precoding).
     Reward
-        energy_weight (λ_E), energy_ref_j (E_ref), reward_mode (``model`` = frozen model, ``table`` = lookup).
+        energy_weight (λ_E), energy_ref_j (E_ref), reward_mode (``model``: the frozen model on what arrived).
     Observation
         obs_mode (``box`` or ``dict``), obs_full_csi (append Re/Im of h).
     """
