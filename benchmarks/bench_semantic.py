@@ -4,7 +4,8 @@
 
 Method (see PERFORMANCE.md): inputs drawn beforehand, a warm-up, then the best of ``--repeat`` timed loops of
 ``time.perf_counter`` (the machine is shared, so the minimum is the least disturbed figure). A naive dense
-fusion head (330 → 128 → C, the PERFORMANCE.md reference) is timed in the same run as a baseline for ratios.
+fusion head (330 → 128 → C, the PERFORMANCE.md reference) is timed in the same run as the baseline for ratios,
+with OpenBLAS pinned to one thread (like the hot path) and with its default threads (to show what pinning buys).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 
 from semantic_models import load_frozen_student
+from semantic_models.blas import set_local_threads
 from semantic_models.spec import LATENT_DIM, MODALITIES, PREFIX_LENGTHS
 
 
@@ -61,12 +63,26 @@ def main() -> None:
             np.float32)
         flat = np.concatenate([lat.reshape(n, -1), (prefix > 0).astype(np.float32), prefix / 64.0], axis=1,
                               dtype=np.float32)
-        naive = best_time(lambda: np.maximum(flat @ w1, 0.0) @ w2, args.repeat)  # noqa: B023
+        def naive_head() -> np.ndarray:
+            return np.maximum(flat @ w1, 0.0) @ w2  # noqa: B023
+
+        def pinned(fn: Callable[[], object]) -> Callable[[], object]:
+            def run() -> object:
+                old = set_local_threads(1) if set_local_threads is not None else None
+                try:
+                    return fn()
+                finally:
+                    if old is not None:
+                        set_local_threads(old)
+            return run
+
+        naive = best_time(pinned(naive_head), args.repeat)
         rows = [("classify numpy (hot path)", lambda: fs.classify(lat, prefix)),  # noqa: B023
                 ("classify torch module", lambda: fs.classify_torch(lat, prefix)),  # noqa: B023
-                ("naive dense head 330-128-C", lambda: np.maximum(flat @ w1, 0.0) @ w2)]  # noqa: B023
+                ("naive dense head, BLAS 1 thread", None),
+                ("naive dense head, BLAS default", naive_head)]
         for name, fn in rows:
-            t = naive if name.startswith("naive") else best_time(fn, args.repeat)
+            t = naive if fn is None else best_time(fn, args.repeat)
             print(f"{name:<34}{n:>6}{t * 1e6:>11.1f}{n / t:>13,.0f}{naive / t:>9.2f}x")
     for n in (1, 256):
         for m, name in enumerate(MODALITIES):

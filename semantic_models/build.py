@@ -1,7 +1,7 @@
 """Rebuild the frozen student from scratch: data → teacher → supernet → NSGA-II search → distillation → export →
 accuracy tables (incl. the separate-coding baseline) → metadata, search log and figure.
 
-    python -m semantic_models.build              # the shipped assets (semantic_models/assets/), ~10 min on 2 cores
+    python -m semantic_models.build              # the shipped assets (semantic_models/assets/), ~4 min on 2 cores
     python -m semantic_models.build --quick      # tiny version into a temporary directory, well under a minute
     python -m semantic_models.build --out DIR    # full build elsewhere
 
@@ -18,6 +18,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,12 +26,19 @@ import torch
 from .data import GENERATOR_VERSION, SceneGenerator
 from .digital import joint_vs_separate
 from .distill import DistillConfig, train_student
-from .evaluate import accuracy_table, accuracy_under_conditions, lookup, make_fixed_conditions, modality_subsets
+from .evaluate import (
+    FixedConditions,
+    accuracy_table,
+    accuracy_under_conditions,
+    lookup,
+    make_fixed_conditions,
+    modality_subsets,
+)
 from .frozen import ASSETS, load_frozen_student, sha256_file
 from .nas import NASConfig, nsga2_search, search_log
 from .space import Budgets, SearchSpace
 from .spec import MODALITIES, PREFIX_LENGTHS
-from .student import arch_cost
+from .student import Student, StudentArch, arch_cost
 from .supernet import SupernetConfig, train_supernet
 from .teacher import (
     TeacherConfig,
@@ -125,7 +133,7 @@ def build(cfg: BuildConfig, out: Path, show: bool = True, figure: Path | None = 
     nas_val = make_fixed_conditions({k: v[:cfg.n_nas_val] for k, v in f_va.items()}, y_va[:cfg.n_nas_val],
                                     seed=cfg.train_seed + 11)
 
-    def score(arch) -> float:
+    def score(arch: StudentArch) -> float:
         return accuracy_under_conditions(lambda xs: supernet.encode_all(xs, arch),
                                          lambda lat, p: supernet.classify(lat, p, arch), nas_val)
 
@@ -227,7 +235,7 @@ def build(cfg: BuildConfig, out: Path, show: bool = True, figure: Path | None = 
 
 
 @torch.no_grad()
-def paired_comparison(distilled, scratch, fc) -> dict:
+def paired_comparison(distilled: Student, scratch: Student, fc: FixedConditions) -> dict:
     """Accuracy of both students on the same scenes and channel draws, with the paired difference's SE."""
     hits = []
     for model in (distilled, scratch):
@@ -242,7 +250,7 @@ def paired_comparison(distilled, scratch, fc) -> dict:
             "significant": abs(diff) > 2 * se}
 
 
-def _jsonable(obj):
+def _jsonable(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {k: _jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):

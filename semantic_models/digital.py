@@ -12,6 +12,8 @@ with scalar quantisation, so wherever analog joint coding still wins the compari
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 #: Uniform quantiser step minimising MSE for N(0, 1) at b bits (Max 1960 / Jayant & Noll, uniform case).
@@ -61,8 +63,9 @@ def digital_receive(latents: np.ndarray, prefix_len: np.ndarray, snr_db: np.ndar
     return out, eff
 
 
-def joint_vs_separate(classify, latents: np.ndarray, labels: np.ndarray, snr_grid: tuple[float, ...],
-                      prefixes: tuple[int, ...], schemes: tuple[int | str, ...], seed: int) -> dict:
+def joint_vs_separate(classify: Callable[[np.ndarray, np.ndarray], np.ndarray], latents: np.ndarray,
+                      labels: np.ndarray, snr_grid: tuple[float, ...], prefixes: tuple[int, ...],
+                      schemes: tuple[int | str, ...], seed: int) -> dict:
     """Accuracy vs SNR for analog joint coding and each digital scheme, all modalities, same scenes and noise."""
     rng = np.random.default_rng(seed)
     n, M, L = latents.shape

@@ -7,21 +7,23 @@ freezes the module (eval, no grad) and exports the weights to contiguous float32
 Why numpy on the hot path: the environment classifies a batch of 0…~2000 scenes per step, and for small batches
 torch's per-op dispatch costs more than the arithmetic. The numpy forward is arranged for few calls:
 
-* the beyond-prefix mask is one row gather (``np.take`` of a 65 x 64 0/1 table by prefix length) and a multiply,
-  which also makes a modality with prefix 0 exactly absent whatever values sit in its slots;
-* the present bit and ``prefix / 64`` inputs of each modality's embedding only take 65 possible values, so their
-  contribution plus the bias is a precomputed table of ``M * 65`` rows gathered by ``np.take`` (faster than
-  two-array fancy indexing) instead of a matmul;
-* the per-modality embeddings are one stacked ``matmul`` over a ``(M, n, 64)`` view (no copy of the latents);
-* large batches pin OpenBLAS to the calling thread for the call (``blas.py``: waking its workers between the
-  head's short products costs more than it saves on a shared machine).
+* biases are folded into the weights through constant-one channels (homogeneous coordinates), so the head is
+  three BLAS products and as many ReLUs (plus two per residual block);
+* small batches (< 32, per-call overhead rules): one row gather (``np.take`` of a 65 x 67 table by prefix length)
+  builds each modality's input row ``[prefix mask (64), present bit, prefix / 64, 1]``, one in-place multiply
+  puts the latents under the mask, and the five embeddings are one stacked ``matmul`` on a transposed view;
+* large batches (memory traffic rules): the mask is gathered 64 wide and multiplied into contiguous rows, and
+  the present-bit / prefix / bias inputs, which depend on the prefix length only, are a gathered table of
+  ``M * 65`` precomputed embedding rows;
+* either way values at or beyond a prefix are never read, so prefix 0 is exactly "absent" (tested), and large
+  batches pin OpenBLAS to the calling thread for the call (``blas.py``: waking its workers between the head's
+  short products costs more than it saves on a shared machine).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +36,26 @@ from .student import SEGMENTS
 ASSETS = Path(__file__).resolve().parent / "assets"
 DEFAULT_CHECKPOINT = ASSETS / "student.pt"
 
-# row p: 1.0 for the first p values; rows cover every legal prefix length 0..64
-_PREFIX_MASK = (np.arange(LATENT_DIM)[None, :] < np.arange(LATENT_DIM + 1)[:, None]).astype(np.float32)
+
+def _augmented_rows() -> np.ndarray:
+    """Row p (every legal prefix 0..64): ``[1.0 for the first p values, 0 beyond, p > 0, p / 64, 1]``."""
+    p = np.arange(LATENT_DIM + 1)
+    rows = np.zeros((LATENT_DIM + 1, LATENT_DIM + 3), np.float32)
+    rows[:, :LATENT_DIM] = np.arange(LATENT_DIM)[None, :] < p[:, None]
+    rows[:, LATENT_DIM] = p > 0
+    rows[:, LATENT_DIM + 1] = p / LATENT_DIM
+    rows[:, LATENT_DIM + 2] = 1.0
+    return rows
+
+
+_AUG = _augmented_rows()
+_MASK = np.ascontiguousarray(_AUG[:, :LATENT_DIM])
 
 
 # below this batch OpenBLAS runs the head's products on one thread anyway, so the thread switch is skipped
 _BLAS_SPLIT_BATCH = 24
+# below this batch the augmented-row path (fewer calls) beats the table path (fewer bytes); measured crossover
+_SMALL_BATCH = 32
 
 
 class CheckpointError(RuntimeError):
@@ -110,19 +126,51 @@ class FrozenStudent:
             blocks = [(f32(b.weight.T), f32(b.bias)) for b in enc.blocks]
             self._enc.append((f32(enc.inp.weight.T), f32(enc.inp.bias), blocks, f32(enc.out.weight.T),
                               f32(enc.out.bias)))
-        head = module.head
-        ew = f32(head.embed_w)  # (M, 66, e)
-        self._embed_w = np.ascontiguousarray(ew[:, :LATENT_DIM, :])  # (M, 64, e)
-        p = np.arange(LATENT_DIM + 1, dtype=np.float32)
-        # (M, 65, e): bias + present-bit weight * (p > 0) + prefix weight * p / 64, for every legal prefix p
-        table = (f32(head.embed_b)[:, None, :] + (p > 0)[None, :, None] * ew[:, None, LATENT_DIM, :]
-                 + (p / LATENT_DIM)[None, :, None] * ew[:, None, LATENT_DIM + 1, :])
-        self._embed_table = np.ascontiguousarray(table.reshape(-1, table.shape[-1]), dtype=np.float32)
-        self._fuse_w, self._fuse_b = f32(head.fuse.weight.T), f32(head.fuse.bias)
-        self._blk = [(f32(b.weight.T), f32(b.bias)) for b in head.blocks]
-        self._out_w, self._out_b = f32(head.out.weight.T), f32(head.out.bias)
-        self._table_offset = (np.arange(len(MODALITIES)) * (LATENT_DIM + 1))[:, None]  # (M, 1) row offsets
+        self._export_head(module.head, f32)
         self._segments = SEGMENTS
+        self._seg_len = np.diff(np.asarray(SEGMENTS))
+        self._seg_len_f = self._seg_len.astype(np.float32)
+
+    def _export_head(self, head: Any, f32: Any) -> None:
+        """Fold the head into few, bias-free products (see the module docstring).
+
+        Layout: every modality's input row is ``[latent (64), present bit, prefix / 64, 1]`` (67 values; the
+        gathered table ``_AUG`` supplies the mask and the last three). Its embedding weights gain one output
+        channel that is a constant 1 for modality 0 (0 for the others), which survives the ReLU and carries the
+        fusion bias; the fusion layer gains one output unit fed only by that channel, a constant 1 again, which
+        carries the biases of the residual blocks and of the output layer.
+        """
+        M, L = len(MODALITIES), LATENT_DIM
+        ew, eb = f32(head.embed_w), f32(head.embed_b)  # (M, 66, e), (M, e)
+        e = ew.shape[2]
+        w_emb = np.zeros((M, L + 3, e + 1), np.float32)
+        w_emb[:, :L + 2, :e] = ew
+        w_emb[:, L + 2, :e] = eb
+        w_emb[0, L + 2, e] = 1.0
+        fw, fb = f32(head.fuse.weight.T).reshape(M, e, -1), f32(head.fuse.bias)  # (M, e, H)
+        H = fw.shape[2]
+        w_fuse = np.zeros((M, e + 1, H + 1), np.float32)
+        w_fuse[:, :e, :H] = fw
+        w_fuse[0, e, :H] = fb
+        w_fuse[0, e, H] = 1.0
+        self._embed_w = w_emb  # small batches: the augmented rows go through these directly
+        # large batches: the latent part as a product over contiguous (n, M, 64) rows, and the three extra inputs
+        # (which depend on the prefix length only) as a table of M * 65 rows gathered by prefix length
+        self._embed_lat = np.ascontiguousarray(w_emb[:, :L, :])
+        table = np.einsum("pk,mke->mpe", _AUG[:, L:], w_emb[:, L:, :])  # (M, 65, e + 1)
+        self._embed_table = np.ascontiguousarray(table.reshape(M * (L + 1), e + 1), dtype=np.float32)
+        self._table_offset = (np.arange(M) * (L + 1))[:, None]  # (M, 1) first row of each modality
+        self._fuse_w = np.ascontiguousarray(w_fuse.reshape(M * (e + 1), H + 1))
+        self._blk = []
+        for blk in head.blocks:
+            w = np.zeros((H + 1, H + 1), np.float32)
+            w[:H, :H] = f32(blk.weight.T)
+            w[H, :H] = f32(blk.bias)  # the constant unit's own column stays 0: relu(0) adds nothing to it
+            self._blk.append(w)
+        w_out = np.zeros((H + 1, self.num_classes), np.float32)
+        w_out[:H] = f32(head.out.weight.T)
+        w_out[H] = f32(head.out.bias)
+        self._out_w = w_out
 
     # ------------------------------------------------------------------ device side
     def encode(self, modality_index: int, x: np.ndarray) -> np.ndarray:
@@ -132,15 +180,23 @@ class FrozenStudent:
         if x.ndim != 2 or x.shape[1] != w_in.shape[0]:
             raise ValueError(f"{self.modalities[modality_index]} features must be (n, {w_in.shape[0]}), "
                              f"got {x.shape}")
-        h = np.maximum(x @ w_in + b_in, 0.0)
-        for w, b in blocks:
-            h = h + np.maximum(h @ w + b, 0.0)
-        z = h @ w_out + b_out
-        out = np.empty_like(z)
-        for a, b in pairwise(self._segments):
-            s = z[:, a:b]
-            out[:, a:b] = s / np.sqrt((s * s).mean(1, keepdims=True) + 1e-6)
-        return out
+        old = set_local_threads(1) if set_local_threads is not None and x.shape[0] >= _BLAS_SPLIT_BATCH else None
+        try:
+            h = x @ w_in
+            h += b_in
+            np.maximum(h, 0.0, out=h)
+            for w, b in blocks:
+                r = h @ w
+                r += b
+                h += np.maximum(r, 0.0, out=r)
+            z = h @ w_out
+            z += b_out
+        finally:
+            if old is not None:
+                set_local_threads(old)
+        # per-segment mean square (segments are the prefix increments), then one broadcast scale
+        ms = np.add.reduceat(z * z, self._segments[:-1], axis=1) / self._seg_len_f
+        return z * np.repeat(1.0 / np.sqrt(ms + np.float32(1e-6)), self._seg_len, axis=1)
 
     # ------------------------------------------------------------------ BS side (hot path)
     def classify(self, latents: np.ndarray, prefix_len: np.ndarray) -> np.ndarray:
@@ -162,21 +218,25 @@ class FrozenStudent:
             set_local_threads(old)
 
     def _classify(self, latents: np.ndarray, prefix_len: np.ndarray, n: int) -> np.ndarray:
-        x = latents * np.take(_PREFIX_MASK, prefix_len, axis=0)  # (n, M, 64), zero beyond each prefix
-        z = np.matmul(x.transpose(1, 0, 2), self._embed_w)  # (M, n, e): one BLAS call per modality, no copy
-        z += np.take(self._embed_table, prefix_len.T + self._table_offset, axis=0)
+        if n < _SMALL_BATCH:
+            # fewest calls: gather the augmented rows [mask, present, prefix / 64, 1], put the latents under the
+            # mask in place, one stacked product
+            x = np.take(_AUG, prefix_len, axis=0)  # (n, M, 67)
+            x[..., :LATENT_DIM] *= latents  # zero at and beyond each prefix, whatever the input holds there
+            z = np.matmul(x.transpose(1, 0, 2), self._embed_w)  # (M, n, e + 1): one BLAS call per modality
+        else:
+            # fewest bytes: contiguous 64-wide rows for the product, the prefix-only inputs as a table gather
+            x = latents * np.take(_MASK, prefix_len, axis=0)  # zero at and beyond each prefix
+            z = np.matmul(x.transpose(1, 0, 2), self._embed_lat)
+            z += np.take(self._embed_table, prefix_len.T + self._table_offset, axis=0)
         np.maximum(z, 0.0, out=z)
-        h = z.transpose(1, 0, 2).reshape(n, -1) @ self._fuse_w
-        h += self._fuse_b
+        h = z.transpose(1, 0, 2).reshape(n, -1) @ self._fuse_w  # (n, H + 1), last unit == 1
         np.maximum(h, 0.0, out=h)
-        for w, b in self._blk:
+        for w in self._blk:
             r = h @ w
-            r += b
             np.maximum(r, 0.0, out=r)
             h += r
-        out = h @ self._out_w
-        out += self._out_b
-        return out
+        return h @ self._out_w
 
     def classify_torch(self, latents: np.ndarray, prefix_len: np.ndarray) -> np.ndarray:
         """Same as :meth:`classify` through the torch module (for comparison and benchmarks)."""
