@@ -35,18 +35,22 @@ def time_single(env_id: str, steps: int, **kwargs) -> float:
     return steps / (time.perf_counter() - t0)
 
 
+def time_batched(step, nvec: np.ndarray, num_envs: int, steps: int) -> float:
+    """env-steps/s of ``step(actions)`` over pre-sampled MultiDiscrete batches, after a warm-up."""
+    rng = np.random.default_rng(0)
+    actions = [rng.integers(0, nvec, size=(num_envs, nvec.size)) for _ in range(32)]
+    for a in actions[:10]:
+        step(a)
+    t0 = time.perf_counter()
+    for i in range(steps):
+        step(actions[i % len(actions)])
+    return steps * num_envs / (time.perf_counter() - t0)
+
+
 def time_vector(num_envs: int, steps: int) -> float:
     venv = gym.make_vec("VMIMO-MultiDiscrete-v0", num_envs=num_envs, vectorization_mode="vector_entry_point")
     venv.reset(seed=0)
-    rng = np.random.default_rng(0)
-    nvec = venv.unwrapped.single_action_space.nvec
-    actions = [rng.integers(0, nvec, size=(num_envs, nvec.size)) for _ in range(32)]
-    for a in actions[:10]:
-        venv.step(a)
-    t0 = time.perf_counter()
-    for i in range(steps):
-        venv.step(actions[i % len(actions)])
-    return steps * num_envs / (time.perf_counter() - t0)
+    return time_batched(venv.step, venv.unwrapped.single_action_space.nvec, num_envs, steps)
 
 
 def time_sb3(num_envs: int, steps: int) -> float:
@@ -54,15 +58,7 @@ def time_sb3(num_envs: int, steps: int) -> float:
 
     venv = VMIMOSB3VecEnv(num_envs=num_envs, seed=0)
     venv.reset()
-    rng = np.random.default_rng(0)
-    nvec = venv.action_space.nvec
-    actions = [rng.integers(0, nvec, size=(num_envs, nvec.size)) for _ in range(32)]
-    for a in actions[:10]:
-        venv.step(a)
-    t0 = time.perf_counter()
-    for i in range(steps):
-        venv.step(actions[i % len(actions)])
-    return steps * num_envs / (time.perf_counter() - t0)
+    return time_batched(venv.step, venv.action_space.nvec, num_envs, steps)
 
 
 def main() -> None:
