@@ -155,7 +155,7 @@ class VMIMOEnv(gym.Env):
         return self.layout.from_box(action)
 
     def action_masks(self) -> np.ndarray:
-        """Valid entries of the multidiscrete view: a device with an empty queue may only be idle."""
+        """Valid entries of the multidiscrete view (all valid; see ``action_masks`` below)."""
         return action_masks(self.layout, self.core.queue_lengths())[0]
 
     # ------------------------------------------------------------------ helpers
@@ -215,12 +215,13 @@ def make_observation_space(core: VMIMOCore) -> spaces.Space[Any]:
 
 
 def action_masks(layout: ActionLayout, queue: np.ndarray) -> np.ndarray:
-    """Flat MultiDiscrete masks (N, sum(nvec)): idle-only for devices with nothing queued."""
-    N, K = queue.shape
-    G = layout.num_groups
-    mask = np.ones((N, int(layout.nvec.sum())), dtype=bool)
-    mask[:, :K * (G + 1)].reshape(N, K, G + 1)[:, :, 1:] = (queue > 0)[:, :, None]
-    return mask
+    """Flat MultiDiscrete masks (N, sum(nvec)) for MaskablePPO: every entry is valid.
+
+    No action is invalid in VMIMO: a device whose queue is empty now still holds this slot's arrivals when the
+    action takes effect (scenes arrive at the start of the slot), so masking it idle would forbid useful sends.
+    The masks exist so mask-aware algorithms run unchanged.
+    """
+    return np.ones((queue.shape[0], int(layout.nvec.sum())), dtype=bool)
 
 
 __all__ = ["MODALITIES", "VMIMOEnv", "action_masks", "make_observation_space"]

@@ -58,7 +58,8 @@ class VMIMOVectorEnv(VectorEnv):
         self._needs_reset = True
 
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None):
-        super().reset(seed=seed)
+        # VectorEnv.reset seeds the vector env's own np_random and takes an int only; per-env seeds are ours
+        super().reset(seed=seed if isinstance(seed, int) else None)
         mask = None if options is None else options.get("reset_mask")
         ids = self._ids if mask is None else np.flatnonzero(np.asarray(mask, dtype=bool))
         if isinstance(seed, int):
