@@ -205,3 +205,13 @@ def test_observation_entries_match_their_documented_definitions() -> None:
     assert np.isclose(obs[lay["time"]][0], 7 / cfg.horizon)
     onehot = obs[lay["modality"]].reshape(cfg.num_devices, -1)
     assert np.all(onehot.sum(1) == 1)
+
+
+def test_vector_reset_accepts_a_seed_per_environment() -> None:
+    venv = VMIMOVectorEnv(num_envs=2, scenario="small")
+    obs, _ = venv.reset(seed=[40, 7])
+    for i, s in enumerate((40, 7)):
+        single, _ = VMIMOEnv(scenario="small").reset(seed=s)
+        assert np.array_equal(obs[i], single)
+    with pytest.raises(ValueError, match="seed list"):
+        venv.reset(seed=[1, 2, 3])
