@@ -239,6 +239,18 @@ def _row(sweep: str, method: str, n_ant: int, snr: float, m: int, accs: list[flo
             "nmse_mean": np.mean(nmses), "nmse_std": np.std(nmses), "seeds": len(accs), **extra}
 
 
+def _over_seeds(name: str, ls: LatentSpaces, n_ant: int, snr: float, b: Budget) -> tuple[list, list, int]:
+    """Fit and score one method on ``b.seeds`` channel draws: (accuracies, NMSEs, FLOPs)."""
+    accs, nmses, flops = [], [], 0
+    for s in range(b.seeds):
+        al = fit_method(name, ls, channel(n_ant, s), snr, s, b)
+        a, e = evaluate(al, ls, s)
+        accs.append(a)
+        nmses.append(e)
+        flops = flops_of(al)
+    return accs, nmses, flops
+
+
 def sweep_snr(ls: LatentSpaces, b: Budget, log: Callable[[str], None]) -> list[dict[str, object]]:
     """Accuracy vs SNR for each antenna configuration and method."""
     m = ls.x_train.shape[1] // 2
@@ -246,14 +258,7 @@ def sweep_snr(ls: LatentSpaces, b: Budget, log: Callable[[str], None]) -> list[d
     for n_ant in b.snr_antennas:
         for snr in b.snrs:
             for name in METHODS:
-                accs, nmses, flops = [], [], 0
-                for s in range(b.seeds):
-                    al = fit_method(name, ls, channel(n_ant, s), snr, s, b)
-                    a, e = evaluate(al, ls, s)
-                    accs.append(a)
-                    nmses.append(e)
-                    flops = flops_of(al)
-                rows.append(_row("snr", name, n_ant, snr, m, accs, nmses, flops))
+                rows.append(_row("snr", name, n_ant, snr, m, *_over_seeds(name, ls, n_ant, snr, b)))
             log(f"snr sweep {n_ant}x{n_ant} {snr:+.0f} dB: "
                 + " ".join(f"{r['method']}={r['acc_mean']:.3f}" for r in rows[-len(METHODS):]))
     return rows
@@ -266,14 +271,7 @@ def sweep_compression(ls: LatentSpaces, b: Budget, log: Callable[[str], None],
     rows = []
     for n_ant in b.compression_antennas:
         for name in METHODS:
-            accs, nmses, flops = [], [], 0
-            for s in range(b.seeds):
-                al = fit_method(name, ls, channel(n_ant, s), snr, s, b)
-                a, e = evaluate(al, ls, s)
-                accs.append(a)
-                nmses.append(e)
-                flops = flops_of(al)
-            rows.append(_row("compression", name, n_ant, snr, m, accs, nmses, flops))
+            rows.append(_row("compression", name, n_ant, snr, m, *_over_seeds(name, ls, n_ant, snr, b)))
         log(f"compression {n_ant}x{n_ant}: " + " ".join(f"{r['method']}={r['acc_mean']:.3f}"
                                                        for r in rows[-len(METHODS):]))
     return rows
