@@ -43,8 +43,8 @@ from semantic_models.alignment import (
     noise_variance,
     rayleigh_channel,
 )
-from semantic_models.alignment._blas import single_threaded_blas
 from semantic_models.alignment.baselines import top_k_with_charged_indices
+from semantic_models.blas import single_threaded_blas
 
 ROOT = Path(__file__).resolve().parents[1]
 FIG_DIR = ROOT / "docs" / "figures"

@@ -42,7 +42,7 @@ from typing import Literal
 
 import numpy as np
 
-from ._blas import single_threaded_blas
+from ..blas import single_threaded_blas
 from .channel import RawLink, SVDMMSELink, noise_variance, real_channel
 from .linalg import Whitener, check_finite, hermitian_right_solve, pack_complex, unpack_complex
 
