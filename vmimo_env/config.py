@@ -22,8 +22,10 @@ from typing import Any
 MODALITIES: tuple[str, ...] = ("visual", "radar", "infrared", "audio", "environmental")
 RECEIVERS: tuple[str, ...] = ("mmse", "zf", "mmse_sic")
 FADING: tuple[str, ...] = ("rayleigh", "rician", "umi")
-REWARD_MODES: tuple[str, ...] = ("model",)  # a lookup-table surrogate is not built (yet)
+REWARD_MODES: tuple[str, ...] = ("model", "soft")
 OBS_MODES: tuple[str, ...] = ("box", "dict")
+HETEROGENEOUS_DEVICES: tuple[str, ...] = ("none", "variant")
+ALIGNERS: tuple[str, ...] = ("lmmse", "none")
 
 
 def _check_range(name: str, value: float, lo: float | None, hi: float | None, *, lo_open: bool = False,
@@ -76,8 +78,19 @@ class ScenarioConfig:
     Semantic transmission
         compression_levels (latent prefix lengths in reals), receiver (``mmse``/``zf``/``mmse_sic``),
         cooperative (virtual array with D2D exchange and SVD precoding).
+    Heterogeneous devices (``DESIGN.md`` §8, ``vmimo_env.heterogeneous``)
+        heterogeneous_devices: ``"none"`` (every device runs the encoders the BS head was trained with) or
+        ``"variant"`` (the devices of the modalities in heterogeneous_modalities run the shipped variant encoders,
+        another NAS architecture and seed); heterogeneous_modalities (default all five); aligner: ``"lmmse"`` (the
+        BS maps each received foreign latent into its own space with a fitted LMMSE map for its prefix and SINR)
+        or ``"none"`` (the head gets the foreign latents raw: the unaligned baseline). Both ignored when
+        heterogeneous_devices is ``"none"``.
     Reward
-        energy_weight (λ_E), energy_ref_j (E_ref), reward_mode (``model``: the frozen model on what arrived).
+        energy_weight (λ_E), energy_ref_j (E_ref), reward_mode: ``"model"`` (default): the accuracy term counts
+        the closing scenes the frozen head classifies correctly (argmax) from what arrived; ``"soft"``: it sums the
+        probability the head gives the true class instead, the same model on the same received latents but without
+        the Bernoulli noise of one argmax draw (a lower-variance training signal; ``correct`` in info stays the
+        hard count).
     Observation
         obs_mode (``box`` or ``dict``), obs_full_csi (append Re/Im of h).
     """
@@ -127,6 +140,10 @@ class ScenarioConfig:
     compression_levels: tuple[int, ...] = (4, 8, 16, 32, 64)
     receiver: str = "mmse"
     cooperative: bool = False
+    # heterogeneous devices
+    heterogeneous_devices: str = "none"
+    heterogeneous_modalities: tuple[str, ...] = MODALITIES
+    aligner: str = "lmmse"
     # reward
     energy_weight: float = 0.5
     energy_ref_j: float = 0.01
@@ -138,7 +155,7 @@ class ScenarioConfig:
 
     def __post_init__(self) -> None:
         # tuples may arrive as lists from YAML/CLI; normalise before validating so configs compare equal.
-        for name in ("power_levels_db", "modalities", "compression_levels"):
+        for name in ("power_levels_db", "modalities", "compression_levels", "heterogeneous_modalities"):
             value = getattr(self, name)
             if isinstance(value, (list, tuple)):
                 object.__setattr__(self, name, tuple(value))
@@ -202,6 +219,16 @@ class ScenarioConfig:
         _check_choice("receiver", self.receiver, RECEIVERS)
         if not isinstance(self.cooperative, bool):
             raise ValueError(f"cooperative must be a bool, got {self.cooperative!r}")
+        _check_choice("heterogeneous_devices", self.heterogeneous_devices, HETEROGENEOUS_DEVICES)
+        if not isinstance(self.heterogeneous_modalities, tuple) or len(self.heterogeneous_modalities) < 1:
+            raise ValueError("heterogeneous_modalities must name at least one modality, got "
+                             f"{self.heterogeneous_modalities!r}")
+        for i, m in enumerate(self.heterogeneous_modalities):
+            _check_choice(f"heterogeneous_modalities[{i}]", m, MODALITIES)
+        if len(set(self.heterogeneous_modalities)) != len(self.heterogeneous_modalities):
+            raise ValueError(f"heterogeneous_modalities must not repeat a modality, got "
+                             f"{list(self.heterogeneous_modalities)}")
+        _check_choice("aligner", self.aligner, ALIGNERS)
         _check_range("energy_weight", self.energy_weight, 0.0, 1e3)
         _check_range("energy_ref_j", self.energy_ref_j, 0.0, 1e3, lo_open=True)
         _check_choice("reward_mode", self.reward_mode, REWARD_MODES)

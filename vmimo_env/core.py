@@ -15,6 +15,8 @@ All state lives in arrays with a leading environment axis; ``VMIMOEnv`` is the `
 5. The encode cap ``round(encode_capacity * p_joint)`` comes from the seed's compute/memory process.
 6. Scenes that every device has delivered, or whose deadline has come, are classified by the frozen fusion
    head in one batched call on the latents actually received. An expired scene with nothing received is wrong.
+   With heterogeneous devices the received foreign latents are first mapped into the head's latent space by the
+   BS aligner (``vmimo_env.heterogeneous``), or fed raw with ``aligner="none"``.
 7. Energy (transmit, circuit, encoding, D2D) is charged; reward = correct / arrival_rate - λ_E E / E_ref.
 8. Fading and the resource process advance one slot.
 """
@@ -69,6 +71,12 @@ class VMIMOCore:
         self.A = A = MAX_ARRIVALS
         self.pool = pool
         self.model = model
+        # heterogeneous devices: the devices send foreign latents (another pool) and the BS may align them first
+        self.bs_aligner = None
+        if cfg.heterogeneous_devices != "none":
+            from vmimo_env import heterogeneous
+
+            self.pool, self.bs_aligner = heterogeneous.setup(cfg, pool, model)
 
         # ------------------------------------------------------------ constants
         mod_index = {m: i for i, m in enumerate(MODALITIES)}
@@ -78,7 +86,8 @@ class VMIMOCore:
         self.modality_onehot[np.arange(K), self.device_modality] = 1.0
         self.power_levels_w = cfg.max_power_w * 10.0 ** (np.asarray(cfg.power_levels_db) / 10.0)
         self.prefix_levels = np.asarray(cfg.compression_levels, dtype=np.int64)
-        self.encoder_mflops = np.asarray(model.encoder_mflops, dtype=np.float64)[self.device_modality]  # (K,)
+        dev_mflops = model.encoder_mflops if self.pool.encoder_mflops is None else self.pool.encoder_mflops
+        self.encoder_mflops = np.asarray(dev_mflops, dtype=np.float64)[self.device_modality]  # (K,)
         self.rho = channel.doppler_rho(cfg.speed_mps, cfg.carrier_hz, cfg.slot_s)
         self.spatial_sqrt = channel.exponential_correlation_sqrt(self.Nr, cfg.spatial_correlation)
         self.res_params = resources.ResourceParams.from_config(cfg)  # not per step: hashing a config costs µs
@@ -140,6 +149,7 @@ class VMIMOCore:
         self._lat = np.zeros((N * S, M, LATENT_DIM), dtype=np.float32)
         self._len = np.zeros((N * S, M), dtype=np.int64)
         self._scene = np.zeros(N * S, dtype=np.int64)
+        self._soft_correct: np.ndarray | None = None  # reward_mode "soft": Σ p(true class) per env this slot
         self._obs = np.zeros((N, self.obs_dim), dtype=np.float32)
 
     # ================================================================== reset
@@ -199,6 +209,7 @@ class VMIMOCore:
                                        self.rx_score, self.rx_snr, self.rx_off, n_send, prefix, sinr, u[:, 1 + A:],
                                        self.device_modality, self.noise_span, self.D, self._close_env,
                                        self._close_pos, self._closed, self._empty)
+        self._soft_correct = None
         correct = self._classify(nc)
 
         e_tx = energy.transmit_energy_j(power_w, airtime, cfg.pa_efficiency)
@@ -213,7 +224,10 @@ class VMIMOCore:
             energy_j[:, 3] = energy.d2d_energy_j(sym, cfg.d2d_energy_j_per_symbol).sum(1)
         else:
             energy_j[:, 3] = 0.0
-        acc_term = correct / cfg.arrival_rate
+        if cfg.reward_mode == "soft":
+            acc_term = (np.zeros(self.N) if self._soft_correct is None else self._soft_correct) / cfg.arrival_rate
+        else:
+            acc_term = correct / cfg.arrival_rate
         en_term = energy_j.sum(1) * (cfg.energy_weight / cfg.energy_ref_j)
         reward = acc_term - en_term
 
@@ -231,9 +245,18 @@ class VMIMOCore:
         lat, lens, scene = self._lat[:nc], self._len[:nc], self._scene[:nc]
         kernels.gather_received(self._close_env, self._close_pos, nc, self.ring_scene, self.rx_len, self.rx_snr,
                                 self.rx_off, self.pool.latents, self.noise_table, lat, lens, scene)
+        if self.bs_aligner is not None:  # foreign latents into the head's space, map chosen by prefix and SINR
+            self.bs_aligner.apply(lat, lens, self.rx_snr[self._close_env[:nc], self._close_pos[:nc]])
         labels = self.pool.labels[scene]
-        hit = self.model.classify(lat, lens).argmax(axis=1) == labels
-        return np.bincount(self._close_env[:nc][hit], minlength=self.N)
+        logits = self.model.classify(lat, lens)
+        env_of = self._close_env[:nc]
+        if self.cfg.reward_mode == "soft":  # probability of the true class: softmax over the (few) classes
+            z = logits - logits.max(axis=1, keepdims=True)
+            e = np.exp(z)
+            p_true = e[np.arange(nc), labels] / e.sum(axis=1)
+            self._soft_correct = np.bincount(env_of, weights=p_true, minlength=self.N)
+        hit = logits.argmax(axis=1) == labels
+        return np.bincount(env_of[hit], minlength=self.N)
 
     def _coop_symbols(self, geff: np.ndarray, n_send: np.ndarray, prefix: np.ndarray) -> np.ndarray:
         """D2D symbols each device sends in cooperative mode: its latents to every other group member."""

@@ -72,7 +72,9 @@ class VMIMOEnv(gym.Env):
     modalities), ``E_t`` the devices' energy in joules (transmit ``p/η · airtime`` + circuit ``P_c · airtime`` +
     encoder compute + D2D in cooperative mode), ``λ_E = energy_weight`` (0.5) and ``E_ref = energy_ref_j``
     (0.01 J). The accuracy term averages 1 for a perfect scheduler. Scenes dropped or expired with nothing
-    received count as wrong.
+    received count as wrong. With ``heterogeneous_devices="variant"`` the devices run other encoders than the head's
+    and the BS aligns what it receives first (``aligner``; ``vmimo_env.heterogeneous``), so the accuracy term also
+    reflects alignment quality.
 
     ## Starting State
 

@@ -20,10 +20,18 @@ import numpy as np
 
 @dataclass(frozen=True)
 class ScenePool:
-    """Encoded scenes: ``latents`` float32 (P, M, 64), ``labels`` int64 (P,)."""
+    """Encoded scenes: ``latents`` float32 (P, M, 64), ``labels`` int64 (P,).
+
+    ``seed`` and ``checkpoint`` name where the scenes came from (``build_pool``'s arguments; None for a pool built
+    by hand), which heterogeneous devices need to re-encode the same scenes; ``encoder_mflops`` (per modality) is
+    what a device spends per encode when it differs from the BS model's encoders (None: the model's).
+    """
 
     latents: np.ndarray
     labels: np.ndarray
+    seed: int | None = None
+    checkpoint: str | None = None
+    encoder_mflops: tuple[float, ...] | None = None
 
     @property
     def size(self) -> int:
@@ -43,9 +51,13 @@ def _load_model(checkpoint: str | None):
     return load_frozen_student(checkpoint)
 
 
-@lru_cache(maxsize=4)
 def build_pool(pool_size: int = 4096, seed: int = 2024, checkpoint: str | None = None) -> ScenePool:
     """Encode ``pool_size`` scenes of the ``env`` split with every modality's frozen encoder (cached)."""
+    return _build_pool(int(pool_size), int(seed), checkpoint)  # one cache entry however the arguments are passed
+
+
+@lru_cache(maxsize=4)
+def _build_pool(pool_size: int, seed: int, checkpoint: str | None) -> ScenePool:
     from semantic_models.data import SceneGenerator
 
     model = load_model(checkpoint)
@@ -56,4 +68,4 @@ def build_pool(pool_size: int = 4096, seed: int = 2024, checkpoint: str | None =
     lat.setflags(write=False)
     labels = np.asarray(labels, dtype=np.int64)
     labels.setflags(write=False)
-    return ScenePool(lat, labels)
+    return ScenePool(lat, labels, seed=seed, checkpoint=checkpoint)
