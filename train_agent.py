@@ -130,6 +130,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     from agents.callbacks import AtomicCheckpointCallback, EpisodeInfoCallback, HeldOutEvalCallback
     from agents.checkpoint import check_compatible, load_model, read_checkpoint, resolve_resume_path, save_checkpoint
+    from agents.common.device_policy import DevicePolicy, device_policy_kwargs
     from agents.common.distributions import FastMultiDiscretePolicy
     from agents.evaluate import best_heuristic, comparison_rows, evaluate_policies, format_table
     from agents.policies import algo_class, heuristic_names
@@ -187,7 +188,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                          entity=args.wandb_entity)
 
     # ------------------------------------------------------------------ 5. training environments
-    venv, vec_kind = make_train_env(args.env, n_envs, args.vec_env, args.seed, env_kwargs, action_view,
+    # training-only env kwargs (e.g. the lower-variance soft reward); evaluation sees the env as the user set it
+    train_only = hp.get("train_env_kwargs") or {}
+    if not isinstance(train_only, dict):
+        raise SystemExit(f"hyperparameter train_env_kwargs must be a mapping, got {train_only!r}")
+    train_env_kwargs = {**train_only, **env_kwargs}
+    venv, vec_kind = make_train_env(args.env, n_envs, args.vec_env, args.seed, train_env_kwargs, action_view,
                                     monitor_dir=None)
     norm_kwargs = normalize_kwargs(hp.get("normalize"))
     if ckpt is not None and ckpt.vecnormalize is not None:
@@ -205,6 +211,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     policy = zoo.get("policy", "MlpPolicy")
     if policy == "MlpPolicy" and args.algo in ("ppo", "a2c") and action_view == "multidiscrete" and vmimo:
         policy = FastMultiDiscretePolicy  # same network and law, one tensor op instead of 3K+G Categoricals
+    elif policy == "DevicePolicy":  # the per-device shared actor; its layout comes from the environment
+        if not (vmimo and action_view == "multidiscrete"):
+            raise SystemExit(f"policy DevicePolicy needs a VMIMO env and a discrete-action algorithm, got "
+                             f"--env {args.env} --algo {args.algo}")
+        policy = DevicePolicy
+        algo_kwargs["policy_kwargs"] = {**device_policy_kwargs(venv), **algo_kwargs.get("policy_kwargs", {})}
     if ckpt is None:
         model = cls(policy, venv, seed=args.seed, device=args.device, verbose=0, **algo_kwargs)
     else:

@@ -10,6 +10,8 @@ few Zoo keys consumed here instead of being passed on:
 ``normalize``       ``true``/``false`` or a dict of ``VecNormalize`` kwargs (``{norm_obs: true, norm_reward: false}``)
 ``noise_type``      ``normal`` or ``ornstein-uhlenbeck`` action noise (TD3/DDPG), with ``noise_std``
 ``eval_freq`` ...   ``eval_freq``, ``eval_episodes``, ``save_freq``: defaults for the matching CLI flags
+``train_env_kwargs`` env kwargs for the *training* environments only (e.g. ``{reward_mode: soft}``); evaluation
+                    and baselines always run the environment as given by ``--env-kwargs``
 ==================  =====================================================================================
 
 Values may use Zoo conventions: ``lin_3e-4`` (linear schedule from 3e-4 to 0), ``policy_kwargs`` as a YAML mapping
@@ -29,7 +31,7 @@ import yaml
 
 HYPERPARAMS_DIR = Path(__file__).resolve().parent.parent / "hyperparams"
 ZOO_KEYS = ("n_timesteps", "n_envs", "policy", "normalize", "noise_type", "noise_std", "eval_freq",
-            "eval_episodes", "save_freq")
+            "eval_episodes", "save_freq", "train_env_kwargs")
 ACTIVATIONS = {"tanh": "Tanh", "relu": "ReLU", "elu": "ELU", "leaky_relu": "LeakyReLU", "gelu": "GELU",
                "silu": "SiLU"}
 

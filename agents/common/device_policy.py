@@ -1,0 +1,204 @@
+"""A per-device actor for VMIMO's multidiscrete view: one small network shared by every device.
+
+A flat MLP actor has to learn "transmit at a power that fits this device's path loss" once per device, from
+that device's share of the data. Every device faces the same decision problem, up to its own state, so the
+actor here encodes each device's row of the observation with **shared weights** (DeepSets, Zaheer et al. 2017;
+the same idea as the graph-network schedulers of Shen et al., "Graph neural networks for scalable radio resource
+management", 2021):
+
+1. device row ``x_k`` = [gain, SNR, queue, head-of-line age, p_joint, modality one-hot, the device's column of the
+   pairwise channel-correlation matrix, full CSI if observed, episode time, device one-hot];
+2. ``e_k = φ(x_k)`` (shared MLP), context ``c = mean_k e_k``;
+3. ``z_k = ψ([e_k, c])`` (shared), the device's action logits (group, power, compression) ``= W z_k``;
+4. group band-share logits from ``mean_k z_k``.
+
+The device one-hot lets the shared network still treat devices differently where it pays (a fixed modality per
+device, say), so nothing is lost against the flat actor; the sharing only changes what is easy to learn. The
+critic is the usual MLP on the flat observation (``net_arch["vf"]``). The output is the flat logit vector of the
+multidiscrete view, in its order ``[group (K) | power (K) | compression (K) | bandwidth (G)]``, fed to the same
+vectorised MultiCategorical as :class:`~agents.common.distributions.FastMultiDiscretePolicy`: the law, PPO's loss
+and the checkpoints work unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from torch import nn
+
+from agents.common.distributions import FastMultiDiscretePolicy
+
+PER_DEVICE_BLOCKS = ("gain_db", "snr_db", "queue", "hol_age", "p_joint")
+
+
+def device_policy_kwargs(env: Any) -> dict[str, Any]:
+    """The layout keywords :class:`DevicePolicy` needs, read from a VMIMO environment (single, vector or SB3)."""
+    core = _find_core(env)
+    lay = {name: [int(a), int(b)] for name, (a, b) in core.obs_layout().items()}
+    return {"obs_layout": lay, "num_devices": int(core.K), "num_groups": int(core.G)}
+
+
+def _find_core(env: Any) -> Any:
+    seen = 0
+    while env is not None and seen < 16:
+        core = getattr(env, "core", None)
+        if core is not None and hasattr(core, "obs_layout"):
+            return core
+        unwrapped = getattr(env, "unwrapped", None)
+        if unwrapped is not None and unwrapped is not env and getattr(unwrapped, "core", None) is not None:
+            return unwrapped.core
+        envs = getattr(env, "envs", None)  # SB3 DummyVecEnv
+        if envs:
+            return _find_core(envs[0])
+        env = getattr(env, "venv", None) or getattr(env, "env", None)
+        seen += 1
+    raise ValueError("DevicePolicy needs a VMIMO environment (an object with .core.obs_layout()); got none")
+
+
+class DeviceActor(nn.Module):
+    """Shared per-device encoder + context: obs (B, D) -> latent (B, K·H + H) holding every z_k and their mean."""
+
+    def __init__(self, obs_layout: dict[str, list[int]], num_devices: int, hidden: int = 64,
+                 activation: type[nn.Module] = nn.Tanh) -> None:
+        super().__init__()
+        K = num_devices
+        self.K, self.hidden = K, hidden
+        for name in (*PER_DEVICE_BLOCKS, "modality", "correlation", "time"):
+            if name not in obs_layout:
+                raise ValueError(f"obs_layout lacks block {name!r}; got {sorted(obs_layout)}")
+        cols = [np.arange(*obs_layout[n]).reshape(1, K) for n in PER_DEVICE_BLOCKS]  # (1, K) each
+        a, b = obs_layout["modality"]
+        cols.append(np.arange(a, b).reshape(K, -1).T)  # (M, K)
+        if "csi" in obs_layout:
+            a, b = obs_layout["csi"]
+            cols.append(np.arange(a, b).reshape(2, K, -1).transpose(0, 2, 1).reshape(-1, K))  # (2 Nr, K)
+        cols.append(np.full((1, K), obs_layout["time"][0]))
+        per_dev = np.concatenate(cols, axis=0).T  # (K, F0): observation index of each device feature
+        # pairwise correlations (i < j) in the observation; the device's own entry reads a constant-zero slot
+        a, b = obs_layout["correlation"]
+        pair = np.full((K, K), -1, dtype=np.int64)
+        iu, ju = np.triu_indices(K, 1)
+        pair[iu, ju] = np.arange(a, b)
+        pair[ju, iu] = np.arange(a, b)
+        self.register_buffer("feat_index", th.as_tensor(per_dev, dtype=th.long), persistent=False)
+        self.register_buffer("corr_index", th.as_tensor(pair, dtype=th.long), persistent=False)
+        self.register_buffer("eye", th.eye(K), persistent=False)
+        in_dim = per_dev.shape[1] + K + K
+        self.phi = nn.Sequential(nn.Linear(in_dim, hidden), activation(), nn.Linear(hidden, hidden), activation())
+        self.psi = nn.Sequential(nn.Linear(2 * hidden, hidden), activation())
+        self.latent_dim = K * hidden + hidden
+
+    def device_rows(self, obs: th.Tensor) -> th.Tensor:
+        B, K = obs.shape[0], self.K
+        feats = obs[:, self.feat_index]  # (B, K, F0)
+        padded = th.cat([obs, obs.new_zeros(B, 1)], dim=1)  # index -1 -> the zero column
+        corr = padded[:, self.corr_index]  # (B, K, K)
+        return th.cat([feats, corr, self.eye.expand(B, K, K)], dim=2)
+
+    def forward(self, obs: th.Tensor) -> th.Tensor:
+        e = self.phi(self.device_rows(obs))  # (B, K, H)
+        ctx = e.mean(dim=1, keepdim=True).expand_as(e)
+        z = self.psi(th.cat([e, ctx], dim=2))  # (B, K, H)
+        return th.cat([z.flatten(1), z.mean(dim=1)], dim=1)
+
+
+class DeviceActionNet(nn.Module):
+    """Latent of :class:`DeviceActor` -> flat multidiscrete logits ``[group (K) | power (K) | compression (K) |
+    bandwidth (G)]``, the same shared head for every device."""
+
+    def __init__(self, num_devices: int, hidden: int, nvec: np.ndarray, num_groups: int) -> None:
+        super().__init__()
+        K, G = num_devices, num_groups
+        nvec = np.asarray(nvec)
+        if nvec.size != 3 * K + G:
+            raise ValueError(f"multidiscrete nvec of size {nvec.size} does not fit K={K}, G={G} (3K + G)")
+        self.K, self.G, self.hidden = K, G, hidden
+        self.sizes = [int(nvec[0]), int(nvec[K]), int(nvec[2 * K])]  # group, power, compression choices
+        self.n_bw = int(nvec[3 * K])
+        self.device_head = nn.Linear(hidden, sum(self.sizes))
+        self.band_head = nn.Linear(hidden, G * self.n_bw)
+
+    def forward(self, latent: th.Tensor) -> th.Tensor:
+        B, K, H = latent.shape[0], self.K, self.hidden
+        z, pooled = latent[:, :K * H].view(B, K, H), latent[:, K * H:]
+        parts = th.split(self.device_head(z), self.sizes, dim=2)  # each (B, K, n)
+        return th.cat([p.reshape(B, -1) for p in parts] + [self.band_head(pooled)], dim=1)
+
+
+class DeviceMlpExtractor(nn.Module):
+    """SB3 ``mlp_extractor`` contract: ``forward_actor`` (per-device actor), ``forward_critic`` (flat MLP)."""
+
+    def __init__(self, feature_dim: int, actor: DeviceActor, vf_arch: list[int],
+                 activation: type[nn.Module]) -> None:
+        super().__init__()
+        self.actor = actor
+        layers: list[nn.Module] = []
+        last = feature_dim
+        for width in vf_arch:
+            layers += [nn.Linear(last, width), activation()]
+            last = width
+        self.value_net = nn.Sequential(*layers)
+        self.latent_dim_pi = actor.latent_dim
+        self.latent_dim_vf = last
+
+    def forward(self, features: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        return self.forward_actor(features), self.forward_critic(features)
+
+    def forward_actor(self, features: th.Tensor) -> th.Tensor:
+        return self.actor(features)
+
+    def forward_critic(self, features: th.Tensor) -> th.Tensor:
+        return self.value_net(features)
+
+
+class DevicePolicy(FastMultiDiscretePolicy):
+    """PPO/A2C policy with the per-device shared actor (module docstring) and an MLP critic.
+
+    Extra ``policy_kwargs`` (``train_agent.py`` fills the first three from the environment with
+    :func:`device_policy_kwargs`): ``obs_layout`` (name -> [start, stop] of the flat observation),
+    ``num_devices``, ``num_groups``, ``device_hidden`` (width of the shared networks, 64). ``net_arch`` gives
+    the critic (``[128, 128]`` or ``{"vf": [...]}``); ``activation_fn`` applies to both.
+    """
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, lr_schedule: Any,
+                 obs_layout: dict[str, list[int]] | None = None, num_devices: int | None = None,
+                 num_groups: int | None = None, device_hidden: int = 64, **kwargs: Any) -> None:
+        if obs_layout is None or num_devices is None or num_groups is None:
+            raise ValueError("DevicePolicy needs obs_layout, num_devices and num_groups in policy_kwargs "
+                             "(agents.common.device_policy.device_policy_kwargs(env) builds them)")
+        if not isinstance(action_space, spaces.MultiDiscrete):
+            raise ValueError(f"DevicePolicy needs VMIMO's multidiscrete action view, got {action_space}")
+        if not isinstance(observation_space, spaces.Box) or observation_space.shape is None:
+            raise ValueError(f"DevicePolicy needs VMIMO's flat Box observation (obs_mode='box'), "
+                             f"got {observation_space}")
+        self._device_cfg = {"obs_layout": {k: list(v) for k, v in obs_layout.items()},
+                            "num_devices": int(num_devices), "num_groups": int(num_groups),
+                            "device_hidden": int(device_hidden)}
+        super().__init__(observation_space, action_space, lr_schedule, **kwargs)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(self._device_cfg)
+        return data
+
+    def _build_mlp_extractor(self) -> None:
+        arch = self.net_arch
+        vf = list(arch.get("vf", [128, 128])) if isinstance(arch, dict) else list(arch or [128, 128])
+        actor = DeviceActor(self._device_cfg["obs_layout"], self._device_cfg["num_devices"],
+                            self._device_cfg["device_hidden"], self.activation_fn)
+        self.mlp_extractor = DeviceMlpExtractor(self.features_dim, actor, vf, self.activation_fn)
+
+    def _build(self, lr_schedule: Any) -> None:
+        super()._build(lr_schedule)
+        # replace SB3's single Linear(latent, sum(nvec)) by the shared per-device head, initialised the way SB3
+        # initialises action_net (orthogonal, gain 0.01: near-uniform initial policy)
+        self.action_net = DeviceActionNet(self._device_cfg["num_devices"], self._device_cfg["device_hidden"],
+                                          np.asarray(self.action_space.nvec), self._device_cfg["num_groups"])
+        if self.ortho_init:
+            for layer in (self.action_net.device_head, self.action_net.band_head):
+                nn.init.orthogonal_(layer.weight, gain=0.01)
+                nn.init.zeros_(layer.bias)
+        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
