@@ -26,3 +26,4 @@ bench: venv
 
 model: venv
 	.venv/bin/python -m semantic_models.build
+	.venv/bin/python -m semantic_models.build_variant

@@ -132,6 +132,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from agents.checkpoint import check_compatible, load_model, read_checkpoint, resolve_resume_path, save_checkpoint
     from agents.common.device_policy import DevicePolicy, device_policy_kwargs
     from agents.common.distributions import FastMultiDiscretePolicy
+    from agents.common.pretrain import PretrainConfig, behaviour_clone
     from agents.evaluate import best_heuristic, comparison_rows, evaluate_policies, format_table
     from agents.policies import algo_class, heuristic_names
     from agents.wandb_logging import WandbOutputFormat, WandbRun, default_mode
@@ -225,6 +226,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         rb = ckpt.path.parent / f"replay_buffer_{ckpt.num_timesteps:012d}.pkl"
         if hasattr(model, "replay_buffer") and rb.exists():
             model.load_replay_buffer(rb)
+    # warm start by behaviour cloning of a heuristic (agents/common/pretrain.py); its env steps count in the budget
+    try:
+        pretrain_cfg = PretrainConfig.from_hyperparams(zoo.get("pretrain")) if ckpt is None else None
+    except ValueError as err:
+        raise SystemExit(f"hyperparameter pretrain: {err}") from None
+    if pretrain_cfg is not None and not (vmimo and args.algo in ("ppo", "a2c", "maskable_ppo")
+                                         and args.vec_env == "batched"):
+        raise SystemExit(f"pretrain (behaviour cloning) needs a VMIMO env, --vec-env batched and --algo ppo, a2c or "
+                         f"maskable_ppo; got --env {args.env} --algo {args.algo} --vec-env {args.vec_env}")
+    pretrain_stats: dict[str, float] = {}
+    if pretrain_cfg is not None:
+        t0 = time.perf_counter()
+        print(f"Behaviour cloning of {pretrain_cfg.heuristic}: {pretrain_cfg.steps} slots x {n_envs} envs, "
+              f"{pretrain_cfg.epochs} epochs", flush=True)
+        pretrain_stats = behaviour_clone(model, venv, pretrain_cfg, action_view, seed=args.seed,
+                                         verbose=args.verbose)
+        pretrain_stats["pretrain/seconds"] = time.perf_counter() - t0
+        model.num_timesteps = pretrain_cfg.steps * n_envs
+        print("  " + ", ".join(f"{k.split('/')[1]} {v:.4g}" for k, v in pretrain_stats.items()), flush=True)
+        wandb_run.summary_update(pretrain_stats)
     logger = configure(str(run_dir), ["stdout"] if args.verbose >= 1 else [])
     # a resumed run appends a second CSV instead of overwriting the first segment's progress.csv
     csv_name = f"progress_from_{int(model.num_timesteps)}.csv" if ckpt else "progress.csv"
@@ -292,7 +313,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     try:
         if remaining > 0:
             model.learn(total_timesteps=remaining, callback=CallbackList(callbacks), progress_bar=args.progress,
-                        reset_num_timesteps=ckpt is None, **learn_kwargs)
+                        reset_num_timesteps=ckpt is None and pretrain_cfg is None, **learn_kwargs)
     except KeyboardInterrupt:
         interrupted = True
         print("\nInterrupted: saving a checkpoint before exiting", flush=True)
@@ -311,9 +332,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "run_dir": str(run_dir), "final_model": str(final_path), "checkpoint": str(final_ckpt),
         "num_timesteps": int(model.num_timesteps), "trained_steps": trained, "train_seconds": learn_s,
         "sps": trained / learn_s if learn_s > 0 else math.nan, "wall_seconds": time.perf_counter() - t_start,
-        "wandb_mode": wandb_run.mode, "wandb_dir": wandb_run.run_dir, "interrupted": interrupted}
+        "wandb_mode": wandb_run.mode, "wandb_dir": wandb_run.run_dir, "interrupted": interrupted,
+        "pretrain": {k.split("/", 1)[1]: v for k, v in pretrain_stats.items()}}
     lines = [f"Final model      {final_path} ({model.num_timesteps:,} steps; resume with --resume {run_dir})",
              f"Training time    {learn_s:.0f} s for {trained:,} steps ({summary['sps']:,.0f} steps/s)"]
+    if pretrain_cfg is not None:
+        lines.insert(1, f"Warm start       behaviour cloning of {pretrain_cfg.heuristic}: "
+                        f"{int(pretrain_stats['pretrain/samples']):,} demonstration steps (counted in the budget), "
+                        f"mode agreement {pretrain_stats['pretrain/mode_agreement']:.1%}, "
+                        f"{pretrain_stats['pretrain/seconds']:.0f} s")
     if eval_cb is not None and eval_cb.best_step is not None:
         best = eval_cb.best_result
         summary.update(best_model=str(run_dir / "best_model.zip"), best_mean_reward=eval_cb.best_mean_reward,

@@ -12,6 +12,8 @@ few Zoo keys consumed here instead of being passed on:
 ``eval_freq`` ...   ``eval_freq``, ``eval_episodes``, ``save_freq``: defaults for the matching CLI flags
 ``train_env_kwargs`` env kwargs for the *training* environments only (e.g. ``{reward_mode: soft}``); evaluation
                     and baselines always run the environment as given by ``--env-kwargs``
+``pretrain``        behaviour-cloning warm start from a heuristic (PPO/A2C): a name or
+                    ``{heuristic: fractional_power, steps: 400, epochs: 8, ...}`` (``agents.common.pretrain``)
 ==================  =====================================================================================
 
 Values may use Zoo conventions: ``lin_3e-4`` (linear schedule from 3e-4 to 0), ``policy_kwargs`` as a YAML mapping
@@ -31,7 +33,7 @@ import yaml
 
 HYPERPARAMS_DIR = Path(__file__).resolve().parent.parent / "hyperparams"
 ZOO_KEYS = ("n_timesteps", "n_envs", "policy", "normalize", "noise_type", "noise_std", "eval_freq",
-            "eval_episodes", "save_freq", "train_env_kwargs")
+            "eval_episodes", "save_freq", "train_env_kwargs", "pretrain")
 ACTIVATIONS = {"tanh": "Tanh", "relu": "ReLU", "elu": "ELU", "leaky_relu": "LeakyReLU", "gelu": "GELU",
                "silu": "SiLU"}
 

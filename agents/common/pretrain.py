@@ -1,0 +1,160 @@
+"""Warm start: behaviour cloning of a heuristic scheduler before PPO/A2C training.
+
+Why: in VMIMO the good schedules are *coordinated* (at most ``Nr`` devices per virtual-MIMO group, every
+device of a slot in one group holding the whole band, alternating devices between slots). A policy that samples
+27 action components independently finds such a joint pattern by exploration only slowly: from scratch, PPO
+settles on two half-band groups, whose doubled air time costs circuit energy the heuristics do not pay
+(docs/training.md). Cloning a heuristic first puts the policy in that basin; reinforcement learning on the true
+reward then improves on it (power, prefix and which devices to skip per state), which is the part a heuristic
+cannot do. The same recipe is used where search or expert policies exist (e.g. AlphaStar's supervised start;
+"kickstarting", Schmitt et al. 2018).
+
+What it does, on the training VecEnv itself so the observation normalisation (VecNormalize) is the one the
+policy will see, and its running statistics are warmed up:
+
+1. run ``heuristic`` for ``steps`` slots on all training environments, recording the (normalised) observations,
+   the heuristic's action in the algorithm's flat view and the (normalised) rewards;
+2. fit the policy by maximum likelihood on those actions (``-log π(a|s)``) and the value head on the discounted
+   reward-to-go, with Adam for ``epochs`` passes;
+3. leave the environments where the demonstration ended (the first PPO rollout continues from there).
+
+The clone is stochastic and imperfect (a round-robin pointer is not in the observation, so the policy learns the
+pattern from queue and head-of-line age); what it reaches is logged (``pretrain/*``) and reported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch as th
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """``pretrain`` entry of a hyperparameter file (all optional but ``heuristic``)."""
+
+    heuristic: str
+    steps: int = 400  # slots per environment (x n_envs samples)
+    epochs: int = 8
+    batch_size: int = 2048
+    learning_rate: float = 1e-3
+    value_coef: float = 0.5
+
+    @classmethod
+    def from_hyperparams(cls, value: Any) -> PretrainConfig | None:
+        if value is None or value is False:
+            return None
+        if isinstance(value, str):
+            value = {"heuristic": value}
+        if not isinstance(value, dict) or "heuristic" not in value:
+            raise ValueError(f"pretrain must be a heuristic name or a mapping with 'heuristic', got {value!r}")
+        unknown = set(value) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown pretrain keys {sorted(unknown)}; allowed: {sorted(cls.__dataclass_fields__)}")
+        cfg = cls(**value)
+        for name in ("steps", "epochs", "batch_size"):
+            if int(getattr(cfg, name)) < 1:
+                raise ValueError(f"pretrain {name} must be >= 1, got {getattr(cfg, name)!r}")
+        if not cfg.learning_rate > 0:
+            raise ValueError(f"pretrain learning_rate must be > 0, got {cfg.learning_rate!r}")
+        return cfg
+
+
+def _base_vmimo_vector_env(venv: VecEnv) -> Any:
+    """The ``VMIMOVectorEnv`` inside SB3 wrappers (VecNormalize, the statistics wrapper, the batched adapter)."""
+    env: Any = venv
+    for _ in range(16):
+        inner = getattr(env, "venv", None)
+        if inner is None:
+            break
+        if getattr(inner, "core", None) is not None:
+            return inner
+        env = inner
+    raise ValueError("behaviour cloning needs the batched VMIMO VecEnv (--vec-env batched)")
+
+
+def collect_demonstrations(venv: VecEnv, heuristic: str, steps: int, action_view: str,
+                           gamma: float) -> dict[str, np.ndarray]:
+    """Run ``heuristic`` on every environment of ``venv`` for ``steps`` slots; returns flat arrays ``obs``
+    (T·N, D), ``actions`` (T·N, A), ``returns`` (T·N,) (discounted normalised reward-to-go) and the raw
+    episode ``rewards`` (T, N)."""
+    from agents.policies import make_policy
+
+    base = _base_vmimo_vector_env(venv)
+    layout = base.layout
+    to_flat = layout.to_multidiscrete if action_view == "multidiscrete" else layout.to_box
+    policy = make_policy(heuristic, base)
+    policy.reset(None)
+    obs = venv.reset()
+    N = venv.num_envs
+    obs_buf = np.empty((steps, N, obs.shape[1]), dtype=np.float32)
+    act_buf: list[np.ndarray] = []
+    rew = np.empty((steps, N))
+    raw = np.empty((steps, N))
+    done = np.empty((steps, N), dtype=bool)
+    for t in range(steps):
+        flat = to_flat(policy.act(None, {}))  # batched native (N, ...) -> (N, A)
+        obs_buf[t] = obs
+        act_buf.append(flat)
+        obs, r, d, _ = venv.step(flat)
+        rew[t], done[t] = r, d
+        raw[t] = venv.get_original_reward() if isinstance(venv, VecNormalize) else r
+    ret = np.zeros((steps, N))
+    acc = np.zeros(N)
+    for t in range(steps - 1, -1, -1):
+        acc = rew[t] + gamma * acc * (~done[t])
+        ret[t] = acc
+    return {"obs": obs_buf.reshape(steps * N, -1), "actions": np.stack(act_buf).reshape(steps * N, -1),
+            "returns": ret.reshape(-1).astype(np.float32), "rewards": raw}
+
+
+def behaviour_clone(model: Any, venv: VecEnv, cfg: PretrainConfig, action_view: str, seed: int = 0,
+                    verbose: int = 0) -> dict[str, float]:
+    """Fit ``model.policy`` to ``cfg.heuristic`` on ``venv`` (module docstring); returns what it measured."""
+    if not hasattr(model.policy, "evaluate_actions"):
+        raise ValueError(f"behaviour cloning needs an actor-critic policy (PPO, A2C), "
+                         f"got {type(model.policy).__name__}")
+    gamma = float(getattr(model, "gamma", 0.99))
+    demo = collect_demonstrations(venv, cfg.heuristic, cfg.steps, action_view, gamma)
+    policy = model.policy
+    device = policy.device
+    obs = th.as_tensor(demo["obs"], device=device)
+    actions = th.as_tensor(demo["actions"], device=device)
+    returns = th.as_tensor(demo["returns"], device=device)
+    opt = th.optim.Adam(policy.parameters(), lr=cfg.learning_rate)
+    gen = th.Generator().manual_seed(seed)
+    n = obs.shape[0]
+    policy.set_training_mode(True)
+    last_nll = last_vloss = float("nan")
+    for epoch in range(cfg.epochs):
+        perm = th.randperm(n, generator=gen)
+        nll_sum = v_sum = 0.0
+        batches = 0
+        for start in range(0, n, cfg.batch_size):
+            idx = perm[start:start + cfg.batch_size].to(device)
+            values, log_prob, _ = policy.evaluate_actions(obs[idx], actions[idx])
+            nll = -log_prob.mean()
+            vloss = th.nn.functional.mse_loss(values.flatten(), returns[idx])
+            loss = nll + cfg.value_coef * vloss
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            th.nn.utils.clip_grad_norm_(policy.parameters(), 0.5)
+            opt.step()
+            nll_sum += nll.item()
+            v_sum += vloss.item()
+            batches += 1
+        last_nll, last_vloss = nll_sum / batches, v_sum / batches
+        if verbose:
+            print(f"  behaviour cloning epoch {epoch + 1}/{cfg.epochs}: -log π(a|s) {last_nll:.3f}, "
+                  f"value loss {last_vloss:.4f}", flush=True)
+    policy.set_training_mode(False)
+    with th.no_grad():  # share of action components the clone's mode gets right, on the demonstrations
+        sub = slice(0, min(n, 20_000))
+        mode = policy.get_distribution(obs[sub]).mode()
+        agree = float((mode.reshape(actions[sub].shape) == actions[sub]).float().mean())
+    # the demonstration's per-slot return, as the heuristic's episodes would score (no episode boundaries here)
+    return {"pretrain/samples": float(n), "pretrain/nll": last_nll, "pretrain/value_loss": last_vloss,
+            "pretrain/mode_agreement": agree, "pretrain/heuristic_reward_per_slot": float(demo["rewards"].mean())}

@@ -1,0 +1,71 @@
+"""Behaviour-cloning warm start: it makes the policy imitate the heuristic, counts its steps in the budget, and
+rejects bad settings clearly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch as th
+from stable_baselines3 import PPO
+from stable_baselines3.common.vec_env import VecNormalize
+
+import train_agent
+from agents.common.distributions import FastMultiDiscretePolicy
+from agents.common.pretrain import PretrainConfig, behaviour_clone, collect_demonstrations
+from vmimo_env.sb3 import VMIMOSB3VecEnv
+
+th.set_num_threads(1)
+
+
+def _agreement(model: PPO, demo: dict[str, np.ndarray]) -> float:
+    with th.no_grad():
+        mode = model.policy.get_distribution(th.as_tensor(demo["obs"])).mode().numpy()
+    return float((mode == demo["actions"]).mean())
+
+
+def test_cloning_makes_the_policy_imitate_the_heuristic() -> None:
+    venv = VecNormalize(VMIMOSB3VecEnv(8, seed=0, scenario="small"), gamma=0.9)
+    model = PPO(FastMultiDiscretePolicy, venv, n_steps=8, batch_size=32, seed=0, gamma=0.9)
+    before = _agreement(model, collect_demonstrations(venv, "fractional_power", 20, "multidiscrete", gamma=0.9))
+    stats = behaviour_clone(model, venv, PretrainConfig("fractional_power", steps=150, epochs=15, batch_size=128),
+                            "multidiscrete")
+    venv.training = False  # held-out states (later slots), normalised exactly as the policy saw in cloning
+    after = _agreement(model, collect_demonstrations(venv, "fractional_power", 40, "multidiscrete", gamma=0.9))
+    assert stats["pretrain/samples"] == 150 * 8
+    assert after > before + 0.35 and after > 0.65, (before, after)  # measured 0.24 -> 0.78
+    assert stats["pretrain/mode_agreement"] > 0.75
+
+
+def test_demonstration_returns_are_discounted_rewards_to_go() -> None:
+    venv = VMIMOSB3VecEnv(2, seed=1, scenario="small")
+    demo = collect_demonstrations(venv, "round_robin", 12, "multidiscrete", gamma=0.5)
+    r = demo["rewards"]  # (T, N), unnormalised here (no VecNormalize)
+    ret = demo["returns"].reshape(12, 2)
+    np.testing.assert_allclose(ret[-1], r[-1], rtol=1e-6)
+    np.testing.assert_allclose(ret[:-1], r[:-1] + 0.5 * ret[1:], rtol=1e-5)
+    assert venv.action_space.contains(demo["actions"][0].astype(np.int64))
+
+
+@pytest.mark.parametrize("value, match", [({"steps": 10}, "heuristic"), ({"heuristic": "round_robin", "foo": 1},
+                                                                          "unknown"),
+                                          ({"heuristic": "round_robin", "epochs": 0}, "epochs"), (3, "heuristic")])
+def test_bad_pretrain_settings_raise(value: object, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        PretrainConfig.from_hyperparams(value)
+    assert PretrainConfig.from_hyperparams(None) is None
+    assert PretrainConfig.from_hyperparams("sus") == PretrainConfig("sus")
+
+
+def test_train_agent_warm_start_counts_its_steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    argv = ["--algo", "ppo", "--env", "VMIMO-Small-v0", "-n", "256", "--n-envs", "4", "--seed", "1",
+            "--eval-freq", "0", "--log-folder", str(tmp_path / "runs"), "--wandb-mode", "disabled", "--no-progress",
+            "-v", "0", "--hyperparams", "n_steps=16", "batch_size=32", "n_epochs=1",
+            "pretrain={heuristic: fractional_power, steps: 20, epochs: 2}"]
+    summary = train_agent.main(argv)
+    assert summary["pretrain"]["samples"] == 80
+    assert summary["num_timesteps"] >= 256 and summary["trained_steps"] <= 256 - 80 + 64
+    with pytest.raises(SystemExit, match="behaviour cloning"):
+        train_agent.main(["--algo", "sac", *argv[2:-4], "pretrain=fractional_power"])
