@@ -6,7 +6,8 @@ Rows: ``VMIMOSB3VecEnv`` (one numpy batch, the ``--vec-env batched`` default of 
 environments, and SB3's ``DummyVecEnv`` of ``gym.make("VMIMO-v0")`` environments (Monitor included, as
 ``make_vec_env`` builds them) at 64. Each row times PPO's ``collect_rollouts`` (policy forward + env step +
 buffer writes; the default ``MlpPolicy`` network, 64×64, with the vectorised MultiCategorical that
-``train_agent.py`` uses; one row with SB3's own for comparison) and, separately, full ``learn`` iterations
+``train_agent.py`` uses; one row with SB3's own for comparison; one row with the per-device ``DevicePolicy`` of the
+shipped PPO defaults, 32-wide shared actor + 128×128 critic) and, separately, full ``learn`` iterations
 (collection + 4 epochs of minibatch gradient steps on ~8k-sample rollouts). One torch thread; timings after a
 warm-up rollout with ``time.perf_counter``. The machine is shared and noisy: compare rows of the same run.
 """
@@ -19,18 +20,22 @@ import time
 import torch
 
 
-def measure(vec_env: str, n_envs: int, rollouts: int, fast_dist: bool) -> dict[str, float]:
+def measure(vec_env: str, n_envs: int, rollouts: int, policy_name: str) -> dict[str, float]:
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import CallbackList
 
+    from agents.common.device_policy import DevicePolicy, device_policy_kwargs
     from agents.common.distributions import FastMultiDiscretePolicy
     from agents.common.envs import make_train_env
 
     venv, kind = make_train_env("VMIMO-v0", n_envs, vec_env, 0, {}, "multidiscrete")
     n_steps = max(16, 8192 // n_envs)
-    policy = FastMultiDiscretePolicy if fast_dist else "MlpPolicy"
+    policies = {"vectorised": FastMultiDiscretePolicy, "SB3 default": "MlpPolicy", "per-device": DevicePolicy}
+    policy = policies[policy_name]
+    kwargs = ({"policy_kwargs": {**device_policy_kwargs(venv), "device_hidden": 32, "net_arch": [128, 128]}}
+              if policy is DevicePolicy else {})
     model = PPO(policy, venv, n_steps=n_steps, batch_size=min(2048, n_steps * n_envs), n_epochs=4, device="cpu",
-                verbose=0)
+                verbose=0, **kwargs)
     model.learn(n_steps * n_envs)  # warm-up: JIT caches, first reset, allocator
     callback = CallbackList([])
     callback.init_callback(model)
@@ -56,18 +61,18 @@ def main() -> None:
     import vmimo_env  # noqa: F401
 
     rollouts = 2 if args.quick else 5
-    rows = [("batched", 64, True), ("batched", 256, True), ("batched", 256, False), ("dummy", 64, True)]
+    rows = [("batched", 64, "vectorised"), ("batched", 256, "vectorised"), ("batched", 256, "SB3 default"),
+            ("batched", 256, "per-device"), ("dummy", 64, "vectorised")]
     results = []
-    for vec_env, n, fast in rows:
-        r = measure(vec_env, n, rollouts, fast)
-        dist = "vectorised" if fast else "SB3 default"
+    for vec_env, n, dist in rows:
+        r = measure(vec_env, n, rollouts, dist)
         results.append((f"{'VMIMOSB3VecEnv' if vec_env == 'batched' else 'DummyVecEnv(gym.make)'}", n, dist,
                         r["collect"], r["learn"]))
         print(f"{results[-1][0]:<24s} n_envs={n:<4d} {dist:<12s} collect {r['collect']:>9,.0f} steps/s   "
               f"learn {r['learn']:>9,.0f} steps/s", flush=True)
     if args.markdown:
         base = next(r for r in results if r[0].startswith("Dummy"))[3]
-        print("\n| VecEnv | n_envs | MultiCategorical | collected env-steps/s | with training, env-steps/s | "
+        print("\n| VecEnv | n_envs | policy | collected env-steps/s | with training, env-steps/s | "
               "collect vs Dummy |")
         print("|---|---|---|---|---|---|")
         for name, n, dist, c, l in results:

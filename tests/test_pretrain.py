@@ -69,3 +69,28 @@ def test_train_agent_warm_start_counts_its_steps(tmp_path: Path, monkeypatch: py
     assert summary["num_timesteps"] >= 256 and summary["trained_steps"] <= 256 - 80 + 64
     with pytest.raises(SystemExit, match="behaviour cloning"):
         train_agent.main(["--algo", "sac", *argv[2:-4], "pretrain=fractional_power"])
+
+
+def test_shipped_vmimo_v0_ppo_defaults_run_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default recipe of ``python train_agent.py --algo ppo`` (per-device policy, warm start, soft training
+    reward), on a tiny budget: every piece is wired, the model saved is a DevicePolicy, evaluation is hard."""
+    import yaml
+
+    from agents.checkpoint import load_model, read_checkpoint
+    from agents.common.device_policy import DevicePolicy
+    from agents.policies import algo_class
+
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    summary = train_agent.main(["--algo", "ppo", "-n", "1800", "--n-envs", "4", "--eval-freq", "0",
+                                "--log-folder", str(tmp_path / "runs"), "--wandb-mode", "disabled", "--no-progress",
+                                "-v", "0", "--hyperparams", "batch_size=32"])
+    assert summary["pretrain"]["samples"] == 400 * 4
+    assert summary["num_timesteps"] >= 1800
+    run_dir = Path(summary["run_dir"])
+    config = yaml.safe_load((run_dir / "config.yml").read_text())
+    assert config["hyperparams"]["train_env_kwargs"] == {"reward_mode": "soft"}
+    assert config["env_kwargs"] == {}  # what evaluation and the checkpoint's users see: the env as given
+    ckpt = read_checkpoint(run_dir / "final_model.zip")
+    assert ckpt.meta["env_kwargs"] == {}
+    model = load_model(ckpt, algo_class("ppo"))
+    assert isinstance(model.policy, DevicePolicy)
