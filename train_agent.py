@@ -324,6 +324,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ckpt_cb.model = model
     final_ckpt = ckpt_cb.save()
     final_path = save(run_dir / "final_model.zip")
+    if eval_cb is not None and getattr(eval_cb, "model", None) is None:
+        eval_cb.init_callback(model)  # no learn() call happened (budget already reached): evaluate the model as is
+        eval_cb.num_timesteps = int(model.num_timesteps)
     if eval_cb is not None and not interrupted and (not eval_cb.history
                                                     or eval_cb.history[-1]["timesteps"] != model.num_timesteps):
         eval_cb.evaluate()

@@ -67,6 +67,13 @@ def test_train_agent_warm_start_counts_its_steps(tmp_path: Path, monkeypatch: py
     summary = train_agent.main(argv)
     assert summary["pretrain"]["samples"] == 80
     assert summary["num_timesteps"] >= 256 and summary["trained_steps"] <= 256 - 80 + 64
+    # a budget the demonstration already fills: no RL step, the clone itself is evaluated and saved
+    clone = train_agent.main(["--algo", "ppo", "--env", "VMIMO-Small-v0", "-n", "80", "--n-envs", "4",
+                              "--eval-freq", "1000", "--eval-episodes", "2", "--baselines", "random",
+                              "--log-folder", str(tmp_path / "runs"), "--wandb-mode", "disabled", "--no-progress",
+                              "-v", "0", "--hyperparams", "pretrain={heuristic: fractional_power, steps: 20}"])
+    assert clone["trained_steps"] == 0 and clone["num_timesteps"] == 80
+    assert clone["best_step"] == 80 and np.isfinite(clone["best_mean_reward"])
     with pytest.raises(SystemExit, match="behaviour cloning"):
         train_agent.main(["--algo", "sac", *argv[2:-4], "pretrain=fractional_power"])
 
