@@ -1,0 +1,37 @@
+"""Issue 5's acceptance, end to end (slow: ~6 min of training + ~4 min of oracle on 2 cores; ``make test-slow``).
+
+``python train_agent.py --algo ppo`` with the shipped defaults, then the best model (selected on the validation
+seeds) against every heuristic and the oracle on 50 *test* seeds with common random numbers: PPO must beat the
+best heuristic with the paired 95% CI above zero and reach 90% of the oracle's return.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import train_agent
+from agents.common.stats import paired_difference
+from agents.evaluate import best_heuristic, evaluate_policies
+from agents.policies import heuristic_names
+
+pytestmark = pytest.mark.slow
+
+
+def test_default_ppo_beats_the_best_heuristic_on_test_seeds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    torch.set_num_threads(1)
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    summary = train_agent.main(["--algo", "ppo", "--log-folder", str(tmp_path / "runs"), "--wandb-mode", "disabled",
+                                "--no-progress", "-v", "0"])
+    results = evaluate_policies([*heuristic_names(), summary["best_model"], "oracle"], n_episodes=50)
+    ref = best_heuristic(results)
+    agent = next(r for r in results.values() if r.kind == "model")
+    d, h, _ = paired_difference(agent.episodes["return"], results[ref].episodes["return"])
+    assert d - h > 0, f"PPO − {ref} = {d:.3f} ± {h:.3f}"
+    assert agent.episodes["return"].mean() >= 0.9 * results["oracle"].episodes["return"].mean()
+    rand = results["random"].episodes["return"]
+    assert paired_difference(results[ref].episodes["return"], rand)[0] > 10.0  # best heuristic clearly beats random
+    for name in heuristic_names():  # the oracle beats every heuristic
+        assert paired_difference(results["oracle"].episodes["return"], results[name].episodes["return"])[0] > 0
