@@ -117,6 +117,8 @@ class VMIMOEnv(gym.Env):
         model = load_model(checkpoint)
         self.core = VMIMOCore(self.cfg, 1, build_pool(pool_size, checkpoint=checkpoint), model)
         self.layout = ActionLayout.from_config(self.cfg)
+        # every action is valid in every state (see ``action_masks``): copied per call, never recomputed
+        self._mask = action_masks(self.layout, np.zeros((1, self.cfg.num_devices)))[0]
         self.action_space = self.layout.space(action_view)
         self.observation_space = make_observation_space(self.core)
         self._needs_reset = True
@@ -158,7 +160,7 @@ class VMIMOEnv(gym.Env):
 
     def action_masks(self) -> np.ndarray:
         """Valid entries of the multidiscrete view (all valid; see ``action_masks`` below)."""
-        return action_masks(self.layout, self.core.queue_lengths())[0]
+        return self._mask.copy()
 
     # ------------------------------------------------------------------ helpers
     def obs_layout(self) -> dict[str, slice]:
