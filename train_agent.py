@@ -24,6 +24,7 @@ import platform
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +161,30 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     eval_episodes = int(args.eval_episodes or hp.get("eval_episodes", DEFAULTS["eval_episodes"]))
     save_freq = int(args.save_freq if args.save_freq is not None else hp.get("save_freq", DEFAULTS["save_freq"]))
     check_train_seed(args.seed, n_envs)
+    # training-only env kwargs (e.g. the lower-variance soft reward); evaluation sees the env as the user set it.
+    # A resumed run keeps the ones it was started with.
+    train_only = hp.get("train_env_kwargs") or {}
+    if not isinstance(train_only, dict):
+        raise SystemExit(f"hyperparameter train_env_kwargs must be a mapping, got {train_only!r}")
+    if ckpt is not None and "train_env_kwargs" in ckpt.meta:
+        saved = dict(ckpt.meta.get("train_env_kwargs") or {})
+        if saved != train_only:
+            warnings.warn(f"resuming with the checkpoint's train_env_kwargs {saved} (hyperparameters say "
+                          f"{train_only})", stacklevel=1)
+        train_only = saved
+    train_env_kwargs = {**train_only, **env_kwargs}
+    # warm start by behaviour cloning of a heuristic (agents/common/pretrain.py); never on resume
+    try:
+        pretrain_cfg = PretrainConfig.from_hyperparams(hp.get("pretrain")) if ckpt is None else None
+    except ValueError as err:
+        raise SystemExit(f"hyperparameter pretrain: {err}") from None
+    if pretrain_cfg is not None and not (vmimo and args.algo in ("ppo", "a2c", "maskable_ppo")
+                                         and args.vec_env == "batched"):
+        raise SystemExit(f"pretrain (behaviour cloning) needs a VMIMO env, --vec-env batched and --algo ppo, a2c or "
+                         f"maskable_ppo; got --env {args.env} --algo {args.algo} --vec-env {args.vec_env}")
+    if hp.get("policy") == "DevicePolicy" and not (vmimo and args.algo in ("ppo", "a2c")):
+        raise SystemExit(f"policy DevicePolicy needs a VMIMO env and --algo ppo or a2c, got --env {args.env} "
+                         f"--algo {args.algo}")
 
     # ------------------------------------------------------------------ 3. run folder and config
     if ckpt and ckpt.meta.get("run_dir") and Path(ckpt.meta["run_dir"]).is_dir():
@@ -189,13 +214,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                          entity=args.wandb_entity)
 
     # ------------------------------------------------------------------ 5. training environments
-    # training-only env kwargs (e.g. the lower-variance soft reward); evaluation sees the env as the user set it
-    train_only = hp.get("train_env_kwargs") or {}
-    if not isinstance(train_only, dict):
-        raise SystemExit(f"hyperparameter train_env_kwargs must be a mapping, got {train_only!r}")
-    train_env_kwargs = {**train_only, **env_kwargs}
     venv, vec_kind = make_train_env(args.env, n_envs, args.vec_env, args.seed, train_env_kwargs, action_view,
                                     monitor_dir=None)
+    if train_only and vmimo:  # training-only kwargs may change the reward, never what the model sees or does
+        import gymnasium as gym
+
+        ref = gym.make(args.env, **vmimo_kwargs(args.env, env_kwargs, action_view))
+        if ref.observation_space != venv.observation_space or ref.action_space != venv.action_space:
+            raise SystemExit(f"train_env_kwargs {train_only} change the observation or action space; only keys "
+                             f"that leave them unchanged (reward_mode, energy_weight, ...) may differ from evaluation")
+        ref.close()
     norm_kwargs = normalize_kwargs(hp.get("normalize"))
     if ckpt is not None and ckpt.vecnormalize is not None:
         venv_norm = ckpt.vecnormalize  # restore the running statistics, keep updating them
@@ -213,9 +241,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if policy == "MlpPolicy" and args.algo in ("ppo", "a2c") and action_view == "multidiscrete" and vmimo:
         policy = FastMultiDiscretePolicy  # same network and law, one tensor op instead of 3K+G Categoricals
     elif policy == "DevicePolicy":  # the per-device shared actor; its layout comes from the environment
-        if not (vmimo and action_view == "multidiscrete"):
-            raise SystemExit(f"policy DevicePolicy needs a VMIMO env and a discrete-action algorithm, got "
-                             f"--env {args.env} --algo {args.algo}")
         policy = DevicePolicy
         algo_kwargs["policy_kwargs"] = {**device_policy_kwargs(venv), **algo_kwargs.get("policy_kwargs", {})}
     if ckpt is None:
@@ -226,15 +251,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         rb = ckpt.path.parent / f"replay_buffer_{ckpt.num_timesteps:012d}.pkl"
         if hasattr(model, "replay_buffer") and rb.exists():
             model.load_replay_buffer(rb)
-    # warm start by behaviour cloning of a heuristic (agents/common/pretrain.py); its env steps count in the budget
-    try:
-        pretrain_cfg = PretrainConfig.from_hyperparams(zoo.get("pretrain")) if ckpt is None else None
-    except ValueError as err:
-        raise SystemExit(f"hyperparameter pretrain: {err}") from None
-    if pretrain_cfg is not None and not (vmimo and args.algo in ("ppo", "a2c", "maskable_ppo")
-                                         and args.vec_env == "batched"):
-        raise SystemExit(f"pretrain (behaviour cloning) needs a VMIMO env, --vec-env batched and --algo ppo, a2c or "
-                         f"maskable_ppo; got --env {args.env} --algo {args.algo} --vec-env {args.vec_env}")
+    # the warm start's env steps count in the budget
     pretrain_stats: dict[str, float] = {}
     if pretrain_cfg is not None:
         t0 = time.perf_counter()
@@ -251,6 +268,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     csv_name = f"progress_from_{int(model.num_timesteps)}.csv" if ckpt else "progress.csv"
     logger.output_formats += [CSVOutputFormat(str(run_dir / csv_name)), WandbOutputFormat(wandb_run)]
     model.set_logger(logger)
+    if pretrain_stats:
+        for key, value in pretrain_stats.items():
+            logger.record(key, value)
+        logger.dump(model.num_timesteps)
     start_steps = int(model.num_timesteps)
     remaining = n_timesteps - start_steps
     print(f"Training {args.algo.upper()} on {args.env} ({action_view if vmimo else 'native'} actions, {n_envs} envs, "
@@ -276,7 +297,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     eval_cb: HeldOutEvalCallback | None = None
 
     def meta() -> dict[str, Any]:
-        return {"algo": args.algo, "env_id": args.env, "env_kwargs": env_kwargs,
+        return {"algo": args.algo, "env_id": args.env, "env_kwargs": env_kwargs, "train_env_kwargs": train_only,
                 "action_view": action_view if vmimo else None, "n_envs": n_envs, "seed": args.seed,
                 "run_dir": str(run_dir), "n_timesteps_target": n_timesteps, "versions": package_versions(),
                 "best_mean_reward": eval_cb.best_mean_reward if eval_cb else None,
@@ -296,6 +317,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         callbacks.append(eval_cb)
     ckpt_cb = AtomicCheckpointCallback(save_freq, ckpt_dir, save, verbose=0)
     callbacks.append(ckpt_cb)
+    if eval_cb is not None and pretrain_cfg is not None:  # the clone is a candidate best model too
+        eval_cb.init_callback(model)
+        eval_cb.num_timesteps = int(model.num_timesteps)
+        eval_cb.evaluate()
+        model.logger.dump(model.num_timesteps)
 
     # ------------------------------------------------------------------ 9. train
     from stable_baselines3.common.callbacks import CallbackList

@@ -12,11 +12,16 @@ cannot do. The same recipe is used where search or expert policies exist (e.g. A
 What it does, on the training VecEnv itself so the observation normalisation (VecNormalize) is the one the
 policy will see, and its running statistics are warmed up:
 
-1. run ``heuristic`` for ``steps`` slots on all training environments, recording the (normalised) observations,
-   the heuristic's action in the algorithm's flat view and the (normalised) rewards;
+1. run ``heuristic`` for ``steps`` slots on all training environments, recording the raw observations, the
+   heuristic's action in the algorithm's flat view and the raw rewards, while VecNormalize's running statistics
+   warm up; then normalise every recorded observation and reward with the *final* statistics, the ones PPO
+   starts from (normalising each slot with the statistics of its moment would clone a shifted input
+   distribution: the early slots see immature statistics);
 2. fit the policy by maximum likelihood on those actions (``-log π(a|s)``) and the value head on the discounted
-   reward-to-go, with Adam for ``epochs`` passes;
-3. leave the environments where the demonstration ended (the first PPO rollout continues from there).
+   reward-to-go (cut at episode ends: a slight underestimate in the last ~10 slots of an episode, where PPO
+   bootstraps instead), with Adam for ``epochs`` passes.
+
+PPO's ``learn`` then resets the environments (SB3 does on its first call), so RL starts from fresh episodes.
 
 The clone is stochastic and imperfect (a round-robin pointer is not in the observation, so the policy learns the
 pattern from queue and head-of-line age); what it reaches is logged (``pretrain/*``) and reported.
@@ -45,6 +50,8 @@ class PretrainConfig:
 
     @classmethod
     def from_hyperparams(cls, value: Any) -> PretrainConfig | None:
+        """Parse the ``pretrain`` hyperparameter (``None``/``false``: no warm start); ``ValueError`` names what
+        is wrong (unknown key or heuristic, non-numeric or out-of-range value)."""
         if value is None or value is False:
             return None
         if isinstance(value, str):
@@ -54,7 +61,24 @@ class PretrainConfig:
         unknown = set(value) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown pretrain keys {sorted(unknown)}; allowed: {sorted(cls.__dataclass_fields__)}")
-        cfg = cls(**value)
+        from agents.policies import canonical_name, heuristic_names
+
+        name = canonical_name(str(value["heuristic"]))
+        if name is None or name not in heuristic_names():
+            raise ValueError(f"pretrain heuristic must be one of {heuristic_names()}, got {value['heuristic']!r}")
+        kwargs: dict[str, Any] = {"heuristic": name}
+        for key, field in cls.__dataclass_fields__.items():
+            if key == "heuristic" or key not in value:
+                continue
+            kind = int if field.type in (int, "int") else float
+            try:  # YAML reads 1e-3 as a string and 4e2 as a float
+                num = float(value[key])
+            except (TypeError, ValueError):
+                raise ValueError(f"pretrain {key} must be a number, got {value[key]!r}") from None
+            if kind is int and num != int(num):
+                raise ValueError(f"pretrain {key} must be an integer, got {value[key]!r}")
+            kwargs[key] = kind(num)
+        cfg = cls(**kwargs)
         for name in ("steps", "epochs", "batch_size"):
             if int(getattr(cfg, name)) < 1:
                 raise ValueError(f"pretrain {name} must be >= 1, got {getattr(cfg, name)!r}")
@@ -88,20 +112,30 @@ def collect_demonstrations(venv: VecEnv, heuristic: str, steps: int, action_view
     to_flat = layout.to_multidiscrete if action_view == "multidiscrete" else layout.to_box
     policy = make_policy(heuristic, base)
     policy.reset(None)
+    norm = venv if isinstance(venv, VecNormalize) else None
     obs = venv.reset()
+    if norm is not None:
+        obs = norm.get_original_obs()
     N = venv.num_envs
     obs_buf = np.empty((steps, N, obs.shape[1]), dtype=np.float32)
     act_buf: list[np.ndarray] = []
-    rew = np.empty((steps, N))
     raw = np.empty((steps, N))
     done = np.empty((steps, N), dtype=bool)
     for t in range(steps):
         flat = to_flat(policy.act(None, {}))  # batched native (N, ...) -> (N, A)
         obs_buf[t] = obs
         act_buf.append(flat)
-        obs, r, d, _ = venv.step(flat)
-        rew[t], done[t] = r, d
-        raw[t] = venv.get_original_reward() if isinstance(venv, VecNormalize) else r
+        obs, r, d, _ = venv.step(flat)  # VecNormalize updates its statistics here
+        done[t] = d
+        if norm is not None:
+            obs, raw[t] = norm.get_original_obs(), norm.get_original_reward()
+        else:
+            raw[t] = r
+    if norm is not None:  # every sample normalised with the final statistics, the ones PPO starts from
+        obs_buf = norm.normalize_obs(obs_buf.reshape(steps * N, -1)).reshape(steps, N, -1).astype(np.float32)
+        rew = np.asarray(norm.normalize_reward(raw), dtype=np.float64)
+    else:
+        rew = raw
     ret = np.zeros((steps, N))
     acc = np.zeros(N)
     for t in range(steps - 1, -1, -1):
@@ -151,8 +185,8 @@ def behaviour_clone(model: Any, venv: VecEnv, cfg: PretrainConfig, action_view: 
             print(f"  behaviour cloning epoch {epoch + 1}/{cfg.epochs}: -log π(a|s) {last_nll:.3f}, "
                   f"value loss {last_vloss:.4f}", flush=True)
     policy.set_training_mode(False)
-    with th.no_grad():  # share of action components the clone's mode gets right, on the demonstrations
-        sub = slice(0, min(n, 20_000))
+    with th.no_grad():  # share of action components the clone's mode gets right, on a random subset
+        sub = th.randperm(n, generator=gen)[:20_000].to(device)
         mode = policy.get_distribution(obs[sub]).mode()
         agree = float((mode.reshape(actions[sub].shape) == actions[sub]).float().mean())
     # the demonstration's per-slot return, as the heuristic's episodes would score (no episode boundaries here)
