@@ -18,35 +18,85 @@ from vmimo_env.sb3 import VMIMOSB3VecEnv
 th.set_num_threads(1)
 
 
-def _policy(env_id: str = "VMIMO-v0", **env_kwargs) -> tuple[PPO, VMIMOSB3VecEnv]:
-    venv = VMIMOSB3VecEnv(4, seed=0, **env_kwargs) if env_id == "VMIMO-v0" else None
-    assert venv is not None
+def _policy(**env_kwargs) -> tuple[PPO, VMIMOSB3VecEnv]:
+    venv = VMIMOSB3VecEnv(4, seed=0, **env_kwargs)
     model = PPO(DevicePolicy, venv, n_steps=16, batch_size=32, n_epochs=1, seed=0,
                 policy_kwargs=device_policy_kwargs(venv))
     return model, venv
 
 
-def test_device_rows_read_each_devices_own_entries() -> None:
-    model, venv = _policy()
+@pytest.mark.parametrize("full_csi", [False, True])
+def test_device_rows_read_each_devices_own_entries(full_csi: bool) -> None:
+    model, venv = _policy(obs_full_csi=full_csi)
     core = venv.venv.core
     lay = core.obs_layout()
-    K = core.K
+    K, M, Nr = core.K, core.M, core.Nr
     obs = th.arange(core.obs_dim, dtype=th.float32)[None] + 1000.0  # entry value = its index + 1000
     rows = model.policy.mlp_extractor.actor.device_rows(obs)[0].numpy() - 1000.0
+    pairs = [(a, b) for a in range(K) for b in range(a + 1, K)]
     for k in range(K):
         for j, name in enumerate(("gain_db", "snr_db", "queue", "hol_age", "p_joint")):
             assert rows[k, j] == lay[name][0] + k
-        m0 = lay["modality"][0] + k * core.M
-        assert list(rows[k, 5:5 + core.M]) == list(range(m0, m0 + core.M))
-        assert rows[k, 5 + core.M] == lay["time"][0]
-        corr = rows[k, 6 + core.M:6 + core.M + K]
-        pairs = [(a, b) for a in range(K) for b in range(a + 1, K)]
+        m0 = lay["modality"][0] + k * M
+        assert list(rows[k, 5:5 + M]) == list(range(m0, m0 + M))
+        c = 5 + M
+        if full_csi:  # Re of h_k over antennas, then Im (the kernel writes all Re first, then all Im)
+            re0 = lay["csi"][0] + k * Nr
+            assert list(rows[k, c:c + Nr]) == list(range(re0, re0 + Nr))
+            assert list(rows[k, c + Nr:c + 2 * Nr]) == list(range(re0 + K * Nr, re0 + K * Nr + Nr))
+            c += 2 * Nr
+        assert rows[k, c] == lay["time"][0]
+        corr = rows[k, c + 1:c + 1 + K]
         for j in range(K):
             if j == k:
                 assert corr[j] == -1000.0  # the zero slot (before the +1000 offset was removed)
             else:
                 assert corr[j] == lay["correlation"][0] + pairs.index((min(j, k), max(j, k)))
         assert np.all(rows[k, -K:] == np.eye(K)[k] - 1000.0)
+
+
+def test_shared_actor_is_equivariant_to_a_relabelling_of_devices() -> None:
+    """Permute the devices in the observation and the device one-hots alike: every device's logits follow its
+    row, the band logits (pooled) do not change. Fails if a block is gathered for the wrong device."""
+    model, venv = _policy(obs_full_csi=True)
+    core = venv.venv.core
+    lay, K, G = core.obs_layout(), core.K, core.G
+    perm = np.array([3, 0, 1, 7, 2, 6, 4, 5])
+    obs = venv.reset()
+    new = obs.copy()
+    for name in ("gain_db", "snr_db", "queue", "hol_age", "p_joint"):
+        a, b = lay[name]
+        new[:, a:b] = obs[:, a:b][:, perm]
+    for name in ("modality", "csi"):
+        a, b = lay[name]
+        # csi is [Re of all devices | Im of all devices], modality one device after the other
+        blk = obs[:, a:b].reshape(len(obs), 2 if name == "csi" else 1, K, -1)
+        new[:, a:b] = blk[:, :, perm].reshape(len(obs), -1)
+    a, b = lay["correlation"]
+    iu, ju = np.triu_indices(K, 1)
+    full = np.zeros((len(obs), K, K), dtype=obs.dtype)
+    full[:, iu, ju] = obs[:, a:b]
+    full[:, ju, iu] = obs[:, a:b]
+    new[:, a:b] = full[:, perm][:, :, perm][:, iu, ju]
+    actor = model.policy.mlp_extractor.actor
+    net = model.policy.action_net
+    with th.no_grad():
+        base = net(actor(th.as_tensor(obs)))
+        # the identity features move with the devices: the one-hots, and the correlation columns (a device's
+        # correlations are listed by the other device's index, so the first layer's weights for them move too)
+        actor.eye = actor.eye[th.as_tensor(perm)]
+        c0 = actor.feat_index.shape[1]
+        w = actor.phi[0].weight
+        w[:, c0:c0 + K] = w[:, c0:c0 + K][:, th.as_tensor(perm)].clone()
+        moved = net(actor(th.as_tensor(new)))
+    nvec = venv.action_space.nvec
+    starts = np.concatenate([[0], np.cumsum(nvec)])
+    for part in range(3):
+        for k in range(K):
+            i, j = part * K + k, part * K + perm[k]
+            th.testing.assert_close(moved[:, starts[i]:starts[i + 1]], base[:, starts[j]:starts[j + 1]])
+    th.testing.assert_close(moved[:, starts[3 * K]:], base[:, starts[3 * K]:], rtol=1e-5, atol=1e-6)
+    assert G == nvec.size - 3 * K
 
 
 def test_logits_follow_the_multidiscrete_order() -> None:

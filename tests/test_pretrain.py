@@ -12,6 +12,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import VecNormalize
 
 import train_agent
+from agents.checkpoint import read_checkpoint
 from agents.common.distributions import FastMultiDiscretePolicy
 from agents.common.pretrain import PretrainConfig, behaviour_clone, collect_demonstrations
 from vmimo_env.sb3 import VMIMOSB3VecEnv
@@ -58,6 +59,18 @@ def test_bad_pretrain_settings_raise(value: object, match: str) -> None:
     assert PretrainConfig.from_hyperparams("sus") == PretrainConfig("sus")
 
 
+def test_pretrain_settings_are_typed_as_yaml_gives_them() -> None:
+    # YAML reads 1e-3 as a string and 4e2 as a float: both are accepted for what they mean
+    cfg = PretrainConfig.from_hyperparams({"heuristic": "FractionalPower", "learning_rate": "1e-3", "steps": 4e2})
+    assert cfg == PretrainConfig("fractional_power", steps=400, learning_rate=1e-3)
+    assert isinstance(cfg.steps, int)
+    for bad, match in (({"heuristic": "oracle"}, "heuristic"), ({"heuristic": "nope"}, "heuristic"),
+                       ({"heuristic": "sus", "steps": 2.5}, "integer"), ({"heuristic": "sus", "epochs": "x"}, "number"),
+                       ({"heuristic": "sus", "learning_rate": 0}, "learning_rate")):
+        with pytest.raises(ValueError, match=match):
+            PretrainConfig.from_hyperparams(bad)
+
+
 def test_train_agent_warm_start_counts_its_steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WANDB_SILENT", "true")
     argv = ["--algo", "ppo", "--env", "VMIMO-Small-v0", "-n", "256", "--n-envs", "4", "--seed", "1",
@@ -101,3 +114,30 @@ def test_shipped_vmimo_v0_ppo_defaults_run_end_to_end(tmp_path: Path, monkeypatc
     assert ckpt.meta["env_kwargs"] == {}
     model = load_model(ckpt, algo_class("ppo"))
     assert isinstance(model.policy, DevicePolicy)
+
+
+def test_train_env_kwargs_survive_resume_and_may_not_change_the_spaces(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    seen: list[dict] = []
+    real = train_agent.make_train_env
+
+    def spy(env_id, n_envs, vec_env, seed, env_kwargs, *args, **kwargs):
+        seen.append(dict(env_kwargs))
+        return real(env_id, n_envs, vec_env, seed, env_kwargs, *args, **kwargs)
+
+    monkeypatch.setattr(train_agent, "make_train_env", spy)
+    base = ["--algo", "ppo", "--env", "VMIMO-Small-v0", "--n-envs", "4", "--eval-freq", "0", "--log-folder",
+            str(tmp_path / "runs"), "--wandb-mode", "disabled", "--no-progress", "-v", "0", "--hyperparams",
+            "n_steps=16", "batch_size=32", "n_epochs=1"]
+    first = train_agent.main([*base[:-4], "-n", "64", *base[-4:], "train_env_kwargs={reward_mode: soft}",
+                              "pretrain={heuristic: round_robin, steps: 4, epochs: 1}"])
+    assert seen[-1] == {"reward_mode": "soft"}
+    assert read_checkpoint(Path(first["final_model"])).meta["train_env_kwargs"] == {"reward_mode": "soft"}
+    with pytest.warns(UserWarning, match="train_env_kwargs"):
+        resumed = train_agent.main([*base[:-4], "-n", "128", "--resume", first["run_dir"], *base[-4:]])
+    assert seen[-1] == {"reward_mode": "soft"}  # the resumed run trains on what it started with
+    assert resumed["pretrain"] == {}  # and does not clone again
+    assert resumed["num_timesteps"] >= 128
+    with pytest.raises(SystemExit, match="space"):
+        train_agent.main([*base[:-4], "-n", "64", *base[-4:], "train_env_kwargs={obs_full_csi: true}"])
