@@ -18,7 +18,8 @@ encoder's (smaller) FLOPs for encoding energy.
 Fitting data: ``N_FIT`` scenes of the ``env`` split at seed offset ``FIT_SEED_OFFSET``, an independent stream from
 the pool's (``build_pool`` draws the ``env`` split at offset ``seed``, 2024 by default; equal offsets are refused),
 so the aligner is never fitted on the scenes the environment scores. Pool and aligner are built once per process
-(cached, about 0.5 s) and shared by every environment; nothing is trained or downloaded at run time.
+(cached; about 0.8 s on top of a homogeneous env's set-up) and shared by every environment; nothing is
+trained or downloaded at run time.
 
 Hot path: :meth:`BSAligner.apply` is one compiled call over every closing scene and modality (the maps are stored
 as zero-padded 64 x 64 tables, so a received prefix of ``p`` values costs ``p²`` multiply-adds); the homogeneous
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numba import njit
@@ -36,6 +38,10 @@ from numba import njit
 from vmimo_env.config import MODALITIES, ScenarioConfig
 from vmimo_env.kernels import LATENT_DIM
 from vmimo_env.scenes import ScenePool, build_pool, load_model
+
+if TYPE_CHECKING:  # torch-backed types, for annotations only: this module stays importable without loading torch
+    from semantic_models.alignment import LatentAligner
+    from semantic_models.frozen import FrozenStudent
 
 #: Assumed noise variances per received value the maps are fitted for: 1/SINR from 40 dB down to -10 dB in
 #: half-decade steps (the nearest level is at most a quarter decade, ~2.5 dB, off).
@@ -45,13 +51,13 @@ FIT_SEED_OFFSET = 1_000_003
 N_FIT = 8192
 
 
-def load_variant():
+def load_variant() -> FrozenStudent:
     """The shipped variant device encoders (SHA-256 checked, cached per process)."""
     return _load_variant()
 
 
 @lru_cache(maxsize=1)
-def _load_variant():
+def _load_variant() -> FrozenStudent:
     from semantic_models import load_frozen_student
     from semantic_models.build_variant import VARIANT_CHECKPOINT
 
@@ -62,7 +68,7 @@ def _modality_indices(names: tuple[str, ...]) -> tuple[int, ...]:
     return tuple(sorted(MODALITIES.index(n) for n in names))
 
 
-def _check_same_data(model, variant) -> int:
+def _check_same_data(model: FrozenStudent, variant: FrozenStudent) -> int:
     seed = int(model.metadata["data_seed"])
     if int(variant.metadata["data_seed"]) != seed:
         raise ValueError(f"the variant encoders were trained on SceneGenerator({variant.metadata['data_seed']}) but "
@@ -107,7 +113,7 @@ class BSAligner:
     active: np.ndarray  # bool (M,)
     prefix_index: np.ndarray  # int64 (65,): prefix length -> index in prefix_lengths (-1 if not one)
     log_mid: np.ndarray  # float64 (L - 1,): midpoints between consecutive log noise levels
-    aligners: tuple
+    aligners: tuple[LatentAligner, ...]  # the fitted maps, one per heterogeneous modality (for inspection)
     fit_split: str
     fit_seed_offset: int
     n_fit: int
@@ -192,7 +198,7 @@ def fit_bs_aligner(checkpoint: str | None, prefix_lengths: tuple[int, ...], moda
                      fit_seed_offset, n_fit)
 
 
-def setup(cfg: ScenarioConfig, pool: ScenePool, model) -> tuple[ScenePool, BSAligner | None]:
+def setup(cfg: ScenarioConfig, pool: ScenePool, model: FrozenStudent) -> tuple[ScenePool, BSAligner | None]:
     """The devices' pool and the BS aligner (None for ``aligner="none"``) for a heterogeneous ``cfg``.
 
     ``pool`` must come from ``build_pool`` (it names the scenes and the BS checkpoint): the heterogeneous pool holds

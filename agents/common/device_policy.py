@@ -42,6 +42,7 @@ def device_policy_kwargs(env: Any) -> dict[str, Any]:
 
 
 def _find_core(env: Any) -> Any:
+    """The ``VMIMOCore`` behind a VMIMO env however wrapped (gymnasium wrappers, SB3 VecEnvs, VecNormalize)."""
     seen = 0
     while env is not None and seen < 16:
         core = getattr(env, "core", None)
@@ -92,6 +93,7 @@ class DeviceActor(nn.Module):
         self.latent_dim = K * hidden + hidden
 
     def device_rows(self, obs: th.Tensor) -> th.Tensor:
+        """(B, D) observations -> (B, K, F) device rows: own features, correlations with every device, one-hot."""
         B, K = obs.shape[0], self.K
         feats = obs[:, self.feat_index]  # (B, K, F0)
         padded = th.cat([obs, obs.new_zeros(B, 1)], dim=1)  # index -1 -> the zero column
@@ -160,7 +162,8 @@ class DevicePolicy(FastMultiDiscretePolicy):
     Extra ``policy_kwargs`` (``train_agent.py`` fills the first three from the environment with
     :func:`device_policy_kwargs`): ``obs_layout`` (name -> [start, stop] of the flat observation),
     ``num_devices``, ``num_groups``, ``device_hidden`` (width of the shared networks, 64). ``net_arch`` gives
-    the critic (``[128, 128]`` or ``{"vf": [...]}``); ``activation_fn`` applies to both.
+    the critic (``[128, 128]`` or ``{"vf": [...]}``; SB3's default when unset, 64×64); ``activation_fn``
+    applies to both.
     """
 
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, lr_schedule: Any,

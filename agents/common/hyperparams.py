@@ -3,18 +3,18 @@
 ``agents/hyperparams/<algo>.yml`` maps an environment id to the keyword arguments of the SB3 algorithm, plus a
 few Zoo keys consumed here instead of being passed on:
 
-==================  =====================================================================================
-``n_timesteps``     default training budget (env steps)
-``n_envs``          number of parallel environments
-``policy``          policy class name (``MlpPolicy``, ``MlpLstmPolicy``...)
-``normalize``       ``true``/``false`` or a dict of ``VecNormalize`` kwargs (``{norm_obs: true, norm_reward: false}``)
-``noise_type``      ``normal`` or ``ornstein-uhlenbeck`` action noise (TD3/DDPG), with ``noise_std``
-``eval_freq`` ...   ``eval_freq``, ``eval_episodes``, ``save_freq``: defaults for the matching CLI flags
-``train_env_kwargs`` env kwargs for the *training* environments only (e.g. ``{reward_mode: soft}``); evaluation
-                    and baselines always run the environment as given by ``--env-kwargs``
-``pretrain``        behaviour-cloning warm start from a heuristic (PPO/A2C): a name or
-                    ``{heuristic: fractional_power, steps: 400, epochs: 8, ...}`` (``agents.common.pretrain``)
-==================  =====================================================================================
+======================  =================================================================================
+``n_timesteps``         default training budget (env steps)
+``n_envs``              number of parallel environments
+``policy``              policy class name (``MlpPolicy``, ``MlpLstmPolicy``, ``DevicePolicy``...)
+``normalize``           ``true``/``false`` or a dict of ``VecNormalize`` kwargs (``{norm_obs: true}``)
+``noise_type``          ``normal`` or ``ornstein-uhlenbeck`` action noise (TD3/DDPG), with ``noise_std``
+``eval_freq`` ...       ``eval_freq``, ``eval_episodes``, ``save_freq``: defaults for the matching CLI flags
+``train_env_kwargs``    env kwargs for the *training* environments only (e.g. ``{reward_mode: soft}``); evaluation
+                        and baselines run the environment as ``--env-kwargs`` gives it; kept on resume
+``pretrain``            behaviour-cloning warm start from a heuristic (PPO/A2C/MaskablePPO): a name or
+                        ``{heuristic: fractional_power, steps: 400, epochs: 8, ...}`` (``agents.common.pretrain``)
+======================  =================================================================================
 
 Values may use Zoo conventions: ``lin_3e-4`` (linear schedule from 3e-4 to 0), ``policy_kwargs`` as a YAML mapping
 (``{net_arch: [64, 64], activation_fn: tanh}``) or as the Zoo's ``"dict(net_arch=[64, 64])"`` string. An env id
