@@ -1,9 +1,10 @@
-"""Issue 5's acceptance, end to end (slow: ~9 min on 2 cores, 5.5 min of training and 3.5 min of evaluation with
+"""Issue 5's acceptance, end to end (slow: ~12 min on 2 cores, 4.6 min of training and 7 min of evaluation with
 the oracle; ``make test-slow``).
 
 ``python train_agent.py --algo ppo`` with the shipped defaults, then the best model (selected on the validation
-seeds) against every heuristic and the oracle on 50 *test* seeds with common random numbers: PPO must beat the
-best heuristic with the paired 95% CI above zero and reach 90% of the oracle's return.
+seeds) against every heuristic and the oracle on 100 *test* seeds with common random numbers (the issue asks for
+at least 50; 100 narrow the paired interval by a factor √2): PPO must beat the best heuristic with
+the paired 95% CI above zero and reach 90% of the oracle's return.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def test_default_ppo_beats_the_best_heuristic_on_test_seeds(tmp_path: Path, monk
     monkeypatch.setenv("WANDB_SILENT", "true")
     summary = train_agent.main(["--algo", "ppo", "--log-folder", str(tmp_path / "runs"), "--wandb-mode", "disabled",
                                 "--no-progress", "-v", "0"])
-    results = evaluate_policies([*heuristic_names(), summary["best_model"], "oracle"], n_episodes=50)
+    results = evaluate_policies([*heuristic_names(), summary["best_model"], "oracle"], n_episodes=100)
     ref = best_heuristic(results)
     agent = next(r for r in results.values() if r.kind == "model")
     d, h, _ = paired_difference(agent.episodes["return"], results[ref].episodes["return"])
