@@ -156,21 +156,7 @@ def build(cfg: BuildConfig, out: Path, show: bool = True, figure: Path | None = 
     # ---- export
     ckpt = out / "student.pt"
     torch.save(student.state_dict(), ckpt)
-    cost = arch_cost(arch)
-    meta: dict = {
-        "format": 1,
-        "num_classes": C,
-        "modalities": list(MODALITIES),
-        "input_dims": dict(gen.input_dims),
-        "latent_dim": 64,
-        "prefix_lengths": list(PREFIX_LENGTHS),
-        "architecture": arch.to_dict(),
-        "architecture_key": arch.key(),
-        "encoder_mflops": [round(f / 1e6, 6) for f in cost["encoder_flops"]],
-        "encoder_params": cost["encoder_params"],
-        "head_mflops": round(cost["head_flops"] / 1e6, 6),
-        "head_params": cost["head_params"],
-        "params_total": cost["params_total"],
+    meta: dict = student_card(arch, gen) | {
         "budgets": cfg.budgets.to_dict(),
         "data_seed": cfg.data_seed,
         "generator": gen.describe() | {"version": GENERATOR_VERSION},
@@ -207,7 +193,7 @@ def build(cfg: BuildConfig, out: Path, show: bool = True, figure: Path | None = 
     }
     meta.update({
         "teacher": teacher_summary,
-        "teacher_to_student_params": round(teacher_summary["params"] / cost["params_total"], 2),
+        "teacher_to_student_params": round(teacher_summary["params"] / meta["params_total"], 2),
         "student_params_counted": count_params(student),
         "distillation": kd,
         "search": {"chosen": chosen.to_log(), "evaluated": len(evaluated), "pareto_front_size":
@@ -235,6 +221,26 @@ def build(cfg: BuildConfig, out: Path, show: bool = True, figure: Path | None = 
 
 
 @torch.no_grad()
+def student_card(arch: StudentArch, gen: SceneGenerator) -> dict[str, Any]:
+    """The architecture part of a shipped student's metadata (what ``frozen.load_frozen_student`` reads back)."""
+    cost = arch_cost(arch)
+    return {
+        "format": 1,
+        "num_classes": gen.num_classes,
+        "modalities": list(MODALITIES),
+        "input_dims": dict(gen.input_dims),
+        "latent_dim": 64,
+        "prefix_lengths": list(PREFIX_LENGTHS),
+        "architecture": arch.to_dict(),
+        "architecture_key": arch.key(),
+        "encoder_mflops": [round(f / 1e6, 6) for f in cost["encoder_flops"]],
+        "encoder_params": cost["encoder_params"],
+        "head_mflops": round(cost["head_flops"] / 1e6, 6),
+        "head_params": cost["head_params"],
+        "params_total": cost["params_total"],
+    }
+
+
 def paired_comparison(distilled: Student, scratch: Student, fc: FixedConditions) -> dict:
     """Accuracy of both students on the same scenes and channel draws, with the paired difference's SE."""
     hits = []

@@ -30,12 +30,12 @@ from pathlib import Path
 
 import torch
 
+from .build import student_card
 from .data import GENERATOR_VERSION, SceneGenerator
 from .distill import DistillConfig, train_student
 from .evaluate import accuracy_under_conditions, make_fixed_conditions
 from .frozen import ASSETS, DEFAULT_CHECKPOINT, load_frozen_student, sha256_file
-from .spec import MODALITIES, PREFIX_LENGTHS
-from .student import StudentArch, arch_cost
+from .student import StudentArch
 from .training import to_tensors
 
 VARIANT_NAME = "variant_student"
@@ -91,22 +91,8 @@ def build_variant(cfg: VariantConfig, out: Path, show: bool = True) -> dict:
 
     ckpt = out / f"{VARIANT_NAME}.pt"
     torch.save(model.state_dict(), ckpt)
-    cost = arch_cost(arch)
-    meta: dict = {
-        "format": 1,
+    meta: dict = student_card(arch, gen) | {
         "role": "variant device encoders for heterogeneous VMIMO-v0 devices (semantic_models.build_variant)",
-        "num_classes": gen.num_classes,
-        "modalities": list(MODALITIES),
-        "input_dims": dict(gen.input_dims),
-        "latent_dim": 64,
-        "prefix_lengths": list(PREFIX_LENGTHS),
-        "architecture": arch.to_dict(),
-        "architecture_key": arch.key(),
-        "encoder_mflops": [round(f / 1e6, 6) for f in cost["encoder_flops"]],
-        "encoder_params": cost["encoder_params"],
-        "head_mflops": round(cost["head_flops"] / 1e6, 6),
-        "head_params": cost["head_params"],
-        "params_total": cost["params_total"],
         "data_seed": data_seed,
         "generator": gen.describe() | {"version": GENERATOR_VERSION},
         "training": {"kind": "scratch (hard labels, no teacher)", "train_seed": cfg.train_seed,
@@ -123,7 +109,7 @@ def build_variant(cfg: VariantConfig, out: Path, show: bool = True) -> dict:
     (out / f"{VARIANT_NAME}.json").write_text(json.dumps(meta, indent=1))
     load_frozen_student(ckpt)  # the round trip the environment will do, hash check included
     if show:
-        print(f"[build_variant] {arch.key()} ({cost['params_total']} params), own test accuracy {test_acc:.3f}, "
+        print(f"[build_variant] {arch.key()} ({meta['params_total']} params), own test accuracy {test_acc:.3f}, "
               f"{meta['build']['wall_time_s']:.1f} s → {ckpt}", flush=True)
     return meta
 
