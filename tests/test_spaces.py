@@ -100,3 +100,82 @@ def test_normalise_shares_caps_total_at_one() -> None:
     assert np.allclose(normalise_shares(np.array([0.2, 0.3, 0.1])), [0.2, 0.3, 0.1])
     s = normalise_shares(np.array([1.0, 1.0, 0.0]))
     assert np.allclose(s, [0.5, 0.5, 0.0]) and np.isclose(s.sum(), 1.0)
+
+
+# ---------------------------------------------------------------------- batch shapes and dtypes, every view
+K, G, D = LAYOUT.num_devices, LAYOUT.num_groups, LAYOUT.flat_dim
+
+
+def _native(lead: tuple[int, ...] = ()) -> dict[str, np.ndarray]:
+    return {"group": np.ones((*lead, K), np.int64), "power": np.zeros((*lead, K), np.int64),
+            "compression": np.zeros((*lead, K), np.int64), "bandwidth": np.full((*lead, G), 0.5, np.float32)}
+
+
+@pytest.mark.parametrize("key", ["group", "power", "compression", "bandwidth"])
+@pytest.mark.parametrize("lead", [(1,), (2,), (1, 1)])
+def test_unbatched_native_rejects_batch_shaped_part(key: str, lead: tuple[int, ...]) -> None:
+    a = _native()
+    a[key] = _native(lead)[key]
+    with pytest.raises(ValueError, match=rf"action\['{key}'\] must have shape \({a[key].shape[-1]},\).*got shape"):
+        LAYOUT.validate_native(a, batch=None)
+
+
+@pytest.mark.parametrize("lead", [(1,), (2,)])
+def test_unbatched_flat_views_reject_batch_shapes(lead: tuple[int, ...]) -> None:
+    with pytest.raises(ValueError, match=rf"shape \({D},\).*got shape \({lead[0]}, {D}\)"):
+        LAYOUT.from_multidiscrete(np.zeros((*lead, D), np.int64), batch=None)
+    with pytest.raises(ValueError, match=rf"shape \({D},\).*got shape"):
+        LAYOUT.from_box(np.zeros((*lead, D), np.float32), batch=None)
+
+
+def test_batched_decoders_require_the_batch_size() -> None:
+    for n in (1, 3):
+        assert LAYOUT.validate_native(_native((n,)), batch=n)["group"].shape == (n, K)
+        assert LAYOUT.from_multidiscrete(np.zeros((n, D), np.int64), batch=n)["power"].shape == (n, K)
+        assert LAYOUT.from_box(np.zeros((n, D), np.float32), batch=n)["bandwidth"].shape == (n, G)
+    with pytest.raises(ValueError, match=rf"bandwidth.*shape \(3, {G}\).*batch of 3.*got shape \({G},\)"):
+        LAYOUT.validate_native(dict(_native((3,)), bandwidth=np.zeros(G)), batch=3)
+    with pytest.raises(ValueError, match=r"shape \(3, \d+\).*got shape \(2, \d+\)"):
+        LAYOUT.from_box(np.zeros((2, D)), batch=3)
+    with pytest.raises(ValueError, match="batch must be"):
+        LAYOUT.from_box(np.zeros(D), batch=0)
+
+
+def test_any_batch_requires_consistent_leading_axes() -> None:
+    a = _native((2,))
+    a["power"] = np.zeros((3, K), np.int64)
+    with pytest.raises(ValueError, match=r"action\['power'\] has shape \(3, 8\)"):
+        LAYOUT.validate_native(a)
+
+
+@pytest.mark.parametrize("key", ["group", "power", "compression", "bandwidth"])
+def test_complex_and_bool_parts_are_refused(key: str) -> None:
+    a = _native()
+    n = a[key].shape[0]
+    a[key] = np.full(n, 1 + 7j)
+    with pytest.raises(ValueError, match=rf"action\['{key}'\] must be real, got the complex"):
+        LAYOUT.validate_native(a, batch=None)
+    a[key] = np.ones(n, dtype=bool)
+    with pytest.raises(ValueError, match=rf"action\['{key}'\] must be a numeric .*bool"):
+        LAYOUT.validate_native(a, batch=None)
+    with pytest.raises(ValueError, match="complex"):
+        LAYOUT.from_box(np.zeros(D, np.complex64), batch=None)
+    with pytest.raises(ValueError, match="bool"):
+        LAYOUT.from_multidiscrete(np.zeros(D, bool), batch=None)
+
+
+def test_huge_float_index_is_out_of_range_not_wrapped() -> None:
+    a = _native()
+    a["group"] = np.full(K, 1e300)
+    with pytest.raises(ValueError, match=r"action\['group'\] values must be in \[0, 3\]"):
+        LAYOUT.validate_native(a, batch=None)
+    flat = np.zeros(D)
+    flat[K] = 1e300
+    with pytest.raises(ValueError, match=r"power\[0\]"):
+        LAYOUT.from_multidiscrete(flat, batch=None)
+
+
+def test_errors_on_large_arrays_stay_short() -> None:
+    with pytest.raises(ValueError) as err:
+        LAYOUT.from_multidiscrete(np.full((1000, D), 0.5), batch=1000)
+    assert len(str(err.value)) < 400

@@ -28,6 +28,27 @@ HETEROGENEOUS_DEVICES: tuple[str, ...] = ("none", "variant")
 ALIGNERS: tuple[str, ...] = ("lmmse", "none")
 
 
+def short_repr(value: Any, limit: int = 200) -> str:
+    """``repr(value)`` cut to about ``limit`` characters, for error messages (an array must not print whole).
+
+    Arrays are summarised by numpy first (shape and dtype kept in the text), so a million-entry array costs no
+    more to report than a short one.
+    """
+    try:
+        import numpy as np
+
+        if isinstance(value, np.ndarray):
+            with np.printoptions(threshold=20, edgeitems=3, precision=6):
+                text = f"array({np.array2string(value, separator=', ')}, shape={value.shape}, dtype={value.dtype})"
+        else:
+            text = repr(value)
+    except Exception:  # a broken __repr__ must not hide the error being reported
+        text = f"<{type(value).__name__} object>"
+    if len(text) > limit:
+        text = f"{text[:limit - 40]} ... ({len(text)} characters, {type(value).__name__})"
+    return text
+
+
 def _check_range(name: str, value: float, lo: float | None, hi: float | None, *, lo_open: bool = False,
                  hi_open: bool = False) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):

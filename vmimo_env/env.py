@@ -153,10 +153,10 @@ class VMIMOEnv(gym.Env):
     def decode_action(self, action: Any) -> dict[str, np.ndarray]:
         """Any view's action to validated native arrays (group, power, compression, bandwidth)."""
         if self.action_view == "dict":
-            return self.layout.validate_native(action)
+            return self.layout.validate_native(action, batch=None)
         if self.action_view == "multidiscrete":
-            return self.layout.from_multidiscrete(action)
-        return self.layout.from_box(action)
+            return self.layout.from_multidiscrete(action, batch=None)
+        return self.layout.from_box(action, batch=None)
 
     def action_masks(self) -> np.ndarray:
         """Valid entries of the multidiscrete view (all valid; see ``action_masks`` below)."""

@@ -19,20 +19,31 @@ Flat views for Stable-Baselines3, one vector ``[group (K) | power (K) | compress
   bin centre. Bandwidth share is ``(x + 1) / 2``. Values outside [-1, 1] are clipped first (documented
   clipping, never an error); NaN/inf raise. Gymnasium's generic ``flatten`` is not used: its unflatten maps
   almost every continuous sample of a discrete part to index 0.
+
+Validation is complete before anything is returned, so an environment never acts on (or draws randoms for) a
+malformed action: every decoder takes ``batch`` (``None`` = one environment's action, shapes ``(K,)``/``(G,)``/
+``(3K+G,)``; ``n`` = a batch of n, ``(n, K)``/``(n, G)``/``(n, 3K+G)``; ``"any"``, the default for offline use =
+any common leading axes). ``VMIMOEnv`` decodes with ``batch=None`` and ``VMIMOVectorEnv`` with
+``batch=num_envs``. A wrong shape, a bool, complex, object or string array, NaN/inf, a non-integer or out-of-range
+index raises ``ValueError`` naming the field, the expected shape and what came; the only silent changes are the
+documented clippings (Box values to [-1, 1], native bandwidth shares to [0, 1]).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from gymnasium import spaces
 
-from vmimo_env.config import ScenarioConfig
+from vmimo_env.config import ScenarioConfig, short_repr
 
 ACTION_VIEWS: tuple[str, ...] = ("dict", "multidiscrete", "box")
 ACTION_KEYS: tuple[str, ...] = ("group", "power", "compression", "bandwidth")
+# leading axes a decoder accepts: None = one environment (unbatched), n = a batch of n, "any" = whatever leads
+Batch = int | None | Literal["any"]
 
 
 @dataclass(frozen=True)
@@ -82,19 +93,26 @@ class ActionLayout:
             return spaces.Box(-1.0, 1.0, (self.flat_dim,), dtype=np.float32, seed=seed)
         raise ValueError(f"action_view must be one of {list(ACTION_VIEWS)}, got {view!r}")
 
-    # ------------------------------------------------------------------ batched decoders -> native arrays
+    # ------------------------------------------------------------------ decoders -> validated native arrays
     def _split(self, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         k = self.num_devices
         return flat[..., :k], flat[..., k:2 * k], flat[..., 2 * k:3 * k], flat[..., 3 * k:]
 
-    def from_multidiscrete(self, a: np.ndarray) -> dict[str, np.ndarray]:
-        """MultiDiscrete vector(s) ``(..., 3K+G)`` to native arrays (validated)."""
-        a = _as_array(a, "action", self.flat_dim, integer=True)
+    def from_multidiscrete(self, a: Any, *, batch: Batch = "any") -> dict[str, np.ndarray]:
+        """MultiDiscrete vector(s) to native arrays, validated completely before anything is returned.
+
+        ``batch=None``: one environment's action, shape ``(3K+G,)``; ``batch=n``: ``(n, 3K+G)``; the default
+        ``"any"`` accepts any leading axes ``(..., 3K+G)`` (for offline decoding). Raises ``ValueError`` naming the
+        field for a wrong shape, a complex/bool/non-numeric dtype, NaN/inf, non-integers or an out-of-range index.
+        """
+        a = _as_array(a, "action", self.flat_dim, _lead(batch), integer=True)
         bad = (a < 0) | (a >= self.nvec)
         if bad.any():
-            j = int(np.argwhere(bad)[0][-1])
-            raise ValueError(f"action[{j}] ({self._component_name(j)}) = {int(a[..., j].ravel()[0])} "
+            where = tuple(int(i) for i in np.argwhere(bad)[0])
+            j = where[-1]
+            raise ValueError(f"action[{', '.join(map(str, where))}] ({self._component_name(j)}) = {a[where].item()!r} "
                              f"out of range [0, {int(self.nvec[j]) - 1}]")
+        a = a.astype(np.int64, copy=False)
         g, p, c, b = self._split(a)
         return {"group": g.astype(np.int64), "power": p.astype(np.int64), "compression": c.astype(np.int64),
                 "bandwidth": (b / (self.num_bandwidth - 1)).astype(np.float32)}
@@ -105,9 +123,12 @@ class ActionLayout:
         return np.concatenate([np.asarray(native["group"]), np.asarray(native["power"]),
                                np.asarray(native["compression"]), b.astype(np.int64)], axis=-1).astype(np.int64)
 
-    def from_box(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        """Box vector(s) in [-1, 1] to native arrays; out-of-range values are clipped, NaN/inf raise."""
-        x = np.clip(_as_array(x, "action", self.flat_dim, integer=False), -1.0, 1.0)
+    def from_box(self, x: Any, *, batch: Batch = "any") -> dict[str, np.ndarray]:
+        """Box vector(s) in [-1, 1] to native arrays; out-of-range values are clipped, NaN/inf raise.
+
+        ``batch`` as in :meth:`from_multidiscrete` (shape ``(3K+G,)``, ``(n, 3K+G)`` or any leading axes).
+        """
+        x = np.clip(_as_array(x, "action", self.flat_dim, _lead(batch), integer=False), -1.0, 1.0)
         g, p, c, b = self._split(x)
         return {"group": _bin(g, self.num_groups + 1), "power": _bin(p, self.num_power),
                 "compression": _bin(c, self.num_compression),
@@ -120,42 +141,58 @@ class ActionLayout:
                  _centre(native["compression"], self.num_compression), b]
         return np.concatenate(parts, axis=-1).astype(np.float32)
 
-    def validate_native(self, action: Any) -> dict[str, np.ndarray]:
-        """Check a native (dict) action, batched or not, and return it as arrays."""
-        if not isinstance(action, dict):
+    def validate_native(self, action: Any, *, batch: Batch = "any") -> dict[str, np.ndarray]:
+        """Check a native (dict) action completely and return it as arrays (int64 indices, float32 shares).
+
+        ``batch=None``: one environment's action, ``group``/``power``/``compression`` of shape ``(K,)`` and
+        ``bandwidth`` ``(G,)``; ``batch=n``: ``(n, K)`` and ``(n, G)``; the default ``"any"`` accepts any common
+        leading axes. Indices may be integer arrays or floats holding integers; bool, complex and non-numeric
+        arrays, NaN/inf, wrong shapes and out-of-range indices raise ``ValueError`` naming the field. Bandwidth
+        shares outside [0, 1] are clipped (documented, not an error).
+        """
+        if not isinstance(action, Mapping):
             raise ValueError(f"action must be a dict with keys {list(ACTION_KEYS)}, got {type(action).__name__}")
         missing = [key for key in ACTION_KEYS if key not in action]
         extra = [key for key in action if key not in ACTION_KEYS]
         if missing or extra:
             raise ValueError(f"action keys must be {list(ACTION_KEYS)}; missing {missing}, unexpected {extra}")
-        fast = self._validate_fast(action)
+        lead = _lead(batch)
+        fast = self._validate_fast(action, lead)
         if fast is not None:
             return fast
         out: dict[str, np.ndarray] = {}
         sizes = {"group": (self.num_devices, self.num_groups + 1), "power": (self.num_devices, self.num_power),
                  "compression": (self.num_devices, self.num_compression)}
         for key, (n, hi) in sizes.items():
-            arr = _as_array(action[key], f"action['{key}']", n, integer=True)
+            arr = _as_array(action[key], f"action['{key}']", n, lead, integer=True)
             if (arr < 0).any() or (arr >= hi).any():
-                raise ValueError(f"action['{key}'] values must be in [0, {hi - 1}], got {arr.tolist()}")
+                raise ValueError(f"action['{key}'] values must be in [0, {hi - 1}], got {short_repr(arr)}")
             out[key] = arr.astype(np.int64)
-        bw = _as_array(action["bandwidth"], "action['bandwidth']", self.num_groups, integer=False)
+            if lead is None and out[key].shape != out["group"].shape:
+                raise ValueError(f"action['{key}'] has shape {out[key].shape} but action['group'] has shape "
+                                 f"{out['group'].shape}: the parts of one action must share their leading axes")
+        bw = _as_array(action["bandwidth"], "action['bandwidth']", self.num_groups, lead, integer=False)
+        if lead is None and bw.shape[:-1] != out["group"].shape[:-1]:
+            raise ValueError(f"action['bandwidth'] has shape {bw.shape} but action['group'] has shape "
+                             f"{out['group'].shape}: the parts of one action must share their leading axes")
         out["bandwidth"] = np.clip(bw, 0.0, 1.0).astype(np.float32)
         return out
 
-    def _validate_fast(self, action: dict[str, Any]) -> dict[str, np.ndarray] | None:
+    def _validate_fast(self, action: Mapping[str, Any], lead: tuple[int, ...] | None) -> dict[str, np.ndarray] | None:
         """The common case (int64 arrays of the right shape, finite float32 shares), checked in few numpy calls.
 
         Returns ``None`` whenever anything is unusual, and the full validation then names the problem.
         """
         g, p, c, b = action["group"], action["power"], action["compression"], action["bandwidth"]
-        K = self.num_devices
+        K, G = self.num_devices, self.num_groups
         for arr in (g, p, c):
             if type(arr) is not np.ndarray or arr.dtype != np.int64 or arr.shape[-1:] != (K,):
                 return None
-        if type(b) is not np.ndarray or b.dtype.kind != "f" or b.shape[-1:] != (self.num_groups,):
+        if type(b) is not np.ndarray or b.dtype.kind != "f" or b.shape[-1:] != (G,):
             return None
         if g.shape != p.shape or g.shape != c.shape or g.shape[:-1] != b.shape[:-1]:
+            return None
+        if lead is not None and g.shape != (*lead, K):
             return None
         lo = min(g.min(), p.min(), c.min())
         if lo < 0 or g.max() > self.num_groups or p.max() >= self.num_power or c.max() >= self.num_compression:
@@ -181,19 +218,50 @@ def normalise_shares(raw: np.ndarray) -> np.ndarray:
     return raw / np.maximum(total, 1.0)
 
 
-def _as_array(a: Any, name: str, last: int, *, integer: bool) -> np.ndarray:
-    arr = np.asarray(a)
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
-        raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}")
-    if arr.ndim == 0 or arr.shape[-1] != last:
-        raise ValueError(f"{name} must have last dimension {last}, got shape {arr.shape}")
-    if np.issubdtype(arr.dtype, np.floating):
+def _lead(batch: Batch) -> tuple[int, ...] | None:
+    """Leading axes an action must have: ``()`` for one environment, ``(n,)`` for a batch, None for any."""
+    if batch is None:
+        return ()
+    if isinstance(batch, str):
+        if batch != "any":
+            raise ValueError(f"batch must be None, a positive int or 'any', got {batch!r}")
+        return None
+    if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
+        raise ValueError(f"batch must be None, a positive int or 'any', got {batch!r}")
+    return (int(batch),)
+
+
+def _as_array(a: Any, name: str, last: int, lead: tuple[int, ...] | None, *, integer: bool) -> np.ndarray:
+    """``a`` as a real numeric array of shape ``lead + (last,)`` (any leading axes if ``lead`` is None).
+
+    Checked in full before anything is converted: the dtype (bool, complex, object and strings refused: a cast
+    would silently drop an imaginary part or turn a mask into indices), the exact shape, finiteness and, for index
+    parts, integrality. The array is returned in its own dtype (callers range-check before casting, so a huge
+    float cannot wrap around in an int64 cast).
+    """
+    try:
+        arr = np.asarray(a)
+    except (ValueError, TypeError) as err:  # ragged nested lists
+        raise ValueError(f"{name} must be a numeric array, got {short_repr(a)} ({err})") from None
+    kind = arr.dtype.kind
+    if kind == "b":
+        raise ValueError(f"{name} must be a numeric (int or float) array, got a bool array {short_repr(arr)}; "
+                         "cast it explicitly if 0/1 indices are meant")
+    if kind == "c":
+        raise ValueError(f"{name} must be real, got the complex array {short_repr(arr)}")
+    if kind not in "iuf":
+        raise ValueError(f"{name} must be numeric, got dtype {arr.dtype} ({short_repr(arr)})")
+    if lead is None:
+        if arr.ndim == 0 or arr.shape[-1] != last:
+            raise ValueError(f"{name} must have last dimension {last}, got shape {arr.shape}")
+    elif arr.shape != (*lead, last):
+        what = "one environment's action" if not lead else f"a batch of {lead[0]} environments"
+        raise ValueError(f"{name} must have shape {(*lead, last)} ({what}), got shape {arr.shape}")
+    if kind == "f":
         if not np.isfinite(arr).all():
-            raise ValueError(f"{name} contains NaN or inf")
-        if integer:
-            if not np.array_equal(arr, np.round(arr)):
-                raise ValueError(f"{name} must hold integers, got {arr.tolist()}")
-            arr = arr.astype(np.int64)
+            raise ValueError(f"{name} contains NaN or inf: {short_repr(arr)}")
+        if integer and not np.array_equal(arr, np.round(arr)):
+            raise ValueError(f"{name} must hold integers, got {short_repr(arr)}")
     return arr
 
 

@@ -79,11 +79,11 @@ class VMIMOVectorEnv(VectorEnv):
 
     def decode_action(self, actions: Any) -> dict[str, np.ndarray]:
         if self.action_view == "dict":
-            native = self.layout.validate_native(actions)
+            native = self.layout.validate_native(actions, batch=self.num_envs)
         elif self.action_view == "multidiscrete":
-            native = self.layout.from_multidiscrete(actions)
+            native = self.layout.from_multidiscrete(actions, batch=self.num_envs)
         else:
-            native = self.layout.from_box(actions)
+            native = self.layout.from_box(actions, batch=self.num_envs)
         for key, arr in native.items():
             if arr.ndim != 2 or arr.shape[0] != self.num_envs:
                 raise ValueError(f"batched action['{key}'] must have shape ({self.num_envs}, n), got {arr.shape}")
