@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,9 @@ _SMALL_BATCH = 32
 
 
 class CheckpointError(RuntimeError):
-    """The shipped checkpoint is missing, truncated or does not match its recorded SHA-256."""
+    """A checkpoint or its metadata cannot be used: missing, unreadable, of the wrong size, not matching its
+    recorded SHA-256, holding objects other than tensors, or not fitting the recorded architecture. The message
+    names the file and the cause."""
 
 
 def sha256_file(path: Path) -> str:
@@ -92,10 +95,42 @@ def verify_checkpoint(ckpt: Path, meta: dict) -> None:
     if want_size is not None and size < want_size:
         raise CheckpointError(f"checkpoint file {ckpt} is truncated: {size} of {want_size} bytes "
                               f"(expected SHA-256 {expected})")
+    if want_size is not None and size > want_size:
+        raise CheckpointError(f"checkpoint file {ckpt} has {size} bytes, {size - want_size} more than the "
+                              f"{want_size} its metadata records (appended to or replaced; expected SHA-256 "
+                              f"{expected}); rebuild or restore it")
     got = sha256_file(ckpt)
     if got != expected:
+        cause = "modified or replaced" if want_size is not None else "modified, truncated or replaced"
         raise CheckpointError(f"checkpoint file {ckpt} does not match its metadata: SHA-256 {got}, "
-                              f"expected {expected} (tampered, truncated or replaced; rebuild or restore it)")
+                              f"expected {expected} ({cause}; rebuild or restore it)")
+
+
+def read_metadata(meta_path: Path) -> dict:
+    """The checkpoint's metadata (a JSON object); :class:`CheckpointError` naming the file for anything else."""
+    try:
+        text = meta_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"metadata file {meta_path} cannot be read: {err}") from None
+    try:
+        meta = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"metadata file {meta_path} is not valid JSON ({err.msg} at line {err.lineno}, "
+                              f"column {err.colno}); rebuild with `python -m semantic_models.build`") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"metadata file {meta_path} must hold a JSON object (the checkpoint's metadata), "
+                              f"got a JSON {type(meta).__name__}")
+    return meta
+
+
+def _unpickling_cause(err: BaseException) -> str:
+    """What torch's restricted unpickler refused, without its advice to turn the restriction off."""
+    for line in str(err).splitlines():
+        line = line.strip()
+        if "Unsupported global" in line or "Unsupported operand" in line:
+            cause = line.split("error:", 1)[-1].strip()
+            return cause.split(" was not ")[0].split(". ")[0]
+    return type(err).__name__
 
 
 class FrozenStudent:
@@ -266,9 +301,28 @@ def load_frozen_student(path: str | Path | None = None) -> FrozenStudent:
     if not meta_path.is_file():
         raise CheckpointError(f"metadata file {meta_path} is missing (it records the SHA-256 of {ckpt.name}); "
                               "rebuild with `python -m semantic_models.build`")
-    meta = json.loads(meta_path.read_text())
+    meta = read_metadata(meta_path)
     verify_checkpoint(ckpt, meta)
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    module = Student(StudentArch.from_dict(meta["architecture"]))
-    module.load_state_dict(state, strict=True)
+    try:
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        # the file matches its recorded hash, but holds more than tensors: refused, never unpickled in full
+        raise CheckpointError(f"checkpoint file {ckpt} holds objects other than tensors "
+                              f"({_unpickling_cause(err)}); only plain state dicts are loaded, so arbitrary code "
+                              "in a checkpoint never runs. Rebuild it with `python -m semantic_models.build`") from None
+    except (RuntimeError, EOFError, OSError) as err:
+        raise CheckpointError(f"checkpoint file {ckpt} is not a readable torch checkpoint "
+                              f"({type(err).__name__}: {str(err).splitlines()[0][:200]})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint file {ckpt} must hold a state dict, got {type(state).__name__}")
+    try:
+        module = Student(StudentArch.from_dict(meta["architecture"]))
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"metadata file {meta_path} has no usable 'architecture' entry "
+                              f"({type(err).__name__}: {err})") from None
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise CheckpointError(f"checkpoint file {ckpt} does not fit the architecture in {meta_path.name}: "
+                              f"{str(err)[:300]}") from None
     return FrozenStudent(module, meta)

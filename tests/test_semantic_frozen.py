@@ -176,3 +176,70 @@ def test_package_import_is_light() -> None:
     code = "import sys, semantic_models; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"
+
+
+# ---------------------------------------------------------------------- every bad file named with its cause
+def test_corrupt_metadata_json_names_file(copied: Path) -> None:
+    meta_path = copied / "student.json"
+    meta_path.write_text('{"sha256": ', encoding="utf-8")
+    with pytest.raises(CheckpointError, match="not valid JSON") as err:
+        load_frozen_student(copied)
+    assert str(meta_path) in str(err.value)
+
+
+def test_metadata_that_is_not_an_object_names_file(copied: Path) -> None:
+    meta_path = copied / "student.json"
+    meta_path.write_text("[1, 2, 3]", encoding="utf-8")
+    with pytest.raises(CheckpointError, match=r"JSON object.*got a JSON list") as err:
+        load_frozen_student(copied)
+    assert str(meta_path) in str(err.value)
+
+
+def test_oversized_checkpoint_is_not_called_truncated(copied: Path) -> None:
+    ckpt = copied / "student.pt"
+    ckpt.write_bytes(ckpt.read_bytes() + b"\0" * 10)
+    with pytest.raises(CheckpointError, match="10 more than") as err:
+        load_frozen_student(copied)
+    assert str(ckpt) in str(err.value) and "truncated" not in str(err.value)
+
+
+def test_same_size_tampering_is_not_called_truncated(copied: Path) -> None:
+    ckpt = copied / "student.pt"
+    data = bytearray(ckpt.read_bytes())
+    data[100] ^= 0xFF
+    ckpt.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="does not match") as err:
+        load_frozen_student(copied)
+    assert "truncated" not in str(err.value)
+
+
+def test_pickle_with_foreign_objects_is_refused_naming_file(copied: Path) -> None:
+    # a checkpoint whose recorded hash matches but that holds a non-tensor object: torch's restricted
+    # unpickler refuses it, and the error names the file without advising to lift the restriction
+    import fractions
+
+    from semantic_models.frozen import sha256_file
+
+    ckpt, meta_path = copied / "student.pt", copied / "student.json"
+    torch.save({"w": fractions.Fraction(1, 3)}, ckpt)
+    meta = json.loads(meta_path.read_text())
+    meta.update(sha256=sha256_file(ckpt), size_bytes=ckpt.stat().st_size)
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="objects other than tensors") as err:
+        load_frozen_student(copied)
+    msg = str(err.value)
+    assert str(ckpt) in msg and "fractions.Fraction" in msg
+    assert "weights_only" not in msg and err.value.__cause__ is None and err.value.__suppress_context__
+
+
+def test_state_dict_not_fitting_the_architecture_names_file(copied: Path) -> None:
+    from semantic_models.frozen import sha256_file
+
+    ckpt, meta_path = copied / "student.pt", copied / "student.json"
+    torch.save({"w": torch.zeros(3)}, ckpt)
+    meta = json.loads(meta_path.read_text())
+    meta.update(sha256=sha256_file(ckpt), size_bytes=ckpt.stat().st_size)
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="does not fit the architecture") as err:
+        load_frozen_student(copied)
+    assert str(ckpt) in str(err.value)

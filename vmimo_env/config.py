@@ -4,7 +4,12 @@ Every scenario parameter lives in :class:`ScenarioConfig`. It is a frozen datacl
 from a dict (:meth:`ScenarioConfig.from_dict`) or from YAML (:meth:`ScenarioConfig.from_yaml`), and derive
 variants with :meth:`ScenarioConfig.replace`. Every field is checked on construction; an invalid value raises
 ``ValueError`` naming the field and the allowed range, so a typo in a sweep fails at once instead of producing
-a silently different experiment.
+a silently different experiment. Unknown keywords raise :class:`UnknownParameterError` (a ``TypeError`` and a
+``ValueError``, worded like Python's own "got an unexpected keyword argument", with a "did you mean").
+numpy scalars and arrays are accepted and stored as the Python values they hold (so configs hash, compare and
+serialise); ``from_yaml`` reads ``20e3`` as a float (YAML 1.2), where plain YAML 1.1 would give a string. Error
+messages cut long values short. The environment-constructor arguments are checked here too: ``check_pool_size``
+and ``check_num_envs_memory`` (an estimate of a batched core's memory against a fraction of physical memory).
 
 Defaults follow ``DESIGN.md`` §2–3 (one BS with 4 antennas, 8 single-antenna devices, 3 virtual-MIMO groups,
 10 ms slots, 200-slot episodes, 3GPP UMi street canyon at 3.5 GHz).
@@ -13,7 +18,10 @@ Defaults follow ``DESIGN.md`` §2–3 (one BS with 4 antennas, 8 single-antenna 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
+import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -49,10 +57,37 @@ def short_repr(value: Any, limit: int = 200) -> str:
     return text
 
 
+# YAML 1.1 (PyYAML) resolves a float only with a dot and a signed exponent: ``20e3`` and ``1e-3`` stay strings
+_NUMBER_STRING = re.compile(r"^[-+]?(\d[\d_]*\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+_YAML_FLOAT = re.compile(r"^[-+]?(\d[\d_]*\.?[\d_]*|\.\d+)[eE][-+]?\d+$")
+
+
+def _is_real(value: Any) -> bool:
+    """A real number: Python int/float or a numpy integer/floating scalar; never a bool (``True`` is no count)."""
+    import numpy as np
+
+    return (not isinstance(value, (bool, np.bool_))) and isinstance(value, (int, float, np.integer, np.floating))
+
+
+def _number_hint(value: Any) -> str:
+    """Extra text for a string that looks like a number (the usual cause: a YAML 1.1 exponent)."""
+    if isinstance(value, str) and _NUMBER_STRING.match(value.strip()):
+        text = value.strip()
+        if _YAML_FLOAT.match(text):
+            mant, _, exp = text.lower().partition("e")
+            sign = "" if exp.startswith(("-", "+")) else "+"
+            mant = mant if "." in mant else mant + ".0"
+            return (f"; got the string {value!r}: YAML 1.1 (PyYAML) reads {text} as a string, write "
+                    f"{mant}e{sign}{exp} or {float(text):g} (ScenarioConfig.from_yaml reads both forms)")
+        return f"; got the string {value!r}, not a number (remove the quotes)"
+    return ""
+
+
 def _check_range(name: str, value: float, lo: float | None, hi: float | None, *, lo_open: bool = False,
                  hi_open: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if not _is_real(value) or not math.isfinite(value):
+        hint = _number_hint(value)
+        raise ValueError(f"{name} must be a finite number{hint or f', got {short_repr(value)}'}")
     bad_lo = lo is not None and (value <= lo if lo_open else value < lo)
     bad_hi = hi is not None and (value >= hi if hi_open else value > hi)
     if bad_lo or bad_hi:
@@ -60,18 +95,86 @@ def _check_range(name: str, value: float, lo: float | None, hi: float | None, *,
         right = ")" if hi_open else "]"
         lo_s = "-inf" if lo is None else f"{lo:g}"
         hi_s = "inf" if hi is None else f"{hi:g}"
-        raise ValueError(f"{name} must be in {left}{lo_s}, {hi_s}{right}, got {value!r}")
+        raise ValueError(f"{name} must be in {left}{lo_s}, {hi_s}{right}, got {short_repr(value)}")
 
 
 def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
-    _check_range(name, value, lo, hi)
+    import numpy as np
+
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        hint = _number_hint(value)
+        raise ValueError(f"{name} must be an integer in [{lo}, {hi}]{hint or f', got {short_repr(value)}'}")
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {short_repr(_to_python(value))}")
 
 
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+    if not isinstance(value, str) or value not in choices:
+        close = difflib.get_close_matches(value, choices, n=1) if isinstance(value, str) else []
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"{name} must be one of {list(choices)}, got {short_repr(value)}{hint}")
+
+
+def _to_python(value: Any) -> Any:
+    """numpy scalars to the Python ``int``/``float``/``bool`` they hold (hashable, YAML-safe); others unchanged."""
+    import numpy as np
+
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _to_tuple(name: str, value: Any, element: type) -> Any:
+    """A list, tuple or 1-D ndarray as a tuple of Python values (floats for ``element=float``).
+
+    Anything else is returned unchanged for :meth:`ScenarioConfig.validate` to reject with the field's name.
+    """
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        if value.ndim != 1:
+            raise ValueError(f"{name} must be a 1-D sequence, got an array of shape {value.shape}")
+        value = value.tolist()
+    if not isinstance(value, (list, tuple)):
+        return value
+    out = []
+    for v in value:
+        v = _to_python(v)
+        if element is float and _is_real(v):
+            v = float(v)
+        out.append(v)
+    return tuple(out)
+
+
+class UnknownParameterError(TypeError, ValueError):
+    """An unknown keyword for a scenario or an environment constructor.
+
+    Both a ``TypeError`` (what Python raises for an unexpected keyword argument, which wrappers such as torchrl's
+    ``GymEnv`` catch to retry without an optional keyword like ``frameskip``) and a ``ValueError`` (what this
+    package raises for every other bad parameter).
+    """
+
+
+# environment-constructor keywords that are not scenario fields (for "did you mean" suggestions only)
+ENV_KEYWORDS: tuple[str, ...] = ("scenario", "config", "action_view", "render_mode", "checkpoint", "pool_size",
+                                 "num_envs")
+# sequence fields and the type of their elements
+_TUPLE_FIELDS: dict[str, type] = {"power_levels_db": float, "modalities": str, "compression_levels": int,
+                                  "heterogeneous_modalities": str}
+
+
+def unknown_parameter_error(unknown: list[str], valid: tuple[str, ...], owner: str = "VMIMO") -> UnknownParameterError:
+    """The error for unknown keywords, worded as Python's own (``... got an unexpected keyword argument 'x'``)."""
+    first, rest = unknown[0], unknown[1:]
+    msg = f"{owner} got an unexpected keyword argument {first!r}: unknown scenario parameter"
+    close = difflib.get_close_matches(first, valid, n=3, cutoff=0.6)
+    if close:
+        msg += f" (did you mean {' or '.join(repr(c) for c in close)}?)"
+    if rest:
+        msg += f"; also unknown: {', '.join(repr(k) for k in rest)}"
+    return UnknownParameterError(f"{msg}. Valid scenario parameters: {list(ScenarioConfig.field_names())}")
 
 
 @dataclass(frozen=True)
@@ -175,11 +278,17 @@ class ScenarioConfig:
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        # tuples may arrive as lists from YAML/CLI; normalise before validating so configs compare equal.
-        for name in ("power_levels_db", "modalities", "compression_levels", "heterogeneous_modalities"):
-            value = getattr(self, name)
-            if isinstance(value, (list, tuple)):
-                object.__setattr__(self, name, tuple(value))
+        # values may arrive as lists, ndarrays or numpy scalars (YAML, CLI, sweeps): normalise them to the Python
+        # types first, so configs compare equal, hash and serialise whatever they were built from
+        for f in fields(self):
+            if f.name == "extra":
+                continue
+            value = getattr(self, f.name)
+            if f.name in _TUPLE_FIELDS:
+                value = _to_tuple(f.name, value, _TUPLE_FIELDS[f.name])
+            else:
+                value = _to_python(value)
+            object.__setattr__(self, f.name, value)
         self.validate()
 
     def validate(self) -> None:
@@ -200,14 +309,17 @@ class ScenarioConfig:
         _check_range("speed_mps", self.speed_mps, 0.0, 100.0)
         _check_range("spatial_correlation", self.spatial_correlation, 0.0, 1.0, hi_open=True)
         if not isinstance(self.shadowing, bool):
-            raise ValueError(f"shadowing must be a bool, got {self.shadowing!r}")
+            raise ValueError(f"shadowing must be a bool, got {short_repr(self.shadowing)}")
         _check_range("max_power_dbm", self.max_power_dbm, -30.0, 40.0)
+        for name in _TUPLE_FIELDS:
+            if not isinstance(getattr(self, name), tuple):
+                raise ValueError(f"{name} must be a list or tuple, got {short_repr(getattr(self, name))}")
         if len(self.power_levels_db) < 1:
             raise ValueError("power_levels_db must hold at least one level")
         for i, lvl in enumerate(self.power_levels_db):
             _check_range(f"power_levels_db[{i}]", lvl, -80.0, 0.0)
         if list(self.power_levels_db) != sorted(self.power_levels_db):
-            raise ValueError(f"power_levels_db must be ascending, got {list(self.power_levels_db)}")
+            raise ValueError(f"power_levels_db must be ascending, got {short_repr(list(self.power_levels_db))}")
         _check_range("pa_efficiency", self.pa_efficiency, 0.0, 1.0, lo_open=True)
         _check_range("circuit_power_w", self.circuit_power_w, 0.0, 10.0)
         _check_range("encode_energy_j_per_mflop", self.encode_energy_j_per_mflop, 0.0, 1.0)
@@ -236,26 +348,27 @@ class ScenarioConfig:
             if c % 2:
                 raise ValueError(f"compression_levels[{i}] must be even (two reals per complex use), got {c}")
         if list(self.compression_levels) != sorted(set(self.compression_levels)):
-            raise ValueError(f"compression_levels must be strictly ascending, got {list(self.compression_levels)}")
+            raise ValueError("compression_levels must be strictly ascending, got "
+                             f"{short_repr(list(self.compression_levels))}")
         _check_choice("receiver", self.receiver, RECEIVERS)
         if not isinstance(self.cooperative, bool):
-            raise ValueError(f"cooperative must be a bool, got {self.cooperative!r}")
+            raise ValueError(f"cooperative must be a bool, got {short_repr(self.cooperative)}")
         _check_choice("heterogeneous_devices", self.heterogeneous_devices, HETEROGENEOUS_DEVICES)
         if not isinstance(self.heterogeneous_modalities, tuple) or len(self.heterogeneous_modalities) < 1:
             raise ValueError("heterogeneous_modalities must name at least one modality, got "
-                             f"{self.heterogeneous_modalities!r}")
+                             f"{short_repr(self.heterogeneous_modalities)}")
         for i, m in enumerate(self.heterogeneous_modalities):
             _check_choice(f"heterogeneous_modalities[{i}]", m, MODALITIES)
         if len(set(self.heterogeneous_modalities)) != len(self.heterogeneous_modalities):
             raise ValueError(f"heterogeneous_modalities must not repeat a modality, got "
-                             f"{list(self.heterogeneous_modalities)}")
+                             f"{short_repr(list(self.heterogeneous_modalities))}")
         _check_choice("aligner", self.aligner, ALIGNERS)
         _check_range("energy_weight", self.energy_weight, 0.0, 1e3)
         _check_range("energy_ref_j", self.energy_ref_j, 0.0, 1e3, lo_open=True)
         _check_choice("reward_mode", self.reward_mode, REWARD_MODES)
         _check_choice("obs_mode", self.obs_mode, OBS_MODES)
         if not isinstance(self.obs_full_csi, bool):
-            raise ValueError(f"obs_full_csi must be a bool, got {self.obs_full_csi!r}")
+            raise ValueError(f"obs_full_csi must be a bool, got {short_repr(self.obs_full_csi)}")
 
     # ----------------------------------------------------------------- derived quantities
     @property
@@ -279,29 +392,132 @@ class ScenarioConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None = None, **overrides: Any) -> ScenarioConfig:
-        """Build from a mapping (and keyword overrides); unknown keys raise ``ValueError``."""
+        """Build from a mapping (and keyword overrides); unknown keys raise :class:`UnknownParameterError`."""
         merged = {**(data or {}), **overrides}
-        unknown = sorted(set(merged) - set(cls.field_names()))
+        unknown = [k for k in merged if k not in cls.field_names()]
         if unknown:
-            raise ValueError(f"unknown scenario parameter(s) {unknown}; valid: {list(cls.field_names())}")
+            raise unknown_parameter_error(unknown, (*cls.field_names(), *ENV_KEYWORDS))
         return cls(**merged)
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides: Any) -> ScenarioConfig:
+        """Build from a YAML mapping. Exponent floats without a dot or sign (``20e3``, which YAML 1.1 and PyYAML
+        read as strings) are read as floats, as YAML 1.2 does."""
         import yaml
 
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh) or {}
+        try:
+            with open(path, encoding="utf-8") as fh:
+                data = yaml.load(fh, Loader=_loader()) or {}  # a SafeLoader subclass: plain data only
+        except yaml.YAMLError as err:
+            raise ValueError(f"{path}: not valid YAML ({short_repr(str(err), 300)})") from None
         if not isinstance(data, dict):
             raise ValueError(f"{path}: expected a mapping of scenario parameters, got {type(data).__name__}")
         return cls.from_dict(data, **overrides)
 
     def replace(self, **changes: Any) -> ScenarioConfig:
-        unknown = sorted(set(changes) - set(self.field_names()))
+        unknown = [k for k in changes if k not in self.field_names()]
         if unknown:
-            raise ValueError(f"unknown scenario parameter(s) {unknown}")
+            raise unknown_parameter_error(unknown, self.field_names(), owner="ScenarioConfig.replace()")
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         out = {name: getattr(self, name) for name in self.field_names()}
         return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+
+def _loader() -> type:
+    """PyYAML's ``SafeLoader`` with the YAML 1.2 float rule (``20e3``, ``1e-3`` are floats, not strings)."""
+    import yaml
+
+    class _Loader(yaml.SafeLoader):
+        pass
+
+    _Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                    |[-+]?\.(?:inf|Inf|INF)
+                    |\.(?:nan|NaN|NAN))$""", re.X),
+        list("-+0123456789."),
+    )
+    return _Loader
+
+
+# ---------------------------------------------------------------------- environment-constructor arguments
+MAX_POOL_SIZE = 1 << 20
+
+
+def check_pool_size(pool_size: Any) -> int:
+    """Validate the ``pool_size`` environment keyword (scenes pre-encoded per process) and return it as ``int``.
+
+    Raises ``ValueError`` for anything but an integer in [1, ``MAX_POOL_SIZE``] (numpy integers accepted): a pool
+    of 0 scenes has nothing to draw arrivals from, and a float would be truncated silently.
+    """
+    _check_int("pool_size", pool_size, 1, MAX_POOL_SIZE)
+    return int(pool_size)
+
+
+# fraction of physical memory one batched core may plan to use (override: $VMIMO_MEMORY_FRACTION)
+MEMORY_FRACTION = 0.5
+
+
+def estimate_core_memory_bytes(cfg: ScenarioConfig, num_envs: int) -> int:
+    """Estimated peak memory (bytes) of a ``VMIMOCore`` with ``num_envs`` environments stepping.
+
+    Counts the per-environment state the core keeps (random-number blocks, channel state, the pending-scene
+    tables, observation and step buffers, one numpy ``Generator``) and the largest per-step temporaries (received
+    latents of the pending scenes, one receiver covariance per device), with a 25 % margin for smaller
+    temporaries. The shared scene pool is excluded (it is cached per process). Checked against a traced
+    allocation in ``tests/test_config.py``.
+    """
+    from vmimo_env.core import MAX_ARRIVALS
+    from vmimo_env.kernels import LATENT_DIM
+
+    K, Nr, G = cfg.num_devices, cfg.num_antennas, cfg.num_groups
+    S, D, M = cfg.max_pending, cfg.deadline_slots, len(MODALITIES)
+    rng_block = 32  # slots per refill of vmimo_env.rng.BlockRNG (its default)
+    n_uniform, n_normal = 1 + MAX_ARRIVALS + K, 2 * K * Nr + 2 * K
+    obs_dim = 10 * K + K * (K - 1) // 2 + 1 + (2 * K * Nr if cfg.obs_full_csi else 0)
+    per_env = (8 * rng_block * (n_uniform + n_normal)  # float64 uniform and normal blocks
+               + 3 * 16 * K * Nr  # h, its LOS and scattered parts (complex128)
+               + 4 * 8 * S * M  # received prefix, score, SNR, noise offset per pending scene and modality
+               + 8 * (S + D + 1)  # ring of scene indices, slot starts
+               + 2 * 4 * obs_dim  # observation buffer and the returned copy (float32)
+               + 8 * 24 * K + 8 * 4 * G  # per-device and per-group state and step buffers
+               + 1024)  # the environment's numpy Generator
+    transient = 4 * S * M * LATENT_DIM + 16 * K * Nr * Nr  # received latents; per-device receiver covariance
+    return int(1.25 * (per_env + transient) * num_envs)
+
+
+def physical_memory_bytes() -> int | None:
+    """Physical memory of this machine in bytes (None where the OS does not say)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_num_envs_memory(cfg: ScenarioConfig, num_envs: int, limit_bytes: int | None = None) -> int:
+    """Refuse a batch whose estimated memory exceeds ``limit_bytes`` before anything is allocated.
+
+    ``limit_bytes`` defaults to ``MEMORY_FRACTION`` (or ``$VMIMO_MEMORY_FRACTION``) of physical memory; no check
+    where physical memory is unknown. Returns the estimate (bytes). Raises ``ValueError`` with the estimate, the
+    limit and the largest ``num_envs`` that fits.
+    """
+    estimate = estimate_core_memory_bytes(cfg, num_envs)
+    if limit_bytes is None:
+        total = physical_memory_bytes()
+        if total is None:
+            return estimate
+        fraction = float(os.environ.get("VMIMO_MEMORY_FRACTION", MEMORY_FRACTION))
+        limit_bytes = int(fraction * total)
+        where = f"{fraction:g} of the {total / 2**30:.1f} GiB of physical memory; $VMIMO_MEMORY_FRACTION sets it"
+    else:
+        where = "the given limit"
+    if estimate > limit_bytes:
+        fits = max(1, int(num_envs * limit_bytes / estimate))
+        raise ValueError(f"num_envs={num_envs} needs an estimated {estimate / 2**30:.2f} GiB for this scenario "
+                         f"({estimate / num_envs / 1024:.0f} KiB per environment), more than the limit of "
+                         f"{limit_bytes / 2**30:.2f} GiB ({where}); use num_envs <= {fits} or several processes")
+    return estimate

@@ -17,6 +17,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from vmimo_env.config import check_pool_size
+
 
 @dataclass(frozen=True)
 class ScenePool:
@@ -53,7 +55,7 @@ def _load_model(checkpoint: str | None):
 
 def build_pool(pool_size: int = 4096, seed: int = 2024, checkpoint: str | None = None) -> ScenePool:
     """Encode ``pool_size`` scenes of the ``env`` split with every modality's frozen encoder (cached)."""
-    return _build_pool(int(pool_size), int(seed), checkpoint)  # one cache entry however the arguments are passed
+    return _build_pool(check_pool_size(pool_size), int(seed), checkpoint)  # one cache entry per value
 
 
 @lru_cache(maxsize=4)

@@ -256,6 +256,9 @@ def _as_array(a: Any, name: str, last: int, lead: tuple[int, ...] | None, *, int
             raise ValueError(f"{name} must have last dimension {last}, got shape {arr.shape}")
     elif arr.shape != (*lead, last):
         what = "one environment's action" if not lead else f"a batch of {lead[0]} environments"
+        if arr.ndim == 0 or arr.shape[-1] != last:
+            raise ValueError(f"{name} must have last dimension {last}, shape {(*lead, last)} ({what}); "
+                             f"got shape {arr.shape}")
         raise ValueError(f"{name} must have shape {(*lead, last)} ({what}), got shape {arr.shape}")
     if kind == "f":
         if not np.isfinite(arr).all():

@@ -20,7 +20,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from vmimo_env.config import ScenarioConfig
+from vmimo_env.config import ScenarioConfig, check_num_envs_memory
 from vmimo_env.core import StepResult, VMIMOCore
 from vmimo_env.env import action_masks, make_observation_space
 from vmimo_env.scenario import make_config
@@ -44,6 +44,7 @@ class VMIMOVectorEnv(VectorEnv):
         if render_mode is not None:
             raise ValueError("VMIMOVectorEnv does not render; use VMIMOEnv(render_mode=...)")
         self.cfg = make_config(scenario, config, **overrides)
+        check_num_envs_memory(self.cfg, num_envs)  # before any allocation
         self.num_envs = num_envs
         self.action_view = action_view
         self.core = VMIMOCore(self.cfg, num_envs, build_pool(pool_size, checkpoint=checkpoint),
