@@ -2,18 +2,25 @@
 
 Importing the package registers the environment ids:
 
-| id                        | scenario        | action view      |
-|---------------------------|-----------------|------------------|
-| ``VMIMO-v0``              | default         | ``dict``         |
-| ``VMIMO-MultiDiscrete-v0``| default         | ``multidiscrete``|
-| ``VMIMO-Box-v0``          | default         | ``box``          |
-| ``VMIMO-Small-v0``        | small           | ``dict``         |
-| ``VMIMO-Large-v0``        | large           | ``dict``         |
-| ``VMIMO-HighMobility-v0`` | high_mobility   | ``dict``         |
-| ``VMIMO-Cooperative-v0``  | cooperative     | ``dict``         |
+| id                        | scenario        | action view      | max_episode_steps |
+|---------------------------|-----------------|------------------|-------------------|
+| ``VMIMO-v0``              | default         | ``dict``         | 200               |
+| ``VMIMO-MultiDiscrete-v0``| default         | ``multidiscrete``| 200               |
+| ``VMIMO-Box-v0``          | default         | ``box``          | 200               |
+| ``VMIMO-Small-v0``        | small           | ``dict``         | 50                |
+| ``VMIMO-Large-v0``        | large           | ``dict``         | 200               |
+| ``VMIMO-HighMobility-v0`` | high_mobility   | ``dict``         | 200               |
+| ``VMIMO-Cooperative-v0``  | cooperative     | ``dict``         | 200               |
 
 Every id takes every scenario parameter as a keyword (``gym.make("VMIMO-v0", num_devices=16)``) and has a
 native vector entry point (``gym.make_vec(id, num_envs=256, vectorization_mode="vector_entry_point")``).
+
+Episode length: the environment truncates at its own ``horizon``. Each id is registered with
+``max_episode_steps`` equal to its scenario's horizon, so ``gym.make`` adds a ``TimeLimit`` that coincides with
+it (truncation is reported once, at that step) and wrappers that need the limit (``TimeAwareObservation``) work.
+A shorter ``horizon=`` keyword ends episodes at that horizon (the ``TimeLimit`` never fires first). A longer one
+needs a matching limit, ``gym.make("VMIMO-v0", horizon=500, max_episode_steps=500)``: without it gym.make's
+``TimeLimit`` cuts episodes at the registered value (the vector entry point refuses the mismatch instead).
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ for _id, _kwargs in ENV_IDS.items():
             entry_point="vmimo_env.env:VMIMOEnv",
             vector_entry_point="vmimo_env.vector:VMIMOVectorEnv",
             kwargs=dict(_kwargs),
+            max_episode_steps=make_config(_kwargs.get("scenario")).horizon,
             disable_env_checker=False,
         )
 

@@ -521,3 +521,21 @@ def check_num_envs_memory(cfg: ScenarioConfig, num_envs: int, limit_bytes: int |
                          f"({estimate / num_envs / 1024:.0f} KiB per environment), more than the limit of "
                          f"{limit_bytes / 2**30:.2f} GiB ({where}); use num_envs <= {fits} or several processes")
     return estimate
+
+
+def check_max_episode_steps(cfg: ScenarioConfig, max_episode_steps: Any) -> int | None:
+    """Check the ``max_episode_steps`` Gymnasium passes to a vector entry point against the scenario's horizon.
+
+    ``gym.make_vec`` passes the registered limit (the id's default horizon) or the user's. The environment
+    truncates at ``cfg.horizon`` itself, so a limit at or beyond it changes nothing; a limit below it would cut
+    episodes short where ``gym.make`` (a ``TimeLimit``) would too, but the batched core cannot, so it is refused
+    with both ways out. Returns the limit as ``int`` (None if none).
+    """
+    if max_episode_steps is None:
+        return None
+    _check_int("max_episode_steps", max_episode_steps, 1, 1_000_000_000)
+    if max_episode_steps < cfg.horizon:
+        raise ValueError(f"max_episode_steps={int(max_episode_steps)} is below horizon={cfg.horizon}: the environment "
+                         f"truncates at its horizon, so pass max_episode_steps={cfg.horizon} as well (a longer "
+                         f"horizon than the id's registered one needs it) or horizon={int(max_episode_steps)}")
+    return int(max_episode_steps)

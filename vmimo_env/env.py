@@ -91,7 +91,7 @@ class VMIMOEnv(gym.Env):
     ``gym.make("VMIMO-v0", **kwargs)`` takes every ``ScenarioConfig`` field as a keyword (validated, a bad value
     raises ``ValueError`` naming it), plus ``scenario`` (a name from ``vmimo_env.scenario.SCENARIOS``),
     ``config`` (a ``ScenarioConfig``, dict or YAML path), ``action_view`` (``dict``/``multidiscrete``/``box``),
-    ``render_mode`` (``rgb_array``/``ansi``), ``checkpoint`` (another frozen student) and ``pool_size``.
+    ``render_mode`` (``rgb_array``/``ansi``/``human``), ``checkpoint`` (another frozen student) and ``pool_size``.
 
     ## Info
 
@@ -101,7 +101,7 @@ class VMIMOEnv(gym.Env):
     ``action_mask`` (for MaskablePPO with the multidiscrete view).
     """
 
-    metadata = {"render_modes": ["rgb_array", "ansi"], "render_fps": 10}
+    metadata = {"render_modes": ["rgb_array", "ansi", "human"], "render_fps": 10}  # human: ansi to stdout
 
     def __init__(self, scenario: str | None = None, config: ScenarioConfig | str | dict | None = None,
                  action_view: str = "dict", render_mode: str | None = None, checkpoint: str | None = None,
@@ -136,6 +136,8 @@ class VMIMOEnv(gym.Env):
         self.core.reset(np.array([0]), None if seed is None else [seed])
         self._needs_reset = False
         self._last = None
+        if self.render_mode == "human":
+            self.render()
         return self._obs(), self._info_reset()
 
     def step(self, action: Any):
@@ -148,6 +150,8 @@ class VMIMOEnv(gym.Env):
         truncated = bool(self.core.t[0] >= self.cfg.horizon)
         if truncated:
             self._needs_reset = True
+        if self.render_mode == "human":
+            self.render()
         return self._obs(), float(res.reward[0]), False, truncated, self._info(res, native)
 
     def decode_action(self, action: Any) -> dict[str, np.ndarray]:
@@ -200,13 +204,9 @@ class VMIMOEnv(gym.Env):
         }
 
     def render(self):
-        from vmimo_env.render import render_ansi, render_rgb
+        from vmimo_env.render import render
 
-        if self.render_mode == "ansi":
-            return render_ansi(self.core, 0, self._last)
-        if self.render_mode == "rgb_array":
-            return render_rgb(self.core, 0, self._last)
-        return None
+        return render(self.core, 0, self._last, self.render_mode)
 
 
 def make_observation_space(core: VMIMOCore) -> spaces.Space[Any]:

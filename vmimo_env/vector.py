@@ -20,7 +20,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from vmimo_env.config import ScenarioConfig, check_num_envs_memory
+from vmimo_env.config import ScenarioConfig, check_max_episode_steps, check_num_envs_memory
 from vmimo_env.core import StepResult, VMIMOCore
 from vmimo_env.env import action_masks, make_observation_space
 from vmimo_env.scenario import make_config
@@ -36,7 +36,7 @@ class VMIMOVectorEnv(VectorEnv):
     def __init__(self, num_envs: int = 1, scenario: str | None = None,
                  config: ScenarioConfig | str | dict | None = None, action_view: str = "dict",
                  checkpoint: str | None = None, pool_size: int = 4096, render_mode: str | None = None,
-                 **overrides: Any) -> None:
+                 max_episode_steps: int | None = None, **overrides: Any) -> None:
         if not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
         if action_view not in ACTION_VIEWS:
@@ -45,6 +45,7 @@ class VMIMOVectorEnv(VectorEnv):
             raise ValueError("VMIMOVectorEnv does not render; use VMIMOEnv(render_mode=...)")
         self.cfg = make_config(scenario, config, **overrides)
         check_num_envs_memory(self.cfg, num_envs)  # before any allocation
+        check_max_episode_steps(self.cfg, max_episode_steps)  # gym.make_vec passes the registered limit
         self.num_envs = num_envs
         self.action_view = action_view
         self.core = VMIMOCore(self.cfg, num_envs, build_pool(pool_size, checkpoint=checkpoint),
