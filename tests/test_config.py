@@ -186,7 +186,7 @@ def test_num_envs_memory_is_refused_early_with_the_estimate() -> None:
     import gymnasium as gym
 
     import vmimo_env  # noqa: F401
-    from vmimo_env.config import check_num_envs_memory, estimate_core_memory_bytes
+    from vmimo_env.memory import check_num_envs_memory, estimate_core_memory_bytes
 
     cfg = ScenarioConfig()
     assert estimate_core_memory_bytes(cfg, 2000) == pytest.approx(2 * estimate_core_memory_bytes(cfg, 1000), 1e-6)
@@ -209,8 +209,8 @@ def test_memory_estimate_bounds_the_traced_allocation(scenario: str, n1: int, n2
 
     import numpy as np
 
-    from vmimo_env.config import estimate_core_memory_bytes
     from vmimo_env.core import VMIMOCore
+    from vmimo_env.memory import estimate_core_memory_bytes
     from vmimo_env.scenario import make_config
     from vmimo_env.scenes import build_pool, load_model
 

@@ -20,9 +20,10 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from vmimo_env.config import ScenarioConfig, check_max_episode_steps, check_num_envs_memory
+from vmimo_env.config import ScenarioConfig, check_max_episode_steps
 from vmimo_env.core import StepResult, VMIMOCore
 from vmimo_env.env import action_masks, make_observation_space
+from vmimo_env.memory import check_num_envs_memory
 from vmimo_env.scenario import make_config
 from vmimo_env.scenes import build_pool, load_model
 from vmimo_env.spaces import ACTION_VIEWS, ActionLayout
