@@ -276,9 +276,42 @@ def _jsonable(value: Any) -> bool:
     return True
 
 
+def _describe_noise(noise: Any) -> dict[str, Any] | None:
+    from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise, VectorizedActionNoise
+
+    if isinstance(noise, VectorizedActionNoise):  # what SB3 makes of a noise for n_envs > 1
+        base = _describe_noise(noise.base_noise)
+        return None if base is None else {"kind": "vectorized_noise", "base": base, "n_envs": int(noise.n_envs)}
+    if isinstance(noise, NormalActionNoise):
+        return {"kind": "normal_noise", "mean": np.asarray(noise._mu).tolist(),
+                "sigma": np.asarray(noise._sigma).tolist(), "dtype": np.dtype(noise._dtype).name}
+    if isinstance(noise, OrnsteinUhlenbeckActionNoise):
+        return {"kind": "ou_noise", "mean": np.asarray(noise._mu).tolist(), "sigma": np.asarray(noise._sigma).tolist(),
+                "theta": float(noise._theta), "dt": float(noise._dt), "dtype": np.dtype(noise._dtype).name,
+                "initial_noise": None if noise.initial_noise is None else np.asarray(noise.initial_noise).tolist()}
+    return None
+
+
+def _build_noise(spec: dict[str, Any]) -> Any:
+    from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise, VectorizedActionNoise
+
+    kind = spec["kind"]
+    if kind == "vectorized_noise":
+        return VectorizedActionNoise(_build_noise(spec["base"]), int(spec["n_envs"]))
+    if kind == "normal_noise":
+        return NormalActionNoise(np.asarray(spec["mean"], float), np.asarray(spec["sigma"], float),
+                                 dtype=np.dtype(spec["dtype"]))
+    if kind == "ou_noise":
+        init = spec.get("initial_noise")
+        return OrnsteinUhlenbeckActionNoise(
+            np.asarray(spec["mean"], float), np.asarray(spec["sigma"], float), theta=float(spec["theta"]),
+            dt=float(spec["dt"]), initial_noise=None if init is None else np.asarray(init, float),
+            dtype=np.dtype(spec["dtype"]))
+    raise ValueError(f"unknown action noise kind {kind!r}")
+
+
 def _describe(key: str, value: Any) -> dict[str, Any] | None:
     """A JSON description of one pickled ``data`` entry, or None if the project cannot rebuild it."""
-    from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
     from stable_baselines3.common.type_aliases import TrainFreq
 
     if key in ("observation_space", "action_space"):
@@ -295,13 +328,9 @@ def _describe(key: str, value: Any) -> dict[str, Any] | None:
         return {"kind": "class", "name": _qualname(value)} if _qualname(value) in allowed_classes() else None
     if isinstance(value, TrainFreq):
         return {"kind": "train_freq", "frequency": int(value.frequency), "unit": value.unit.value}
-    if isinstance(value, NormalActionNoise):
-        return {"kind": "normal_noise", "mean": np.asarray(value._mu).tolist(),
-                "sigma": np.asarray(value._sigma).tolist(), "dtype": np.dtype(value._dtype).name}
-    if isinstance(value, OrnsteinUhlenbeckActionNoise):
-        return {"kind": "ou_noise", "mean": np.asarray(value._mu).tolist(), "sigma": np.asarray(value._sigma).tolist(),
-                "theta": float(value._theta), "dt": float(value._dt), "dtype": np.dtype(value._dtype).name,
-                "initial_noise": None if value.initial_noise is None else np.asarray(value.initial_noise).tolist()}
+    if key == "action_noise":
+        noise = _describe_noise(value)
+        return None if noise is None else {"kind": "action_noise", "noise": noise}
     if key == "policy_kwargs" and isinstance(value, dict):
         plain, classes = {}, {}
         allowed = allowed_classes()
@@ -373,7 +402,6 @@ def sb3_custom_objects(path: Path, meta: dict[str, Any], data_json: str | bytes,
     Raises :class:`CheckpointError` naming ``path`` and the entry when one cannot be rebuilt, unless
     ``allow_missing`` (trusted files), which leaves those entries to SB3's cloudpickle.
     """
-    from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
     from stable_baselines3.common.type_aliases import TrainFreq, TrainFrequencyUnit
     from stable_baselines3.common.utils import FloatSchedule
 
@@ -411,15 +439,8 @@ def sb3_custom_objects(path: Path, meta: dict[str, Any], data_json: str | bytes,
                 out[key] = _lookup_class(spec.get("name"), key)
             elif kind == "train_freq":
                 out[key] = TrainFreq(int(spec["frequency"]), TrainFrequencyUnit(spec["unit"]))
-            elif kind == "normal_noise":
-                out[key] = NormalActionNoise(np.asarray(spec["mean"], float), np.asarray(spec["sigma"], float),
-                                             dtype=np.dtype(spec["dtype"]))
-            elif kind == "ou_noise":
-                init = spec.get("initial_noise")
-                out[key] = OrnsteinUhlenbeckActionNoise(
-                    np.asarray(spec["mean"], float), np.asarray(spec["sigma"], float), theta=float(spec["theta"]),
-                    dt=float(spec["dt"]), initial_noise=None if init is None else np.asarray(init, float),
-                    dtype=np.dtype(spec["dtype"]))
+            elif kind == "action_noise":
+                out[key] = _build_noise(spec["noise"])
             elif kind == "policy_kwargs":
                 kwargs = dict(spec.get("plain") or {})
                 for k, name in (spec.get("classes") or {}).items():
