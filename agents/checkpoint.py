@@ -563,12 +563,15 @@ def save_checkpoint(path: str | Path, model: Any, meta: dict[str, Any], vecnorma
     return path
 
 
-def _open_verified(path: Path) -> tuple[set[str], dict[str, bytes]]:
-    """Member names and the bytes of the small members, after checking every member's CRC."""
-    if not path.is_file():
+def _open_verified(path: Path, raw: bytes | None = None) -> tuple[set[str], dict[str, bytes]]:
+    """Member names and the bytes of the small members, after checking every member's CRC.
+
+    ``raw``: the file's bytes, already read (so the members checked are those handed to SB3).
+    """
+    if raw is None and not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
-        with zipfile.ZipFile(path) as zf:
+        with zipfile.ZipFile(io.BytesIO(raw) if raw is not None else path) as zf:
             bad = zf.testzip()
             if bad is not None:
                 raise CheckpointError(f"checkpoint {path} is corrupt: member {bad!r} fails its CRC check")
@@ -611,6 +614,7 @@ def read_checkpoint(path: str | Path, trust: bool | None = None) -> Checkpoint:
             path, f"was written by an older version (format {fmt!r}, pickled {LEGACY_VECNORM})",
             f", or convert it once: python -m agents.checkpoint convert OLD.zip NEW.zip {TRUST_FLAG}"))
     vecnorm = None
+    extra: dict[str, Any] = {}
     try:
         if legacy:
             _warn_trusted(path, f"old checkpoint format {fmt!r}")
@@ -619,14 +623,14 @@ def read_checkpoint(path: str | Path, trust: bool | None = None) -> Checkpoint:
         elif VECNORM_JSON in members or VECNORM_NPZ in members:
             if VECNORM_JSON not in members or VECNORM_NPZ not in members:
                 raise CheckpointError(f"checkpoint {path} has only one of {VECNORM_JSON} and {VECNORM_NPZ}")
-            spaces = env_spaces(meta)
+            extra["spaces"] = spaces = env_spaces(meta)
             vecnorm = vecnormalize_from_members(members[VECNORM_JSON], members[VECNORM_NPZ], *spaces)
     except CheckpointError:
         raise
     except Exception as exc:  # malformed statistics, unknown env id, a broken legacy pickle: all name the file
         raise CheckpointError(f"checkpoint {path}: VecNormalize statistics unreadable: "
                               f"{type(exc).__name__}: {exc}") from exc
-    return Checkpoint(path, meta, vecnorm, trusted=trust)
+    return Checkpoint(path, meta, vecnorm, extra, trusted=trust)
 
 
 def check_compatible(ckpt: Checkpoint, *, algo: str, env_id: str, action_view: str | None) -> None:
@@ -650,8 +654,12 @@ def load_model(ckpt: Checkpoint, algo_cls: type, env: Any = None, device: str = 
     leave entries the project cannot rebuild to cloudpickle (with a warning). Space mismatches, unreadable tensors and
     entries that cannot be rebuilt become :class:`CheckpointError` naming the file.
     """
-    _, members = _open_verified(ckpt.path)
-    spaces = None
+    try:
+        raw = ckpt.path.read_bytes()  # one read: the data checked below is the data SB3 loads
+    except OSError as exc:
+        raise CheckpointError(f"checkpoint {ckpt.path} is unreadable: {type(exc).__name__}: {exc}") from exc
+    _, members = _open_verified(ckpt.path, raw)
+    spaces = ckpt.extra.get("spaces")
     if env is not None:  # the run's own env: the recorded env's spaces, checked again by SB3
         spaces = (env.observation_space, env.action_space)
     objects = sb3_custom_objects(ckpt.path, ckpt.meta, members["data"], spaces, allow_missing=ckpt.trusted)
@@ -661,7 +669,7 @@ def load_model(ckpt: Checkpoint, algo_cls: type, env: Any = None, device: str = 
         _warn_trusted(ckpt.path, f"unpickling its entries {pickled}")
     kwargs["custom_objects"] = {**objects, **(kwargs.get("custom_objects") or {})}
     try:
-        return algo_cls.load(ckpt.path, env=env, device=device, **kwargs)
+        return algo_cls.load(io.BytesIO(raw), env=env, device=device, **kwargs)
     except CheckpointError:
         raise
     except Exception as exc:  # SB3 raises ValueError/KeyError/RuntimeError for mismatching spaces or weights

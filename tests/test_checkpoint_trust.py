@@ -153,7 +153,8 @@ def test_metadata_cannot_name_an_arbitrary_class(good_zip: Path, tmp_path: Path)
         ck.load_trained(bad)
 
 
-def test_trust_loads_an_old_checkpoint_with_a_warning_and_convert_needs_it(tmp_path: Path) -> None:
+def test_trust_loads_an_old_checkpoint_with_a_warning_and_convert_needs_it(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """An old-format checkpoint (pickled VecNormalize) made by the user: refused, then loaded with trust and
     converted once into a checkpoint that loads without trust and acts the same."""
     from stable_baselines3.common.vec_env import VecNormalize
@@ -175,6 +176,14 @@ def test_trust_loads_an_old_checkpoint_with_a_warning_and_convert_needs_it(tmp_p
         trusted = ck.load_trained(old, trust=True)
     with ck.trusting_checkpoints(), pytest.warns(UserWarning):
         assert ck.read_checkpoint(old).trusted
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    resume = ["--algo", "ppo", "--env", ENV, "-n", "96", "--n-envs", "2", "--eval-freq", "0", "--save-freq", "0",
+              "--baselines", "", "--log-folder", str(tmp_path / "runs"), "--wandb-mode", "disabled", "--no-progress",
+              "-v", "0", "--hyperparams", "n_steps=16", "batch_size=16", "--resume", str(old)]
+    with pytest.raises(CheckpointError, match="--trust-checkpoint"):
+        train_agent.main(resume)
+    with pytest.warns(UserWarning, match="--trust-checkpoint"):
+        assert train_agent.main([*resume, "--trust-checkpoint"])["num_timesteps"] >= 96
     with pytest.raises(CheckpointError):
         ck.convert(old, tmp_path / "conv.zip")
     assert ck.main(["convert", str(old), str(tmp_path / "conv.zip")]) == 2
