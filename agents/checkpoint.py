@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import contextvars
+import functools
 import io
 import json
 import os
@@ -194,8 +195,11 @@ def _qualname(obj: Any) -> str:
     return f"{obj.__module__}.{obj.__qualname__}"
 
 
+@functools.lru_cache(maxsize=1)
 def allowed_classes() -> dict[str, type]:
-    """Every class a checkpoint may name (policies, buffers, activations, optimizers, feature extractors)."""
+    """Every class a checkpoint may name, by ``module.qualname``: the policies of every algorithm the project
+    trains, its own policies, SB3's buffers and feature extractors, torch activations and optimizers. Nothing is
+    imported by a name read from a file."""
     import importlib
 
     import torch

@@ -295,8 +295,11 @@ def test_trust_checkpoint_evaluates_a_plain_sb3_zip(tmp_path: Path) -> None:
     model.save(plain)
     with pytest.raises(CheckpointError, match="plain SB3"):
         ck.load_trained(plain, "ppo")
-    refused = run_eval(f"ppo:{plain}", "--out", str(tmp_path / "e1"))
-    assert refused.returncode != 0 and "--trust-checkpoint" in refused.stderr
+    from agents.common.envs import make_eval_vector_env
+    from agents.policies import make_policy
+
+    with pytest.raises(CheckpointError, match="--trust-checkpoint"):  # what the command line goes through
+        make_policy(f"ppo:{plain}", make_eval_vector_env(ENV, {}, 1))
     ok = run_eval(f"ppo:{plain}", "--trust-checkpoint", "--out", str(tmp_path / "e2"))
     assert ok.returncode == 0, ok.stderr
     assert "--trust-checkpoint" in ok.stderr  # the warning says what trusting means
