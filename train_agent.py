@@ -79,6 +79,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="cpu", help="torch device")
     p.add_argument("--resume", default=None, metavar="PATH",
                    help="continue from a checkpoint (.zip) or the newest checkpoint of a run folder")
+    p.add_argument("--trust-checkpoint", action="store_true",
+                   help="allow the --resume checkpoint to unpickle objects (old-format checkpoints): this runs code "
+                        "stored in the file, so only for files you made yourself")
     p.add_argument("--wandb-project", default="vmimo", help="W&B project")
     p.add_argument("--wandb-entity", default=None, help="W&B entity (team/user)")
     p.add_argument("--wandb-mode", default=None, choices=("online", "offline", "disabled"),
@@ -130,7 +133,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from stable_baselines3.common.vec_env import VecNormalize
 
     from agents.callbacks import AtomicCheckpointCallback, EpisodeInfoCallback, HeldOutEvalCallback
-    from agents.checkpoint import check_compatible, load_model, read_checkpoint, resolve_resume_path, save_checkpoint
+    from agents.checkpoint import (
+        check_compatible,
+        clean_stale_temporaries,
+        load_model,
+        load_replay_buffer,
+        read_checkpoint,
+        resolve_resume_path,
+        save_checkpoint,
+    )
     from agents.common.device_policy import DevicePolicy, device_policy_kwargs
     from agents.common.distributions import FastMultiDiscretePolicy
     from agents.common.pretrain import PretrainConfig, behaviour_clone
@@ -147,7 +158,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # ------------------------------------------------------------------ 1. resume point (if any)
     ckpt = None
     if args.resume:
-        ckpt = read_checkpoint(resolve_resume_path(args.resume))  # CheckpointError names the file
+        # CheckpointError names the file; nothing is unpickled without --trust-checkpoint
+        ckpt = read_checkpoint(resolve_resume_path(args.resume), trust=args.trust_checkpoint)
         check_compatible(ckpt, algo=args.algo, env_id=args.env, action_view=action_view if vmimo else None)
 
     # ------------------------------------------------------------------ 2. hyperparameters (YAML < CLI)
@@ -195,6 +207,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         while run_dir.exists() and not ckpt:
             run_dir = run_dir.with_name(run_dir.name + "_")
     run_dir.mkdir(parents=True, exist_ok=True)
+    clean_stale_temporaries(run_dir, run_dir / "checkpoints")  # left by a run killed mid-write (kill -9)
     full_env_kwargs = vmimo_kwargs(args.env, env_kwargs, action_view) if vmimo else env_kwargs
     config = {"args": vars(args), "algo": args.algo, "env_id": args.env, "env_kwargs": env_kwargs,
               "resolved_env_kwargs": full_env_kwargs, "action_view": action_view if vmimo else None,
@@ -248,9 +261,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     else:
         # only the schedule-free knobs of a resumed model can change; the rest comes from the checkpoint
         model = load_model(ckpt, cls, env=venv, device=args.device)
-        rb = ckpt.path.parent / f"replay_buffer_{ckpt.num_timesteps:012d}.pkl"
-        if hasattr(model, "replay_buffer") and rb.exists():
-            model.load_replay_buffer(rb)
+        rb = ckpt.path.parent / f"replay_buffer_{ckpt.num_timesteps:012d}"
+        if hasattr(model, "replay_buffer") and rb.with_suffix(".npz").exists():
+            load_replay_buffer(model, rb.with_suffix(".npz"))  # plain arrays, no pickle
+        elif hasattr(model, "replay_buffer") and rb.with_suffix(".pkl").exists() and args.trust_checkpoint:
+            model.load_replay_buffer(rb.with_suffix(".pkl"))  # an old run's pickled buffer: only with trust
     # the warm start's env steps count in the budget
     pretrain_stats: dict[str, float] = {}
     if pretrain_cfg is not None:

@@ -236,8 +236,8 @@ class AtomicCheckpointCallback(BaseCallback):
         self.save_fn(path)
         if self.save_replay_buffer and getattr(self.model, "replay_buffer", None) is not None:
             # one buffer (the newest) is enough and they are large: older ones are removed below
-            save_replay_buffer(self.model, self.folder / f"replay_buffer_{steps:012d}.pkl")
-            for p in sorted(self.folder.glob("replay_buffer_*.pkl"))[:-1]:
+            save_replay_buffer(self.model, self.folder / f"replay_buffer_{steps:012d}.npz")
+            for p in sorted(self.folder.glob("replay_buffer_*.npz"))[:-1]:
                 p.unlink(missing_ok=True)
         self.saved.append(path)
         old = sorted(self.folder.glob("ckpt_*.zip"))
@@ -249,8 +249,6 @@ class AtomicCheckpointCallback(BaseCallback):
 
 
 def save_replay_buffer(model: Any, path: Path) -> None:
-    from stable_baselines3.common.save_util import save_to_pkl
+    from agents.checkpoint import save_replay_buffer as save_npz
 
-    buf = io.BytesIO()
-    save_to_pkl(buf, model.replay_buffer)
-    atomic_write_bytes(path, buf.getvalue())
+    save_npz(model, path)  # plain arrays (.npz): a resumed run never unpickles a file

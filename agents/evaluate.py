@@ -302,6 +302,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=64, help="episodes stepped together")
     parser.add_argument("--out", default="runs/eval", help="folder for CSV files and plots (default runs/eval)")
     parser.add_argument("--no-plots", action="store_true", help="skip the matplotlib figures")
+    parser.add_argument("--trust-checkpoint", action="store_true",
+                        help="allow model zips to unpickle objects (plain SB3 zips, old checkpoints): this runs code "
+                             "stored in the file, so only for files you made yourself")
     return parser.parse_args(argv)
 
 
@@ -313,8 +316,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, PolicyResult]:
     env_kwargs = parse_assignments(args.env_kwargs, ":")
     print(f"Evaluating {len(specs)} policies on {args.env} {env_kwargs or ''}: {args.n_episodes} episodes, seeds "
           f"{args.seed_base}..{args.seed_base + args.n_episodes - 1} (common random numbers)", flush=True)
-    results = evaluate_policies(specs, args.env, env_kwargs, n_episodes=args.n_episodes, seed_base=args.seed_base,
-                                batch_size=args.batch_size, verbose=True)
+    from agents.checkpoint import trusting_checkpoints
+
+    with trusting_checkpoints(args.trust_checkpoint):
+        results = evaluate_policies(specs, args.env, env_kwargs, n_episodes=args.n_episodes,
+                                    seed_base=args.seed_base, batch_size=args.batch_size, verbose=True)
     rows = comparison_rows(results, args.reference)
     print()
     print(format_table(rows))
@@ -332,4 +338,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, PolicyResult]:
 
 
 if __name__ == "__main__":
-    main()
+    from agents.checkpoint import CheckpointError
+
+    try:
+        main()
+    except CheckpointError as exc:  # one line naming the file (untrusted, corrupt or incompatible checkpoint)
+        raise SystemExit(f"error: {exc}") from None

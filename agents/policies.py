@@ -165,24 +165,16 @@ class SB3Policy:
 
 
 def load_sb3_policy(path: str | Path, env: Any, algo: str | None = None, name: str | None = None,
-                    device: str = "cpu") -> SB3Policy:
-    """A :class:`SB3Policy` from a checkpoint/model zip (VecNormalize statistics restored from the checkpoint)."""
-    from agents.checkpoint import CheckpointError, read_checkpoint
+                    device: str = "cpu", trust: bool | None = None) -> SB3Policy:
+    """A :class:`SB3Policy` from a checkpoint/model zip (VecNormalize statistics restored from the checkpoint).
+
+    Nothing in the file is unpickled unless ``trust`` (see :func:`agents.checkpoint.load_trained`).
+    """
+    from agents.checkpoint import load_trained
 
     path = Path(path)
-    vecnorm, view = None, None
-    try:
-        ckpt = read_checkpoint(path)
-        algo = algo or ckpt.meta.get("algo")
-        vecnorm = ckpt.vecnormalize
-        view = ckpt.meta.get("action_view")
-    except CheckpointError as exc:
-        if algo is None or "corrupt" in str(exc) or "does not exist" in str(exc):
-            raise
-    if algo is None:
-        raise ValueError(f"cannot tell the algorithm of {path}; pass it as algo:path (e.g. ppo:{path})")
-    model = algo_class(algo).load(path, device=device)
-    return SB3Policy(model, env, vecnorm, name=name or path.stem, action_view=view)
+    loaded = load_trained(path, algo, device=device, trust=trust)
+    return SB3Policy(loaded.model, env, loaded.vecnormalize, name=name or path.stem, action_view=loaded.action_view)
 
 
 def make_policy(spec: Any, env: Any, **kwargs: Any) -> Policy:

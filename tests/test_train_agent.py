@@ -96,7 +96,7 @@ def test_resume_continues_step_counter_schedule_and_normalisation(tmp_path: Path
 def test_off_policy_resume_restores_the_replay_buffer(tmp_path: Path) -> None:
     first = train(tmp_path, "sac", n=256)
     ckpts = Path(first["run_dir"]) / "checkpoints"
-    assert list(ckpts.glob("replay_buffer_*.pkl"))
+    assert list(ckpts.glob("replay_buffer_*.npz"))
     second = train(tmp_path, "sac", "--resume", first["run_dir"], n=320)
     assert second["num_timesteps"] >= 320
 
