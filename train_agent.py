@@ -1,8 +1,10 @@
 """Train a Stable-Baselines3 agent on VMIMO: ``python train_agent.py --algo ppo``.
 
-Read top to bottom, in the CleanRL spirit: arguments, hyperparameters, run folder, Weights & Biases,
-environments, model, reference heuristics, callbacks, training, summary. The moving parts live in ``agents/``
-(``agents.common.envs``, ``agents.callbacks``, ``agents.checkpoint``, ``agents.wandb_logging``).
+Read top to bottom, in the CleanRL spirit: ``main`` calls, in order, :func:`resolve_settings` (every setting,
+with one documented precedence, see :class:`RunSettings`), :func:`write_config`, :func:`start_wandb`,
+:func:`build_env`, :func:`build_model`, :func:`warm_start`, :func:`evaluate_baselines`, :func:`build_callbacks`,
+:func:`train` and :func:`summarize`. The moving parts live in ``agents/`` (``agents.common.envs``,
+``agents.callbacks``, ``agents.checkpoint``, ``agents.wandb_logging``).
 
 Examples::
 
@@ -25,11 +27,29 @@ import subprocess
 import sys
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
 import yaml
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.logger import CSVOutputFormat, configure
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
+from agents.callbacks import AtomicCheckpointCallback, EpisodeInfoCallback, HeldOutEvalCallback
+from agents.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    check_compatible,
+    load_model,
+    read_checkpoint,
+    resolve_resume_path,
+    save_checkpoint,
+)
+from agents.common.device_policy import DevicePolicy, device_policy_kwargs
+from agents.common.distributions import FastMultiDiscretePolicy
 from agents.common.envs import (
     ALGOS,
     VALIDATION_SEED_BASE,
@@ -48,7 +68,14 @@ from agents.common.hyperparams import (
     parse_assignments,
     prepare_algo_kwargs,
 )
+from agents.common.pretrain import PretrainConfig, behaviour_clone
+from agents.common.stats import paired_difference
+from agents.evaluation import PolicyResult, best_heuristic, comparison_rows, evaluate_policies, format_table
+from agents.policies import algo_class
+from agents.registry import heuristic_names
+from agents.wandb_logging import WandbOutputFormat, WandbRun, default_mode
 
+# built-in defaults, below the hyperparameter file and the command line (RunSettings)
 DEFAULTS = {"eval_freq": 100_000, "eval_episodes": 50, "save_freq": 200_000}
 
 
@@ -120,49 +147,86 @@ def git_sha() -> str:
         return "unknown"
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = parse_args(argv)
-    t_start = time.perf_counter()
+# ====================================================================== settings
+@dataclass(frozen=True)
+class RunSettings:
+    """Everything a run uses, resolved once by :func:`resolve_settings` before any work.
 
-    import numpy as np
-    import torch
-    from stable_baselines3.common.logger import CSVOutputFormat, configure
-    from stable_baselines3.common.vec_env import VecNormalize
+    Precedence, later wins: built-in :data:`DEFAULTS` < the hyperparameter file's entry < the command line <
+    the checkpoint when resuming. The checkpoint decides what makes the model what it is: algorithm, env id and
+    action view (a disagreeing flag is an error), the training-only env kwargs (a disagreeing file gives a
+    warning), the SB3 hyperparameters saved in the model, the normalisation statistics, and no warm start.
+    Two checkpoint values are only defaults a flag may still override: ``env_kwargs`` (``--env-kwargs`` keys are
+    merged over them; a change of the spaces then fails to load) and ``n_envs``.
+    """
 
-    from agents.callbacks import AtomicCheckpointCallback, EpisodeInfoCallback, HeldOutEvalCallback
-    from agents.checkpoint import check_compatible, load_model, read_checkpoint, resolve_resume_path, save_checkpoint
-    from agents.common.device_policy import DevicePolicy, device_policy_kwargs
-    from agents.common.distributions import FastMultiDiscretePolicy
-    from agents.common.pretrain import PretrainConfig, behaviour_clone
-    from agents.evaluate import best_heuristic, comparison_rows, evaluate_policies, format_table
-    from agents.policies import algo_class, heuristic_names
-    from agents.wandb_logging import WandbOutputFormat, WandbRun, default_mode
+    algo: str
+    env_id: str
+    vmimo: bool
+    action_view: str | None  # None on non-VMIMO envs (their native spaces)
+    env_kwargs: dict[str, Any]  # the scenario as evaluated, saved in checkpoints
+    train_only_env_kwargs: dict[str, Any]  # applied to the training envs only (e.g. reward_mode: soft)
+    hyperparams: dict[str, Any]  # the file's entry with the --hyperparams overrides
+    hyperparams_key: str
+    hyperparams_file: Path
+    n_timesteps: int  # env steps to reach (a total, also when resuming)
+    n_envs: int
+    eval_freq: int  # env steps between evaluations, <= 0: none
+    eval_episodes: int
+    save_freq: int  # env steps between checkpoints, <= 0: only the final one
+    seed: int
+    vec_env: str
+    device: str
+    pretrain: PretrainConfig | None
+    run_dir: Path
+    resumed_from: Path | None
+    baselines: tuple[str, ...]  # heuristics evaluated as references
+    log_interval: int
+    progress: bool
+    verbose: int
+    wandb_project: str
+    wandb_entity: str | None
+    wandb_mode: str | None
 
-    torch.set_num_threads(max(1, args.torch_threads))
-    # SB3 feeds the distributions logits it produced itself; argument validation only costs time per step
-    torch.distributions.Distribution.set_default_validate_args(False)
-    action_view = action_view_for(args.algo)
+    @property
+    def train_env_kwargs(self) -> dict[str, Any]:
+        return {**self.train_only_env_kwargs, **self.env_kwargs}
+
+    @property
+    def resolved_env_kwargs(self) -> dict[str, Any]:
+        return vmimo_kwargs(self.env_id, self.env_kwargs, self.action_view) if self.vmimo else self.env_kwargs
+
+    @property
+    def val_seeds(self) -> list[int]:
+        return list(range(VALIDATION_SEED_BASE, VALIDATION_SEED_BASE + self.eval_episodes))
+
+
+def open_checkpoint(args: argparse.Namespace) -> Checkpoint | None:
+    """The checkpoint ``--resume`` names (verified and checked against the flags), or None."""
+    if not args.resume:
+        return None
+    ckpt = read_checkpoint(resolve_resume_path(args.resume))  # CheckpointError names the file
+    view = action_view_for(args.algo) if is_vmimo(args.env) else None
+    check_compatible(ckpt, algo=args.algo, env_id=args.env, action_view=view)
+    return ckpt
+
+
+def resolve_settings(args: argparse.Namespace, checkpoint: Checkpoint | None) -> RunSettings:
+    """Apply the precedence of :class:`RunSettings` and check the combination; ``SystemExit``/``ValueError`` name
+    the offending setting."""
+    ckpt = checkpoint
     vmimo = is_vmimo(args.env)
-
-    # ------------------------------------------------------------------ 1. resume point (if any)
-    ckpt = None
-    if args.resume:
-        ckpt = read_checkpoint(resolve_resume_path(args.resume))  # CheckpointError names the file
-        check_compatible(ckpt, algo=args.algo, env_id=args.env, action_view=action_view if vmimo else None)
-
-    # ------------------------------------------------------------------ 2. hyperparameters (YAML < CLI)
+    action_view = action_view_for(args.algo)
     hp, hp_key = load_hyperparams(args.algo, args.env, args.conf_file)
     hp.update(parse_assignments(args.hyperparams, "="))
+
+    def pick(flag: Any, key: str) -> int:  # command line, else hyperparameter file, else built-in default
+        return int(flag if flag is not None else hp.get(key, DEFAULTS[key]))
+
     env_kwargs = dict(ckpt.meta.get("env_kwargs") or {}) if ckpt else {}
     env_kwargs.update(parse_assignments(args.env_kwargs, ":"))
-    n_timesteps = int(args.n_timesteps if args.n_timesteps is not None else hp.get("n_timesteps", 100_000))
     n_envs = int(args.n_envs or (ckpt.meta.get("n_envs") if ckpt else None) or hp.get("n_envs", 8))
-    eval_freq = int(args.eval_freq if args.eval_freq is not None else hp.get("eval_freq", DEFAULTS["eval_freq"]))
-    eval_episodes = int(args.eval_episodes or hp.get("eval_episodes", DEFAULTS["eval_episodes"]))
-    save_freq = int(args.save_freq if args.save_freq is not None else hp.get("save_freq", DEFAULTS["save_freq"]))
     check_train_seed(args.seed, n_envs)
-    # training-only env kwargs (e.g. the lower-variance soft reward); evaluation sees the env as the user set it.
-    # A resumed run keeps the ones it was started with.
     train_only = hp.get("train_env_kwargs") or {}
     if not isinstance(train_only, dict):
         raise SystemExit(f"hyperparameter train_env_kwargs must be a mapping, got {train_only!r}")
@@ -172,21 +236,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             warnings.warn(f"resuming with the checkpoint's train_env_kwargs {saved} (hyperparameters say "
                           f"{train_only})", stacklevel=1)
         train_only = saved
-    train_env_kwargs = {**train_only, **env_kwargs}
-    # warm start by behaviour cloning of a heuristic (agents/common/pretrain.py); never on resume
-    try:
-        pretrain_cfg = PretrainConfig.from_hyperparams(hp.get("pretrain")) if ckpt is None else None
+    try:  # the warm start only starts a run, it never restarts one
+        pretrain = PretrainConfig.from_hyperparams(hp.get("pretrain")) if ckpt is None else None
     except ValueError as err:
         raise SystemExit(f"hyperparameter pretrain: {err}") from None
-    if pretrain_cfg is not None and not (vmimo and args.algo in ("ppo", "a2c", "maskable_ppo")
-                                         and args.vec_env == "batched"):
+    if pretrain is not None and not (vmimo and args.algo in ("ppo", "a2c", "maskable_ppo")
+                                     and args.vec_env == "batched"):
         raise SystemExit(f"pretrain (behaviour cloning) needs a VMIMO env, --vec-env batched and --algo ppo, a2c or "
                          f"maskable_ppo; got --env {args.env} --algo {args.algo} --vec-env {args.vec_env}")
     if hp.get("policy") == "DevicePolicy" and not (vmimo and args.algo in ("ppo", "a2c")):
         raise SystemExit(f"policy DevicePolicy needs a VMIMO env and --algo ppo or a2c, got --env {args.env} "
                          f"--algo {args.algo}")
-
-    # ------------------------------------------------------------------ 3. run folder and config
     if ckpt and ckpt.meta.get("run_dir") and Path(ckpt.meta["run_dir"]).is_dir():
         run_dir = Path(ckpt.meta["run_dir"])  # a resumed run keeps writing where it started
     else:
@@ -194,193 +254,229 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         run_dir = Path(args.log_folder) / args.algo / (args.run_name or f"{args.env}__s{args.seed}__{stamp}")
         while run_dir.exists() and not ckpt:
             run_dir = run_dir.with_name(run_dir.name + "_")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    full_env_kwargs = vmimo_kwargs(args.env, env_kwargs, action_view) if vmimo else env_kwargs
-    config = {"args": vars(args), "algo": args.algo, "env_id": args.env, "env_kwargs": env_kwargs,
-              "resolved_env_kwargs": full_env_kwargs, "action_view": action_view if vmimo else None,
-              "hyperparams": jsonable(hp), "hyperparams_file": str(hyperparams_path(args.algo, args.conf_file)),
-              "hyperparams_key": hp_key, "n_timesteps": n_timesteps, "n_envs": n_envs, "eval_freq": eval_freq,
-              "eval_episodes": eval_episodes, "save_freq": save_freq, "run_dir": str(run_dir),
-              "resumed_from": str(ckpt.path) if ckpt else None, "versions": package_versions(), "git_sha": git_sha(),
+    return RunSettings(
+        algo=args.algo, env_id=args.env, vmimo=vmimo, action_view=action_view if vmimo else None,
+        env_kwargs=env_kwargs, train_only_env_kwargs=dict(train_only), hyperparams=hp, hyperparams_key=hp_key,
+        hyperparams_file=hyperparams_path(args.algo, args.conf_file),
+        n_timesteps=int(args.n_timesteps if args.n_timesteps is not None else hp.get("n_timesteps", 100_000)),
+        n_envs=n_envs, eval_freq=pick(args.eval_freq, "eval_freq"),
+        eval_episodes=int(args.eval_episodes or hp.get("eval_episodes", DEFAULTS["eval_episodes"])),
+        save_freq=pick(args.save_freq, "save_freq"), seed=args.seed, vec_env=args.vec_env, device=args.device,
+        pretrain=pretrain, run_dir=run_dir, resumed_from=ckpt.path if ckpt else None,
+        baselines=tuple(heuristic_names() if args.baselines is None else [b for b in args.baselines if b]),
+        log_interval=args.log_interval, progress=args.progress, verbose=args.verbose,
+        wandb_project=args.wandb_project, wandb_entity=args.wandb_entity, wandb_mode=args.wandb_mode)
+
+
+def write_config(s: RunSettings, args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
+    """``config.yml`` of the run (``config_resume.yml`` for a resume); returns the config for W&B."""
+    s.run_dir.mkdir(parents=True, exist_ok=True)
+    config = {"args": vars(args), "algo": s.algo, "env_id": s.env_id, "env_kwargs": s.env_kwargs,
+              "resolved_env_kwargs": s.resolved_env_kwargs, "action_view": s.action_view,
+              "hyperparams": jsonable(s.hyperparams), "hyperparams_file": str(s.hyperparams_file),
+              "hyperparams_key": s.hyperparams_key, "n_timesteps": s.n_timesteps, "n_envs": s.n_envs,
+              "eval_freq": s.eval_freq, "eval_episodes": s.eval_episodes, "save_freq": s.save_freq,
+              "run_dir": str(s.run_dir), "resumed_from": str(s.resumed_from) if s.resumed_from else None,
+              "versions": package_versions(), "git_sha": git_sha(),
               "command": " ".join([sys.executable, *sys.argv]) if argv is None else "train_agent.main(...)"}
-    with open(run_dir / ("config_resume.yml" if ckpt else "config.yml"), "w", encoding="utf-8") as fh:
+    with open(s.run_dir / ("config_resume.yml" if s.resumed_from else "config.yml"), "w", encoding="utf-8") as fh:
         yaml.safe_dump(jsonable(config), fh, sort_keys=False)
+    return jsonable(config)
 
-    # ------------------------------------------------------------------ 4. Weights & Biases (never fatal)
-    wandb_mode = args.wandb_mode or default_mode()
-    wandb_run = WandbRun(args.wandb_project, wandb_mode, jsonable(config),
-                         name=run_dir.name + ("-resume" if ckpt else ""), group=f"{args.algo}-{args.env}",
-                         tags=[args.algo, args.env], directory=os.environ.get("WANDB_DIR") or run_dir,
-                         entity=args.wandb_entity)
 
-    # ------------------------------------------------------------------ 5. training environments
-    venv, vec_kind = make_train_env(args.env, n_envs, args.vec_env, args.seed, train_env_kwargs, action_view,
+def start_wandb(s: RunSettings, config: dict[str, Any]) -> WandbRun:
+    """The run's W&B run; never fatal (falls back to offline, then off)."""
+    return WandbRun(s.wandb_project, s.wandb_mode or default_mode(), config,
+                    name=s.run_dir.name + ("-resume" if s.resumed_from else ""), group=f"{s.algo}-{s.env_id}",
+                    tags=[s.algo, s.env_id], directory=os.environ.get("WANDB_DIR") or s.run_dir,
+                    entity=s.wandb_entity)
+
+
+# ====================================================================== environments and model
+def build_env(s: RunSettings, checkpoint: Checkpoint | None) -> tuple[VecEnv, str]:
+    """The training VecEnv (and its kind), with VecNormalize restored from the checkpoint or new."""
+    venv, vec_kind = make_train_env(s.env_id, s.n_envs, s.vec_env, s.seed, s.train_env_kwargs, s.action_view,
                                     monitor_dir=None)
-    if train_only and vmimo:  # training-only kwargs may change the reward, never what the model sees or does
+    if s.train_only_env_kwargs and s.vmimo:  # training-only kwargs may change the reward, never the spaces
         import gymnasium as gym
 
-        ref = gym.make(args.env, **vmimo_kwargs(args.env, env_kwargs, action_view))
+        ref = gym.make(s.env_id, **s.resolved_env_kwargs)
         if ref.observation_space != venv.observation_space or ref.action_space != venv.action_space:
-            raise SystemExit(f"train_env_kwargs {train_only} change the observation or action space; only keys "
-                             f"that leave them unchanged (reward_mode, energy_weight, ...) may differ from evaluation")
+            raise SystemExit(f"train_env_kwargs {s.train_only_env_kwargs} change the observation or action space; "
+                             "only keys that leave them unchanged (reward_mode, energy_weight, ...) may differ from "
+                             "evaluation")
         ref.close()
-    norm_kwargs = normalize_kwargs(hp.get("normalize"))
-    if ckpt is not None and ckpt.vecnormalize is not None:
-        venv_norm = ckpt.vecnormalize  # restore the running statistics, keep updating them
+    norm_kwargs = normalize_kwargs(s.hyperparams.get("normalize"))
+    if checkpoint is not None and checkpoint.vecnormalize is not None:
+        venv_norm = checkpoint.vecnormalize  # restore the running statistics, keep updating them
         venv_norm.set_venv(venv)
         venv_norm.training = True
-        venv = venv_norm
-    elif norm_kwargs is not None:
-        venv = VecNormalize(venv, gamma=hp.get("gamma", 0.99), **norm_kwargs)
+        return venv_norm, vec_kind
+    if norm_kwargs is not None:
+        return VecNormalize(venv, gamma=s.hyperparams.get("gamma", 0.99), **norm_kwargs), vec_kind
+    return venv, vec_kind
 
-    # ------------------------------------------------------------------ 6. model (new or resumed)
-    cls = algo_class(args.algo)
-    n_actions = int(np.prod(venv.action_space.shape)) if args.algo in ("sac", "td3", "ddpg") else None
-    zoo, algo_kwargs = prepare_algo_kwargs(hp, n_actions)
+
+def build_model(s: RunSettings, venv: VecEnv, checkpoint: Checkpoint | None) -> Any:
+    """A new SB3 model from the hyperparameters, or the checkpoint's (with its replay buffer, if saved)."""
+    cls = algo_class(s.algo)
+    if checkpoint is not None:
+        # only the schedule-free knobs of a resumed model can change; the rest comes from the checkpoint
+        model = load_model(checkpoint, cls, env=venv, device=s.device)
+        rb = checkpoint.path.parent / f"replay_buffer_{checkpoint.num_timesteps:012d}.pkl"
+        if hasattr(model, "replay_buffer") and rb.exists():
+            model.load_replay_buffer(rb)
+        return model
+    n_actions = int(np.prod(venv.action_space.shape)) if s.algo in ("sac", "td3", "ddpg") else None
+    zoo, algo_kwargs = prepare_algo_kwargs(s.hyperparams, n_actions)
     policy = zoo.get("policy", "MlpPolicy")
-    if policy == "MlpPolicy" and args.algo in ("ppo", "a2c") and action_view == "multidiscrete" and vmimo:
+    if policy == "MlpPolicy" and s.algo in ("ppo", "a2c") and s.action_view == "multidiscrete":
         policy = FastMultiDiscretePolicy  # same network and law, one tensor op instead of 3K+G Categoricals
     elif policy == "DevicePolicy":  # the per-device shared actor; its layout comes from the environment
         policy = DevicePolicy
         algo_kwargs["policy_kwargs"] = {**device_policy_kwargs(venv), **algo_kwargs.get("policy_kwargs", {})}
-    if ckpt is None:
-        model = cls(policy, venv, seed=args.seed, device=args.device, verbose=0, **algo_kwargs)
-    else:
-        # only the schedule-free knobs of a resumed model can change; the rest comes from the checkpoint
-        model = load_model(ckpt, cls, env=venv, device=args.device)
-        rb = ckpt.path.parent / f"replay_buffer_{ckpt.num_timesteps:012d}.pkl"
-        if hasattr(model, "replay_buffer") and rb.exists():
-            model.load_replay_buffer(rb)
-    # the warm start's env steps count in the budget
-    pretrain_stats: dict[str, float] = {}
-    if pretrain_cfg is not None:
-        t0 = time.perf_counter()
-        print(f"Behaviour cloning of {pretrain_cfg.heuristic}: {pretrain_cfg.steps} slots x {n_envs} envs, "
-              f"{pretrain_cfg.epochs} epochs", flush=True)
-        pretrain_stats = behaviour_clone(model, venv, pretrain_cfg, action_view, seed=args.seed,
-                                         verbose=args.verbose)
-        pretrain_stats["pretrain/seconds"] = time.perf_counter() - t0
-        model.num_timesteps = pretrain_cfg.steps * n_envs
-        print("  " + ", ".join(f"{k.split('/')[1]} {v:.4g}" for k, v in pretrain_stats.items()), flush=True)
-        wandb_run.summary_update(pretrain_stats)
-    logger = configure(str(run_dir), ["stdout"] if args.verbose >= 1 else [])
+    return cls(policy, venv, seed=s.seed, device=s.device, verbose=0, **algo_kwargs)
+
+
+def warm_start(s: RunSettings, model: Any, venv: VecEnv) -> dict[str, float]:
+    """Behaviour cloning of the ``pretrain`` heuristic (if any); its env steps count in the budget."""
+    if s.pretrain is None:
+        return {}
+    cfg = s.pretrain
+    t0 = time.perf_counter()
+    print(f"Behaviour cloning of {cfg.heuristic}: {cfg.steps} slots x {s.n_envs} envs, {cfg.epochs} epochs",
+          flush=True)
+    stats = behaviour_clone(model, venv, cfg, s.action_view, seed=s.seed, verbose=s.verbose)
+    stats["pretrain/seconds"] = time.perf_counter() - t0
+    model.num_timesteps = cfg.steps * s.n_envs
+    print("  " + ", ".join(f"{k.split('/')[1]} {v:.4g}" for k, v in stats.items()), flush=True)
+    return stats
+
+
+def attach_logger(s: RunSettings, model: Any, wandb_run: WandbRun, records: dict[str, float]) -> None:
+    """Console + CSV + W&B outputs for SB3's logger; ``records`` (the warm start's) are written first."""
+    logger = configure(str(s.run_dir), ["stdout"] if s.verbose >= 1 else [])
     # a resumed run appends a second CSV instead of overwriting the first segment's progress.csv
-    csv_name = f"progress_from_{int(model.num_timesteps)}.csv" if ckpt else "progress.csv"
-    logger.output_formats += [CSVOutputFormat(str(run_dir / csv_name)), WandbOutputFormat(wandb_run)]
+    csv_name = f"progress_from_{int(model.num_timesteps)}.csv" if s.resumed_from else "progress.csv"
+    logger.output_formats += [CSVOutputFormat(str(s.run_dir / csv_name)), WandbOutputFormat(wandb_run)]
     model.set_logger(logger)
-    if pretrain_stats:
-        for key, value in pretrain_stats.items():
+    if records:
+        for key, value in records.items():
             logger.record(key, value)
         logger.dump(model.num_timesteps)
-    start_steps = int(model.num_timesteps)
-    remaining = n_timesteps - start_steps
-    print(f"Training {args.algo.upper()} on {args.env} ({action_view if vmimo else 'native'} actions, {n_envs} envs, "
-          f"{vec_kind} vec env{', VecNormalize' if isinstance(venv, VecNormalize) else ''}) for "
-          f"{max(remaining, 0):,} steps{f' from step {start_steps:,}' if ckpt else ''}; run folder {run_dir}; "
-          f"W&B {wandb_run.mode}", flush=True)
 
-    # ------------------------------------------------------------------ 7. reference heuristics on held-out seeds
-    val_seeds = list(range(VALIDATION_SEED_BASE, VALIDATION_SEED_BASE + eval_episodes))
-    baselines = {}
-    names = heuristic_names() if args.baselines is None else [b for b in args.baselines if b]
-    if vmimo and eval_freq > 0 and names:
-        t0 = time.perf_counter()
-        baselines = evaluate_policies(names, args.env, env_kwargs, seeds=val_seeds)
-        rows = comparison_rows(baselines)
-        if args.verbose:
-            print(f"Heuristics on the {eval_episodes} held-out seeds ({time.perf_counter() - t0:.1f} s):")
-            print(format_table(rows), flush=True)
-        wandb_run.summary_update({f"baseline/{r['policy']}/return": r["return_mean"] for r in rows})
 
-    # ------------------------------------------------------------------ 8. callbacks
-    ckpt_dir = run_dir / "checkpoints"
-    eval_cb: HeldOutEvalCallback | None = None
+def evaluate_baselines(s: RunSettings, wandb_run: WandbRun) -> dict[str, PolicyResult]:
+    """The reference heuristics on the validation seeds (once; every evaluation compares against them)."""
+    if not (s.vmimo and s.eval_freq > 0 and s.baselines):
+        return {}
+    t0 = time.perf_counter()
+    baselines = evaluate_policies(list(s.baselines), s.env_id, s.env_kwargs, seeds=s.val_seeds)
+    rows = comparison_rows(baselines)
+    if s.verbose:
+        print(f"Heuristics on the {s.eval_episodes} held-out seeds ({time.perf_counter() - t0:.1f} s):")
+        print(format_table(rows), flush=True)
+    wandb_run.summary_update({f"baseline/{r['policy']}/return": r["return_mean"] for r in rows})
+    return baselines
 
-    def meta() -> dict[str, Any]:
-        return {"algo": args.algo, "env_id": args.env, "env_kwargs": env_kwargs, "train_env_kwargs": train_only,
-                "action_view": action_view if vmimo else None, "n_envs": n_envs, "seed": args.seed,
-                "run_dir": str(run_dir), "n_timesteps_target": n_timesteps, "versions": package_versions(),
-                "best_mean_reward": eval_cb.best_mean_reward if eval_cb else None,
-                "best_step": eval_cb.best_step if eval_cb else None, "saved_at": dt.datetime.now().isoformat()}
 
-    def save(path: Path) -> Path:
-        return save_checkpoint(path, model, meta(), model.get_vec_normalize_env())
+# ====================================================================== saving, callbacks, training
+@dataclass
+class Saver:
+    """Writes checkpoints of ``model`` with the run's metadata (best evaluation so far from ``evaluator``)."""
 
-    callbacks = [EpisodeInfoCallback()]
-    if eval_freq > 0:
-        best_prev = ckpt.meta.get("best_mean_reward") if ckpt else None
-        eval_cb = HeldOutEvalCallback(args.env, env_kwargs, val_seeds, eval_freq, run_dir / "eval",
-                                      name=args.algo, baselines=baselines,
-                                      save_best=lambda _m: save(run_dir / "best_model.zip"), wandb_run=wandb_run,
+    settings: RunSettings
+    model: Any
+    evaluator: HeldOutEvalCallback | None = None
+
+    def meta(self) -> dict[str, Any]:
+        s, ev = self.settings, self.evaluator
+        return {"algo": s.algo, "env_id": s.env_id, "env_kwargs": s.env_kwargs,
+                "train_env_kwargs": s.train_only_env_kwargs, "action_view": s.action_view, "n_envs": s.n_envs,
+                "seed": s.seed, "run_dir": str(s.run_dir), "n_timesteps_target": s.n_timesteps,
+                "versions": package_versions(), "best_mean_reward": ev.best_mean_reward if ev else None,
+                "best_step": ev.best_step if ev else None, "saved_at": dt.datetime.now().isoformat()}
+
+    def __call__(self, path: Path) -> Path:
+        return save_checkpoint(path, self.model, self.meta(), self.model.get_vec_normalize_env())
+
+
+def build_callbacks(s: RunSettings, saver: Saver, baselines: dict[str, PolicyResult], wandb_run: WandbRun,
+                    checkpoint: Checkpoint | None) -> tuple[list[BaseCallback], HeldOutEvalCallback | None,
+                                                            AtomicCheckpointCallback]:
+    """Episode statistics, held-out evaluation (keeps ``best_model.zip``) and periodic checkpoints."""
+    callbacks: list[BaseCallback] = [EpisodeInfoCallback()]
+    eval_cb = None
+    if s.eval_freq > 0:
+        best_prev = checkpoint.meta.get("best_mean_reward") if checkpoint else None
+        eval_cb = HeldOutEvalCallback(s.env_id, s.env_kwargs, s.val_seeds, s.eval_freq, s.run_dir / "eval",
+                                      name=s.algo, baselines=baselines,
+                                      save_best=lambda _m: saver(s.run_dir / "best_model.zip"), wandb_run=wandb_run,
                                       best_mean_reward=-math.inf if best_prev is None else float(best_prev),
-                                      verbose=args.verbose)
+                                      verbose=s.verbose)
         callbacks.append(eval_cb)
-    ckpt_cb = AtomicCheckpointCallback(save_freq, ckpt_dir, save, verbose=0)
+    saver.evaluator = eval_cb
+    ckpt_cb = AtomicCheckpointCallback(s.save_freq, s.run_dir / "checkpoints", saver, verbose=0)
     callbacks.append(ckpt_cb)
-    if eval_cb is not None and pretrain_cfg is not None:  # the clone is a candidate best model too
-        eval_cb.init_callback(model)
-        eval_cb.num_timesteps = int(model.num_timesteps)
-        eval_cb.evaluate()
-        model.logger.dump(model.num_timesteps)
+    return callbacks, eval_cb, ckpt_cb
 
-    # ------------------------------------------------------------------ 9. train
-    from stable_baselines3.common.callbacks import CallbackList
 
+def train(s: RunSettings, model: Any, callbacks: list[BaseCallback], fresh_counter: bool) -> dict[str, Any]:
+    """``model.learn`` up to the budget; Ctrl-C stops it cleanly (the caller saves). Returns what happened."""
+    start = int(model.num_timesteps)
+    remaining = s.n_timesteps - start
     learn_kwargs: dict[str, Any] = {}
-    if args.log_interval > 0:
-        learn_kwargs["log_interval"] = args.log_interval
+    if s.log_interval > 0:
+        learn_kwargs["log_interval"] = s.log_interval
     elif hasattr(model, "n_steps"):  # on-policy: one dump per rollout is too chatty for A2C's short rollouts
-        rollout = model.n_steps * n_envs
+        rollout = model.n_steps * s.n_envs
         every = max(rollout, min(20_000, max(remaining, 1) // 20))
         learn_kwargs["log_interval"] = max(1, round(every / rollout))
-
     interrupted = False
-    t_learn = time.perf_counter()
+    t0 = time.perf_counter()
     try:
         if remaining > 0:
-            model.learn(total_timesteps=remaining, callback=CallbackList(callbacks), progress_bar=args.progress,
-                        reset_num_timesteps=ckpt is None and pretrain_cfg is None, **learn_kwargs)
+            model.learn(total_timesteps=remaining, callback=CallbackList(callbacks), progress_bar=s.progress,
+                        reset_num_timesteps=fresh_counter, **learn_kwargs)
     except KeyboardInterrupt:
         interrupted = True
         print("\nInterrupted: saving a checkpoint before exiting", flush=True)
-    learn_s = time.perf_counter() - t_learn
-    trained = int(model.num_timesteps) - start_steps
+    seconds = time.perf_counter() - t0
+    trained = int(model.num_timesteps) - start
+    return {"interrupted": interrupted, "train_seconds": seconds, "trained_steps": trained,
+            "sps": trained / seconds if seconds > 0 else math.nan}
 
-    # ------------------------------------------------------------------ 10. final model, last evaluation, summary
-    ckpt_cb.model = model
-    final_ckpt = ckpt_cb.save()
-    final_path = save(run_dir / "final_model.zip")
-    if eval_cb is not None and getattr(eval_cb, "model", None) is None:
-        eval_cb.init_callback(model)  # no learn() call happened (budget already reached): evaluate the model as is
-        eval_cb.num_timesteps = int(model.num_timesteps)
-    if eval_cb is not None and not interrupted and (not eval_cb.history
-                                                    or eval_cb.history[-1]["timesteps"] != model.num_timesteps):
-        eval_cb.evaluate()
-        model.logger.dump(model.num_timesteps)  # the final evaluation's eval/* records reach csv and W&B
+
+def summarize(s: RunSettings, model: Any, saver: Saver, eval_cb: HeldOutEvalCallback | None,
+              ckpt_cb: AtomicCheckpointCallback, baselines: dict[str, PolicyResult], pretrain_stats: dict[str, float],
+              outcome: dict[str, Any], wandb_run: WandbRun, t_start: float) -> dict[str, Any]:
+    """Final checkpoint and model, a last evaluation, the printed summary, ``summary.yml`` and W&B's summary."""
+    final_ckpt = ckpt_cb.save(model)
+    final_path = saver(s.run_dir / "final_model.zip")
+    if eval_cb is not None and not outcome["interrupted"] and not eval_cb.evaluated_last_step:
+        eval_cb.evaluate_model(model)  # the final evaluation's eval/* records reach csv and W&B
     summary: dict[str, Any] = {
-        "run_dir": str(run_dir), "final_model": str(final_path), "checkpoint": str(final_ckpt),
-        "num_timesteps": int(model.num_timesteps), "trained_steps": trained, "train_seconds": learn_s,
-        "sps": trained / learn_s if learn_s > 0 else math.nan, "wall_seconds": time.perf_counter() - t_start,
-        "wandb_mode": wandb_run.mode, "wandb_dir": wandb_run.run_dir, "interrupted": interrupted,
+        "run_dir": str(s.run_dir), "final_model": str(final_path), "checkpoint": str(final_ckpt),
+        "num_timesteps": int(model.num_timesteps), **outcome, "wall_seconds": time.perf_counter() - t_start,
+        "wandb_mode": wandb_run.mode, "wandb_dir": wandb_run.run_dir,
         "pretrain": {k.split("/", 1)[1]: v for k, v in pretrain_stats.items()}}
-    lines = [f"Final model      {final_path} ({model.num_timesteps:,} steps; resume with --resume {run_dir})",
-             f"Training time    {learn_s:.0f} s for {trained:,} steps ({summary['sps']:,.0f} steps/s)"]
-    if pretrain_cfg is not None:
-        lines.insert(1, f"Warm start       behaviour cloning of {pretrain_cfg.heuristic}: "
+    lines = [f"Final model      {final_path} ({model.num_timesteps:,} steps; resume with --resume {s.run_dir})",
+             f"Training time    {outcome['train_seconds']:.0f} s for {outcome['trained_steps']:,} steps "
+             f"({summary['sps']:,.0f} steps/s)"]
+    if s.pretrain is not None:
+        lines.insert(1, f"Warm start       behaviour cloning of {s.pretrain.heuristic}: "
                         f"{int(pretrain_stats['pretrain/samples']):,} demonstration steps (counted in the budget), "
                         f"mode agreement {pretrain_stats['pretrain/mode_agreement']:.1%}, "
                         f"{pretrain_stats['pretrain/seconds']:.0f} s")
     if eval_cb is not None and eval_cb.best_step is not None:
         best = eval_cb.best_result
-        summary.update(best_model=str(run_dir / "best_model.zip"), best_mean_reward=eval_cb.best_mean_reward,
+        summary.update(best_model=str(s.run_dir / "best_model.zip"), best_mean_reward=eval_cb.best_mean_reward,
                        best_step=eval_cb.best_step)
         m, h = best.mean_ci() if best is not None else (eval_cb.best_mean_reward, math.nan)
-        lines.append(f"Best model       {run_dir / 'best_model.zip'}: return {m:.3f} ± {h:.3f} at step "
-                     f"{eval_cb.best_step:,} on {eval_episodes} held-out seeds")
+        lines.append(f"Best model       {s.run_dir / 'best_model.zip'}: return {m:.3f} ± {h:.3f} at step "
+                     f"{eval_cb.best_step:,} on {s.eval_episodes} held-out seeds")
         ref = best_heuristic(baselines) if baselines else None
         if ref is not None and best is not None:
-            from agents.common.stats import paired_difference
-
             rm, rh = baselines[ref].mean_ci()
             d, dh, _ = paired_difference(best.episodes["return"], baselines[ref].episodes["return"])
             summary.update(best_heuristic=ref, best_heuristic_return=rm, diff_vs_best_heuristic=d, diff_ci95=dh)
@@ -392,11 +488,47 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                      + ("  (upload: wandb sync " + wandb_run.run_dir + ")" if wandb_run.mode == "offline" else ""))
     print("\n" + "\n".join(lines), flush=True)
     wandb_run.summary_update({k: v for k, v in summary.items() if isinstance(v, (int, float, str))})
-    wandb_run.finish(exit_code=130 if interrupted else 0)
-    venv.close()
-    with open(run_dir / "summary.yml", "w", encoding="utf-8") as fh:
+    wandb_run.finish(exit_code=130 if outcome["interrupted"] else 0)
+    with open(s.run_dir / "summary.yml", "w", encoding="utf-8") as fh:
         yaml.safe_dump(jsonable(summary), fh, sort_keys=False)
-    if interrupted:
+    return summary
+
+
+# ====================================================================== main
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Train, evaluate, save and summarise one run (the module docstring); returns the summary."""
+    args = parse_args(argv)
+    t_start = time.perf_counter()
+    torch.set_num_threads(max(1, args.torch_threads))
+    # SB3 feeds the distributions logits it produced itself; argument validation only costs time per step
+    torch.distributions.Distribution.set_default_validate_args(False)
+
+    checkpoint = open_checkpoint(args)
+    s = resolve_settings(args, checkpoint)
+    config = write_config(s, args, argv)
+    wandb_run = start_wandb(s, config)
+
+    venv, vec_kind = build_env(s, checkpoint)
+    model = build_model(s, venv, checkpoint)
+    pretrain_stats = warm_start(s, model, venv)
+    wandb_run.summary_update(pretrain_stats)
+    attach_logger(s, model, wandb_run, pretrain_stats)
+    start_steps = int(model.num_timesteps)
+    print(f"Training {s.algo.upper()} on {s.env_id} ({s.action_view or 'native'} actions, {s.n_envs} envs, "
+          f"{vec_kind} vec env{', VecNormalize' if isinstance(venv, VecNormalize) else ''}) for "
+          f"{max(s.n_timesteps - start_steps, 0):,} steps{f' from step {start_steps:,}' if checkpoint else ''}; "
+          f"run folder {s.run_dir}; W&B {wandb_run.mode}", flush=True)
+
+    baselines = evaluate_baselines(s, wandb_run)
+    saver = Saver(s, model)
+    callbacks, eval_cb, ckpt_cb = build_callbacks(s, saver, baselines, wandb_run, checkpoint)
+    if eval_cb is not None and s.pretrain is not None:
+        eval_cb.evaluate_model(model)  # the clone is a candidate best model too
+
+    outcome = train(s, model, callbacks, fresh_counter=checkpoint is None and s.pretrain is None)
+    summary = summarize(s, model, saver, eval_cb, ckpt_cb, baselines, pretrain_stats, outcome, wandb_run, t_start)
+    venv.close()
+    if outcome["interrupted"]:
         raise SystemExit(130)
     return summary
 
@@ -404,10 +536,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 if __name__ == "__main__":
     try:
         main()
-    except Exception as exc:  # a clear one-line reason for the errors a user can fix (bad checkpoint, bad flag)
-        from agents.checkpoint import CheckpointError
-
-        if isinstance(exc, (CheckpointError, ValueError, KeyError, FileNotFoundError)):
-            print(f"error: {exc}", file=sys.stderr)
-            raise SystemExit(2) from exc
-        raise
+    except (CheckpointError, ValueError, KeyError, FileNotFoundError) as exc:
+        # a clear one-line reason for the errors a user can fix (bad checkpoint, bad flag)
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc

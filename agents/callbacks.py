@@ -21,7 +21,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from agents.checkpoint import atomic_write_bytes
 from agents.common.envs import derived_episode_metrics
 from agents.common.stats import paired_difference
-from agents.evaluate import PolicyResult, run_policy
+from agents.evaluation.runner import PolicyResult, run_policy
 from agents.wandb_logging import WandbRun
 
 
@@ -155,6 +155,22 @@ class HeldOutEvalCallback(BaseCallback):
                   f"{extra}{' (new best)' if improved else ''}", flush=True)
         return res
 
+    def evaluate_model(self, model: Any) -> PolicyResult:
+        """Evaluate ``model`` outside ``learn`` at its current step (the warm-start clone before training, or the
+        final model), and flush the ``eval/*`` records to the logger's outputs."""
+        if getattr(self, "model", None) is not model:
+            self.init_callback(model)
+        self.num_timesteps = int(model.num_timesteps)
+        res = self.evaluate()
+        model.logger.dump(model.num_timesteps)
+        return res
+
+    @property
+    def evaluated_last_step(self) -> bool:
+        """True when the newest evaluation is of the model's current step (nothing new to evaluate)."""
+        return bool(self.history) and getattr(self, "model", None) is not None and \
+            self.history[-1]["timesteps"] == int(self.model.num_timesteps)
+
     def _write_history(self) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         keys: list[str] = []
@@ -230,7 +246,10 @@ class AtomicCheckpointCallback(BaseCallback):
             self._next = (self.num_timesteps // self.save_freq + 1) * self.save_freq
         return True
 
-    def save(self) -> Path:
+    def save(self, model: Any = None) -> Path:
+        """Write a checkpoint now (of ``model`` if given, e.g. after training, whether or not ``learn`` ran)."""
+        if model is not None:
+            self.model = model
         steps = int(self.model.num_timesteps)
         path = self.folder / f"ckpt_{steps:012d}.zip"
         self.save_fn(path)

@@ -83,3 +83,32 @@ def test_trained_model_is_evaluated_through_its_checkpoint(tmp_path: Path) -> No
     res = evaluate.evaluate_policies([str(path), "random"], "VMIMO-Small-v0", {"horizon": 10}, n_episodes=2)
     assert res[next(iter(res))].kind == "model"
     assert all(np.isfinite(r.episodes["return"]).all() for r in res.values())
+
+
+def test_a_user_policy_class_is_evaluated_by_module_and_class_name(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "my_vmimo_policy.py").write_text(
+        "import numpy as np\n"
+        "from agents.heuristics import Heuristic\n\n"
+        "class AlwaysIdle(Heuristic):\n"
+        "    name = 'always_idle'\n\n"
+        "    def act_batch(self, info):\n"
+        "        z = np.zeros((self.N, self.K))\n"
+        "        return {'group': z, 'power': z, 'compression': z, 'bandwidth': np.ones((self.N, self.G))}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    results = evaluate.main(["my_vmimo_policy:AlwaysIdle", "round_robin", "--env", "VMIMO-Small-v0",
+                             "--env-kwargs", "horizon:10", "-n", "3", "--out", str(tmp_path / "eval"), "--no-plots"])
+    idle = results["my_vmimo_policy:AlwaysIdle"]
+    assert idle.kind == "user"
+    assert (idle.per_device["tx_frac"] == 0).all() and (idle.episodes["energy_j"] == 0).all()
+    assert results["round_robin"].per_device["tx_frac"].mean() > 0
+
+
+def test_registry_is_its_own_module_and_stays_importable_from_policies() -> None:
+    import agents.policies as policies
+    import agents.registry as registry
+
+    assert policies.make_policy is registry.make_policy and policies.register_policy is registry.register_policy
+    assert policies.Policy is registry.Policy
+    assert "max_weight" in registry.heuristic_names() and registry.canonical_name("MaxWeight") == "max_weight"
+    assert "max_weight" in registry.suggest("max_wieght", registry.policy_names())
