@@ -19,12 +19,15 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import math
 import os
 import platform
+import signal
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -36,9 +39,10 @@ import torch
 import yaml
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import CSVOutputFormat, configure
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
-from agents.callbacks import AtomicCheckpointCallback, EpisodeInfoCallback, HeldOutEvalCallback
+from agents.callbacks import AtomicCheckpointCallback, EpisodeInfoCallback, HeldOutEvalCallback, read_history
 from agents.checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -70,13 +74,27 @@ from agents.common.hyperparams import (
 )
 from agents.common.pretrain import PretrainConfig, behaviour_clone
 from agents.common.stats import paired_difference
-from agents.evaluation import PolicyResult, best_heuristic, comparison_rows, evaluate_policies, format_table
+from agents.evaluation import (
+    PolicyResult,
+    best_heuristic,
+    comparison_rows,
+    evaluate_policies,
+    format_table,
+    run_policy,
+)
 from agents.policies import algo_class
 from agents.registry import heuristic_names
-from agents.wandb_logging import WandbOutputFormat, WandbRun, default_mode
+from agents.wandb_logging import DEFAULT_INIT_TIMEOUT, WandbOutputFormat, WandbRun, default_mode
 
 # built-in defaults, below the hyperparameter file and the command line (RunSettings)
 DEFAULTS = {"eval_freq": 100_000, "eval_episodes": 50, "save_freq": 200_000}
+# the behaviour-cloning warm start takes at most this share of the budget (its steps count in it)
+MAX_WARM_START_FRACTION = 0.25
+# fewer RL updates than this (on-policy rollouts / off-policy gradient steps) get a warning: barely trained
+MIN_ROLLOUTS, MIN_GRADIENT_STEPS = 10, 1_000
+# a clone whose validation return is below its teacher's by more than this share of |teacher| (and significantly,
+# paired 95% CI) is dropped: training continues from a fresh policy
+CLONE_MAX_SHORTFALL = 0.5
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -108,6 +126,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="continue from a checkpoint (.zip) or the newest checkpoint of a run folder")
     p.add_argument("--wandb-project", default="vmimo", help="W&B project")
     p.add_argument("--wandb-entity", default=None, help="W&B entity (team/user)")
+    p.add_argument("--wandb-init-timeout", type=float, default=DEFAULT_INIT_TIMEOUT, metavar="SECONDS",
+                   help="how long wandb.init may wait for the server before the run falls back to offline")
     p.add_argument("--wandb-mode", default=None, choices=("online", "offline", "disabled"),
                    help="default: online if an API key is configured (WANDB_API_KEY or netrc), else offline")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bar")
@@ -187,6 +207,7 @@ class RunSettings:
     wandb_project: str
     wandb_entity: str | None
     wandb_mode: str | None
+    wandb_init_timeout: float
 
     @property
     def train_env_kwargs(self) -> dict[str, Any]:
@@ -215,6 +236,8 @@ def resolve_settings(args: argparse.Namespace, checkpoint: Checkpoint | None) ->
     """Apply the precedence of :class:`RunSettings` and check the combination; ``SystemExit``/``ValueError`` name
     the offending setting."""
     ckpt = checkpoint
+    if not args.wandb_init_timeout > 0:
+        raise ValueError(f"--wandb-init-timeout must be > 0 seconds, got {args.wandb_init_timeout}")
     vmimo = is_vmimo(args.env)
     action_view = action_view_for(args.algo)
     hp, hp_key = load_hyperparams(args.algo, args.env, args.conf_file)
@@ -244,6 +267,9 @@ def resolve_settings(args: argparse.Namespace, checkpoint: Checkpoint | None) ->
                                      and args.vec_env == "batched"):
         raise SystemExit(f"pretrain (behaviour cloning) needs a VMIMO env, --vec-env batched and --algo ppo, a2c or "
                          f"maskable_ppo; got --env {args.env} --algo {args.algo} --vec-env {args.vec_env}")
+    n_timesteps = int(args.n_timesteps if args.n_timesteps is not None else hp.get("n_timesteps", 100_000))
+    if pretrain is not None:
+        pretrain = fit_warm_start(pretrain, n_timesteps, n_envs)
     if hp.get("policy") == "DevicePolicy" and not (vmimo and args.algo in ("ppo", "a2c")):
         raise SystemExit(f"policy DevicePolicy needs a VMIMO env and --algo ppo or a2c, got --env {args.env} "
                          f"--algo {args.algo}")
@@ -258,18 +284,65 @@ def resolve_settings(args: argparse.Namespace, checkpoint: Checkpoint | None) ->
         algo=args.algo, env_id=args.env, vmimo=vmimo, action_view=action_view if vmimo else None,
         env_kwargs=env_kwargs, train_only_env_kwargs=dict(train_only), hyperparams=hp, hyperparams_key=hp_key,
         hyperparams_file=hyperparams_path(args.algo, args.conf_file),
-        n_timesteps=int(args.n_timesteps if args.n_timesteps is not None else hp.get("n_timesteps", 100_000)),
-        n_envs=n_envs, eval_freq=pick(args.eval_freq, "eval_freq"),
+        n_timesteps=n_timesteps, n_envs=n_envs, eval_freq=pick(args.eval_freq, "eval_freq"),
         eval_episodes=int(args.eval_episodes or hp.get("eval_episodes", DEFAULTS["eval_episodes"])),
         save_freq=pick(args.save_freq, "save_freq"), seed=args.seed, vec_env=args.vec_env, device=args.device,
         pretrain=pretrain, run_dir=run_dir, resumed_from=ckpt.path if ckpt else None,
         baselines=tuple(heuristic_names() if args.baselines is None else [b for b in args.baselines if b]),
         log_interval=args.log_interval, progress=args.progress, verbose=args.verbose,
-        wandb_project=args.wandb_project, wandb_entity=args.wandb_entity, wandb_mode=args.wandb_mode)
+        wandb_project=args.wandb_project, wandb_entity=args.wandb_entity, wandb_mode=args.wandb_mode,
+        wandb_init_timeout=args.wandb_init_timeout)
+
+
+def fit_warm_start(cfg: PretrainConfig, n_timesteps: int, n_envs: int) -> PretrainConfig | None:
+    """The warm start shrunk to at most :data:`MAX_WARM_START_FRACTION` of the budget (a warning says so), or None
+    (with a warning) when not even one slot of demonstrations fits."""
+    cap = int(MAX_WARM_START_FRACTION * n_timesteps) // n_envs
+    if cfg.steps <= cap:
+        return cfg
+    if cap < 1:
+        warnings.warn(f"budget -n {n_timesteps:,} is too small for the warm start ({cfg.steps} slots x {n_envs} "
+                      f"envs): skipping behaviour cloning", UserWarning, stacklevel=2)
+        return None
+    warnings.warn(f"warm start shortened from {cfg.steps} to {cap} slots x {n_envs} envs ({cap * n_envs:,} of the "
+                  f"{n_timesteps:,}-step budget, at most {MAX_WARM_START_FRACTION:.0%}) so that RL gets the rest",
+                  UserWarning, stacklevel=2)
+    return dataclasses.replace(cfg, steps=cap)
+
+
+def rl_updates(model: Any, remaining: int, n_envs: int) -> tuple[int, str]:
+    """About how many RL updates ``remaining`` env steps give: on-policy rollouts, or off-policy gradient steps
+    (after ``learning_starts``); with the unit's name."""
+    if remaining <= 0:
+        return 0, "updates"
+    if isinstance(model, OnPolicyAlgorithm):
+        return math.ceil(remaining / (model.n_steps * n_envs)), "rollouts"
+    after = remaining - max(0, int(getattr(model, "learning_starts", 0)) - int(model.num_timesteps))
+    freq = getattr(model, "train_freq", None)
+    every = max(1, int(getattr(freq, "frequency", 1))) * n_envs
+    per_call = int(getattr(model, "gradient_steps", 1))
+    return max(0, after // every) * (per_call if per_call > 0 else every), "gradient steps"
+
+
+def warn_if_undertrained(s: RunSettings, model: Any) -> None:
+    """A warning when the budget left after the warm start (or the resume point) gives few or no RL updates."""
+    remaining = s.n_timesteps - int(model.num_timesteps)
+    n, unit = rl_updates(model, remaining, s.n_envs)
+    least = MIN_ROLLOUTS if unit == "rollouts" else MIN_GRADIENT_STEPS
+    if n >= least:
+        return
+    why = f"{remaining:,} RL steps are left of the {s.n_timesteps:,}-step budget"
+    if s.pretrain is not None:
+        why += f" after the {int(model.num_timesteps):,}-step warm start"
+    if hasattr(model, "learning_starts") and int(model.learning_starts) >= s.n_timesteps:
+        why += f"; learning_starts {int(model.learning_starts):,} is not below the budget"
+    warnings.warn(f"only about {n:,} RL {unit} will run ({why}): raise -n for a trained agent", UserWarning,
+                  stacklevel=2)
 
 
 def write_config(s: RunSettings, args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
-    """``config.yml`` of the run (``config_resume.yml`` for a resume); returns the config for W&B."""
+    """``config.yml`` of the run, or ``config_resume_<i>.yml`` for its i-th resume (written once the resume's
+    checks passed, so a refused resume leaves no record); returns the config for W&B."""
     s.run_dir.mkdir(parents=True, exist_ok=True)
     config = {"args": vars(args), "algo": s.algo, "env_id": s.env_id, "env_kwargs": s.env_kwargs,
               "resolved_env_kwargs": s.resolved_env_kwargs, "action_view": s.action_view,
@@ -279,7 +352,13 @@ def write_config(s: RunSettings, args: argparse.Namespace, argv: list[str] | Non
               "run_dir": str(s.run_dir), "resumed_from": str(s.resumed_from) if s.resumed_from else None,
               "versions": package_versions(), "git_sha": git_sha(),
               "command": " ".join([sys.executable, *sys.argv]) if argv is None else "train_agent.main(...)"}
-    with open(s.run_dir / ("config_resume.yml" if s.resumed_from else "config.yml"), "w", encoding="utf-8") as fh:
+    name = "config.yml"
+    if s.resumed_from:
+        i = 1
+        while (s.run_dir / f"config_resume_{i}.yml").exists():
+            i += 1
+        name = f"config_resume_{i}.yml"
+    with open(s.run_dir / name, "w", encoding="utf-8") as fh:
         yaml.safe_dump(jsonable(config), fh, sort_keys=False)
     return jsonable(config)
 
@@ -289,7 +368,7 @@ def start_wandb(s: RunSettings, config: dict[str, Any]) -> WandbRun:
     return WandbRun(s.wandb_project, s.wandb_mode or default_mode(), config,
                     name=s.run_dir.name + ("-resume" if s.resumed_from else ""), group=f"{s.algo}-{s.env_id}",
                     tags=[s.algo, s.env_id], directory=os.environ.get("WANDB_DIR") or s.run_dir,
-                    entity=s.wandb_entity)
+                    entity=s.wandb_entity, init_timeout=s.wandb_init_timeout)
 
 
 # ====================================================================== environments and model
@@ -309,7 +388,12 @@ def build_env(s: RunSettings, checkpoint: Checkpoint | None) -> tuple[VecEnv, st
     norm_kwargs = normalize_kwargs(s.hyperparams.get("normalize"))
     if checkpoint is not None and checkpoint.vecnormalize is not None:
         venv_norm = checkpoint.vecnormalize  # restore the running statistics, keep updating them
-        venv_norm.set_venv(venv)
+        try:
+            venv_norm.set_venv(venv)
+        except (ValueError, AssertionError) as exc:  # another scenario (--env-kwargs) than the checkpoint's
+            raise CheckpointError(f"checkpoint {checkpoint.path} cannot be loaded into this run: its normalisation "
+                                  f"statistics do not fit the environment ({exc}); env_kwargs "
+                                  f"{checkpoint.meta.get('env_kwargs')} -> {s.env_kwargs}") from exc
         venv_norm.training = True
         return venv_norm, vec_kind
     if norm_kwargs is not None:
@@ -351,6 +435,48 @@ def warm_start(s: RunSettings, model: Any, venv: VecEnv) -> dict[str, float]:
     model.num_timesteps = cfg.steps * s.n_envs
     print("  " + ", ".join(f"{k.split('/')[1]} {v:.4g}" for k, v in stats.items()), flush=True)
     return stats
+
+
+def judge_clone(s: RunSettings, model: Any, venv: VecEnv, baselines: dict[str, PolicyResult]
+                ) -> tuple[Any, dict[str, float], PolicyResult | None]:
+    """Compare the warm-start clone with its teacher on the validation seeds; drop a clearly worse clone.
+
+    Mode agreement on the demonstrations can be high while the clone's deterministic policy does something else
+    entirely (e.g. keeps every device idle), so the clone is judged by what it scores: its validation return
+    against the teacher's on the same seeds, and the share of device-slots on air (an all-idle policy shows 0).
+    A clone below the teacher by more than :data:`CLONE_MAX_SHORTFALL` of the teacher's return, significantly
+    (paired 95% CI), is replaced by a fresh policy; its demonstration steps stay counted in the budget (they were
+    spent) and the normalisation statistics they warmed up are kept. Returns the model to train, the figures
+    (``pretrain/*``) and the clone's evaluation (None when it was dropped).
+    """
+    from agents.policies import SB3Policy
+
+    teacher_name = s.pretrain.heuristic
+    teacher = baselines.get(teacher_name)
+    if teacher is None:
+        teacher = evaluate_policies([teacher_name], s.env_id, s.env_kwargs, seeds=s.val_seeds)[teacher_name]
+    vecnorm = model.get_vec_normalize_env()
+    clone = run_policy(lambda env: SB3Policy(model, env, vecnorm, name=s.algo), s.env_id, s.env_kwargs, s.val_seeds,
+                       name=s.algo)
+    clone.kind = "model"
+    cm, tm = float(clone.episodes["return"].mean()), float(teacher.episodes["return"].mean())
+    d, dh, _ = paired_difference(clone.episodes["return"], teacher.episodes["return"])
+    keep = not (d + dh < 0 and cm < tm - CLONE_MAX_SHORTFALL * abs(tm))
+    stats = {"pretrain/clone_return": cm, "pretrain/teacher_return": tm,
+             "pretrain/return_ratio": cm / tm if tm != 0 else math.nan,
+             "pretrain/clone_on_air": float(np.nanmean(clone.per_device["tx_frac"])),
+             "pretrain/teacher_on_air": float(np.nanmean(teacher.per_device["tx_frac"])), "pretrain/kept": float(keep)}
+    verdict = (f"clone return {cm:.3f} vs {teacher_name} {tm:.3f} on {len(s.val_seeds)} validation seeds "
+               f"(Δ {d:+.3f} ± {dh:.3f}); device-slots on air {stats['pretrain/clone_on_air']:.1%} vs "
+               f"{stats['pretrain/teacher_on_air']:.1%}")
+    if keep:
+        print(f"  warm start kept: {verdict}", flush=True)
+        return model, stats, clone
+    print(f"Warm start DROPPED: {verdict}; the clone is much worse than its teacher, continuing from a fresh policy "
+          f"(its {int(model.num_timesteps):,} demonstration steps stay counted in the budget)", flush=True)
+    fresh = build_model(s, venv, None)
+    fresh.num_timesteps = int(model.num_timesteps)
+    return fresh, stats, None
 
 
 def attach_logger(s: RunSettings, model: Any, wandb_run: WandbRun, records: dict[str, float]) -> None:
@@ -409,11 +535,15 @@ def build_callbacks(s: RunSettings, saver: Saver, baselines: dict[str, PolicyRes
     eval_cb = None
     if s.eval_freq > 0:
         best_prev = checkpoint.meta.get("best_mean_reward") if checkpoint else None
+        # a resume continues the evaluation history and the best model's record of the run it continues
+        history = read_history(s.run_dir / "eval" / "evaluations.csv", checkpoint.num_timesteps) if checkpoint \
+            else []
         eval_cb = HeldOutEvalCallback(s.env_id, s.env_kwargs, s.val_seeds, s.eval_freq, s.run_dir / "eval",
                                       name=s.algo, baselines=baselines,
                                       save_best=lambda _m: saver(s.run_dir / "best_model.zip"), wandb_run=wandb_run,
                                       best_mean_reward=-math.inf if best_prev is None else float(best_prev),
-                                      verbose=s.verbose)
+                                      best_step=checkpoint.meta.get("best_step") if checkpoint else None,
+                                      history=history, verbose=s.verbose)
         callbacks.append(eval_cb)
     saver.evaluator = eval_cb
     ckpt_cb = AtomicCheckpointCallback(s.save_freq, s.run_dir / "checkpoints", saver, verbose=0)
@@ -433,6 +563,15 @@ def train(s: RunSettings, model: Any, callbacks: list[BaseCallback], fresh_count
         every = max(rollout, min(20_000, max(remaining, 1) // 20))
         learn_kwargs["log_interval"] = max(1, round(every / rollout))
     interrupted = False
+    received: list[int] = []
+
+    def on_sigterm(signum: int, _frame: Any) -> None:
+        # schedulers and `docker stop` send SIGTERM: stop like Ctrl-C, so that the final checkpoint is written
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm) if threading.current_thread() is threading.main_thread() \
+        else None
     t0 = time.perf_counter()
     try:
         if remaining > 0:
@@ -440,10 +579,15 @@ def train(s: RunSettings, model: Any, callbacks: list[BaseCallback], fresh_count
                         reset_num_timesteps=fresh_counter, **learn_kwargs)
     except KeyboardInterrupt:
         interrupted = True
-        print("\nInterrupted: saving a checkpoint before exiting", flush=True)
+        print(f"\n{'Terminated (SIGTERM)' if received else 'Interrupted'}: saving a checkpoint before exiting",
+              flush=True)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     seconds = time.perf_counter() - t0
     trained = int(model.num_timesteps) - start
-    return {"interrupted": interrupted, "train_seconds": seconds, "trained_steps": trained,
+    return {"interrupted": interrupted, "exit_code": (128 + signal.SIGTERM if received else 130) if interrupted else 0,
+            "train_seconds": seconds, "trained_steps": trained,
             "sps": trained / seconds if seconds > 0 else math.nan}
 
 
@@ -453,7 +597,7 @@ def summarize(s: RunSettings, model: Any, saver: Saver, eval_cb: HeldOutEvalCall
     """Final checkpoint and model, a last evaluation, the printed summary, ``summary.yml`` and W&B's summary."""
     final_ckpt = ckpt_cb.save(model)
     final_path = saver(s.run_dir / "final_model.zip")
-    if eval_cb is not None and not outcome["interrupted"] and not eval_cb.evaluated_last_step:
+    if eval_cb is not None and not outcome["interrupted"] and not eval_cb.has_evaluated(model.num_timesteps):
         eval_cb.evaluate_model(model)  # the final evaluation's eval/* records reach csv and W&B
     summary: dict[str, Any] = {
         "run_dir": str(s.run_dir), "final_model": str(final_path), "checkpoint": str(final_ckpt),
@@ -464,15 +608,21 @@ def summarize(s: RunSettings, model: Any, saver: Saver, eval_cb: HeldOutEvalCall
              f"Training time    {outcome['train_seconds']:.0f} s for {outcome['trained_steps']:,} steps "
              f"({summary['sps']:,.0f} steps/s)"]
     if s.pretrain is not None:
+        ps = pretrain_stats
+        health = (f"clone/teacher return {ps['pretrain/clone_return']:.3f}/{ps['pretrain/teacher_return']:.3f}, "
+                  f"device-slots on air {ps['pretrain/clone_on_air']:.1%} (teacher "
+                  f"{ps['pretrain/teacher_on_air']:.1%}), " if "pretrain/clone_return" in ps else "")
         lines.insert(1, f"Warm start       behaviour cloning of {s.pretrain.heuristic}: "
-                        f"{int(pretrain_stats['pretrain/samples']):,} demonstration steps (counted in the budget), "
-                        f"mode agreement {pretrain_stats['pretrain/mode_agreement']:.1%}, "
-                        f"{pretrain_stats['pretrain/seconds']:.0f} s")
+                        f"{int(ps['pretrain/samples']):,} demonstration steps (counted in the budget), {health}"
+                        f"mode agreement {ps['pretrain/mode_agreement']:.1%}, {ps['pretrain/seconds']:.0f} s"
+                        + ("" if ps.get("pretrain/kept", 1.0) else "; DROPPED (much worse than its teacher): "
+                           "trained from a fresh policy"))
     if eval_cb is not None and eval_cb.best_step is not None:
         best = eval_cb.best_result
         summary.update(best_model=str(s.run_dir / "best_model.zip"), best_mean_reward=eval_cb.best_mean_reward,
                        best_step=eval_cb.best_step)
-        m, h = best.mean_ci() if best is not None else (eval_cb.best_mean_reward, math.nan)
+        row = next((r for r in eval_cb.history if r.get("timesteps") == eval_cb.best_step), {})
+        m, h = best.mean_ci() if best is not None else (eval_cb.best_mean_reward, row.get("ci95", math.nan))
         lines.append(f"Best model       {s.run_dir / 'best_model.zip'}: return {m:.3f} ± {h:.3f} at step "
                      f"{eval_cb.best_step:,} on {s.eval_episodes} held-out seeds")
         ref = best_heuristic(baselines) if baselines else None
@@ -488,7 +638,7 @@ def summarize(s: RunSettings, model: Any, saver: Saver, eval_cb: HeldOutEvalCall
                      + ("  (upload: wandb sync " + wandb_run.run_dir + ")" if wandb_run.mode == "offline" else ""))
     print("\n" + "\n".join(lines), flush=True)
     wandb_run.summary_update({k: v for k, v in summary.items() if isinstance(v, (int, float, str))})
-    wandb_run.finish(exit_code=130 if outcome["interrupted"] else 0)
+    wandb_run.finish(exit_code=outcome["exit_code"])
     with open(s.run_dir / "summary.yml", "w", encoding="utf-8") as fh:
         yaml.safe_dump(jsonable(summary), fh, sort_keys=False)
     return summary
@@ -505,31 +655,36 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     checkpoint = open_checkpoint(args)
     s = resolve_settings(args, checkpoint)
-    config = write_config(s, args, argv)
-    wandb_run = start_wandb(s, config)
-
     venv, vec_kind = build_env(s, checkpoint)
     model = build_model(s, venv, checkpoint)
+    config = write_config(s, args, argv)  # only now: every check of the settings and the checkpoint passed
+    wandb_run = start_wandb(s, config)
+
     pretrain_stats = warm_start(s, model, venv)
+    baselines = evaluate_baselines(s, wandb_run)
+    clone_result = None
+    if pretrain_stats:
+        model, health, clone_result = judge_clone(s, model, venv, baselines)
+        pretrain_stats.update(health)
     wandb_run.summary_update(pretrain_stats)
     attach_logger(s, model, wandb_run, pretrain_stats)
+    warn_if_undertrained(s, model)
     start_steps = int(model.num_timesteps)
     print(f"Training {s.algo.upper()} on {s.env_id} ({s.action_view or 'native'} actions, {s.n_envs} envs, "
           f"{vec_kind} vec env{', VecNormalize' if isinstance(venv, VecNormalize) else ''}) for "
           f"{max(s.n_timesteps - start_steps, 0):,} steps{f' from step {start_steps:,}' if checkpoint else ''}; "
           f"run folder {s.run_dir}; W&B {wandb_run.mode}", flush=True)
 
-    baselines = evaluate_baselines(s, wandb_run)
     saver = Saver(s, model)
     callbacks, eval_cb, ckpt_cb = build_callbacks(s, saver, baselines, wandb_run, checkpoint)
-    if eval_cb is not None and s.pretrain is not None:
-        eval_cb.evaluate_model(model)  # the clone is a candidate best model too
+    if eval_cb is not None and clone_result is not None:
+        eval_cb.evaluate_model(model, clone_result)  # a kept clone is a candidate best model too
 
     outcome = train(s, model, callbacks, fresh_counter=checkpoint is None and s.pretrain is None)
     summary = summarize(s, model, saver, eval_cb, ckpt_cb, baselines, pretrain_stats, outcome, wandb_run, t_start)
     venv.close()
     if outcome["interrupted"]:
-        raise SystemExit(130)
+        raise SystemExit(outcome["exit_code"])
     return summary
 
 

@@ -30,7 +30,11 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from agents.common.envs import TEST_SEED_BASE
 from agents.common.hyperparams import parse_assignments
@@ -39,9 +43,19 @@ from agents.common.hyperparams import parse_assignments
 from agents.evaluation.report import TABLE_METRICS, best_heuristic, comparison_rows, format_table, write_csvs
 from agents.evaluation.runner import METRICS, SUM_KEYS, PolicyResult, evaluate_policies, reset_with_seeds, run_policy
 
-__all__ = ["METRICS", "SUM_KEYS", "TABLE_METRICS", "TEST_SEED_BASE", "PolicyResult", "best_heuristic",
+__all__ = ["METRICS", "SUM_KEYS", "TABLE_METRICS", "TEST_SEED_BASE", "PolicyResult", "best_heuristic", "check_specs",
            "comparison_rows", "evaluate_policies", "format_table", "main", "parse_args", "reset_with_seeds",
-           "run_policy", "write_csvs"]
+           "resolve_scenario", "run", "run_policy", "write_csvs"]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -52,29 +66,139 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                              "module:ClassName policy classes; default: every heuristic")
     parser.add_argument("--policies", dest="policies_opt", nargs="*", default=[], metavar="POLICY",
                         help="the same, as an option")
-    parser.add_argument("--env", default="VMIMO-v0", help="environment id (default VMIMO-v0)")
-    parser.add_argument("--env-kwargs", nargs="*", default=[], metavar="KEY:VALUE", help="scenario overrides")
-    parser.add_argument("-n", "--n-episodes", "--episodes", type=int, default=50,
+    parser.add_argument("--env", default=None,
+                        help="environment id (default: the one the models were trained on, else VMIMO-v0)")
+    parser.add_argument("--env-kwargs", nargs="*", default=None, metavar="KEY:VALUE",
+                        help="scenario overrides (default: the models' scenario); merged over the models' kwargs")
+    parser.add_argument("-n", "--n-episodes", "--episodes", type=_positive_int, default=50,
                         help="held-out episodes (default 50)")
     parser.add_argument("--seed-base", type=int, default=TEST_SEED_BASE,
                         help=f"episode j uses seed seed_base + j (default {TEST_SEED_BASE}, disjoint from training "
                              "and from the seeds used for model selection)")
     parser.add_argument("--reference", default=None, help="policy for paired differences (default: best heuristic)")
-    parser.add_argument("--batch-size", type=int, default=64, help="episodes stepped together")
+    parser.add_argument("--batch-size", type=_positive_int, default=64, help="episodes stepped together")
     parser.add_argument("--out", default="runs/eval", help="folder for CSV files and plots (default runs/eval)")
     parser.add_argument("--no-plots", action="store_true", help="skip the matplotlib figures")
     return parser.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None) -> dict[str, PolicyResult]:
-    from agents.registry import heuristic_names
+@dataclass
+class ModelSpec:
+    """A trained-model policy on the command line, with what its checkpoint says about its training."""
+
+    spec: str
+    path: Path
+    algo: str | None
+    meta: dict[str, Any]  # {} for a plain SB3 zip (no VMIMO metadata)
+
+
+def check_specs(specs: Sequence[str]) -> list[ModelSpec]:
+    """Check every policy spec before anything runs; returns the trained models among them. ``ValueError`` lists
+    every unknown name (with the closest known one) and names a model whose checkpoint disagrees with its
+    ``algo:`` prefix."""
+    from agents.checkpoint import CheckpointError, read_checkpoint
+    from agents.policies import ALGO_CLASSES, resolve_model_path
+    from agents.registry import canonical_name, is_user_class_spec, load_policy_class, policy_names, suggest
+
+    problems: list[str] = []
+    models: list[ModelSpec] = []
+    for spec in specs:
+        if canonical_name(spec) is not None:
+            continue
+        head, sep, tail = spec.partition(":")
+        algo, path = (head, tail) if sep and head in ALGO_CLASSES else (None, spec)
+        resolved = resolve_model_path(path)
+        if resolved is not None:
+            try:
+                meta = read_checkpoint(resolved).meta
+            except CheckpointError as exc:
+                if "vmimo_meta" not in str(exc):  # corrupt or unreadable; a plain SB3 zip has no metadata
+                    raise
+                meta = {}
+            saved = meta.get("algo")
+            if algo is not None and saved is not None and algo != saved:
+                problems.append(f"{spec}: {resolved} holds a {saved} model, not {algo} (use '{saved}:' or no prefix)")
+            models.append(ModelSpec(spec, resolved, algo or saved, meta))
+        elif is_user_class_spec(spec):
+            load_policy_class(spec)  # ValueError names the module or class
+        else:
+            problems.append(f"unknown policy {spec!r}{suggest(spec, policy_names())}: not a heuristic, an existing "
+                            "model path or run folder, nor module:ClassName")
+    if problems:
+        raise ValueError("; ".join(problems))
+    return models
+
+
+def _space_changes(env_id: str, trained: dict[str, Any], asked: dict[str, Any], view: str | None) -> list[str]:
+    """The keys of ``asked`` that give the env other observation/action spaces than ``trained`` (VMIMO ids)."""
+    import gymnasium as gym
+
+    from agents.common.envs import vmimo_kwargs
+
+    def spaces(kwargs: dict[str, Any]) -> tuple[Any, Any]:
+        env = gym.make(env_id, **vmimo_kwargs(env_id, kwargs, view))
+        out = (env.observation_space, env.action_space)
+        env.close()
+        return out
+
+    if spaces(trained) == spaces(asked):
+        return []
+    base = vmimo_kwargs(env_id, trained, None)
+    return [f"{k}={v!r} (trained with {base.get(k)!r})" for k, v in asked.items() if base.get(k) != v] or \
+        ["the scenario"]
+
+
+def resolve_scenario(env: str | None, env_kwargs: list[str] | None,
+                     models: Sequence[ModelSpec]) -> tuple[str, dict[str, Any]]:
+    """The env id and kwargs to evaluate on: the models' scenario (from their checkpoints) unless the flags say
+    otherwise; ``ValueError`` when models disagree with each other or the flags change a model's spaces."""
+    from agents.common.envs import is_vmimo
+
+    user_kwargs = parse_assignments(env_kwargs or [], ":")
+    known = [m for m in models if m.meta.get("env_id")]
+    env_ids = {m.meta["env_id"] for m in known}
+    if env is None and len(env_ids) > 1:
+        raise ValueError("the models were trained on different environments: "
+                         + ", ".join(f"{m.spec} on {m.meta['env_id']}" for m in known) + "; evaluate them separately")
+    env_id = env or (env_ids.pop() if env_ids else "VMIMO-v0")
+    for m in known:
+        if m.meta["env_id"] != env_id:
+            raise ValueError(f"model {m.spec} was trained on {m.meta['env_id']}, not --env {env_id}: drop --env to "
+                             "evaluate it on its own scenario")
+    trained = [dict(m.meta.get("env_kwargs") or {}) for m in known]
+    if any(t != trained[0] for t in trained):
+        raise ValueError("the models were trained on different scenarios: "
+                         + ", ".join(f"{m.spec} with {t}" for m, t in zip(known, trained, strict=True))
+                         + "; evaluate them separately")
+    base = trained[0] if trained else {}
+    kwargs = {**base, **user_kwargs}
+    if known and is_vmimo(env_id):
+        changes = _space_changes(env_id, base, kwargs, known[0].meta.get("action_view"))
+        if changes:
+            raise ValueError(f"model {known[0].spec} was trained on {env_id} {base or '(defaults)'}; "
+                             f"--env-kwargs {', '.join(changes)} give it other observation/action spaces")
+    return env_id, kwargs
+
+
+def run(argv: Sequence[str] | None = None) -> dict[str, PolicyResult]:
+    """The command line's work; user errors raise ``ValueError``/``CheckpointError`` (:func:`main` prints them)."""
+    from agents.evaluation.runner import _label
+    from agents.registry import canonical_name, heuristic_names, suggest
 
     args = parse_args(argv)
     specs = [*args.policies, *args.policies_opt] or heuristic_names()
-    env_kwargs = parse_assignments(args.env_kwargs, ":")
-    print(f"Evaluating {len(specs)} policies on {args.env} {env_kwargs or ''}: {args.n_episodes} episodes, seeds "
+    models = check_specs(specs)
+    env_id, env_kwargs = resolve_scenario(args.env, args.env_kwargs, models)
+    if args.reference is not None:
+        labels = [_label(spec) for spec in specs]
+        ref = canonical_name(args.reference) or args.reference
+        if ref not in labels:
+            raise ValueError(f"--reference {args.reference!r} is not among the evaluated policies "
+                             f"{labels}{suggest(args.reference, labels)}")
+        args.reference = ref
+    print(f"Evaluating {len(specs)} policies on {env_id} {env_kwargs or ''}: {args.n_episodes} episodes, seeds "
           f"{args.seed_base}..{args.seed_base + args.n_episodes - 1} (common random numbers)", flush=True)
-    results = evaluate_policies(specs, args.env, env_kwargs, n_episodes=args.n_episodes, seed_base=args.seed_base,
+    results = evaluate_policies(specs, env_id, env_kwargs, n_episodes=args.n_episodes, seed_base=args.seed_base,
                                 batch_size=args.batch_size, verbose=True)
     rows = comparison_rows(results, args.reference)
     print()
@@ -90,6 +214,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, PolicyResult]:
         files += save_evaluation_figures(results, args.out)
     print("\nWrote " + ", ".join(str(f) for f in files))
     return results
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, PolicyResult]:
+    """``python -m agents.evaluate``: :func:`run`, with a one-line ``error: ...`` and exit code 2 for user errors."""
+    from agents.checkpoint import CheckpointError
+
+    try:
+        return run(argv)
+    except (ValueError, CheckpointError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -94,6 +94,12 @@ class SB3Policy:
             action_view = action_view_for(self.algo)
         self.action_view = action_view
         self._single = not isinstance(base, gym.vector.VectorEnv)
+        obs_space = getattr(base, "single_observation_space", None) if not self._single else base.observation_space
+        model_space = getattr(model, "observation_space", None)
+        if obs_space is not None and model_space is not None and getattr(obs_space, "shape", None) is not None \
+                and model_space.shape != obs_space.shape:
+            raise ValueError(f"model {name!r} expects observations of shape {model_space.shape}, the environment "
+                             f"gives {obs_space.shape}: it was trained on another scenario")
         self._state: Any = None
         self._episode_start: np.ndarray | None = None
 

@@ -2,7 +2,8 @@
 
 - :class:`WandbRun` wraps ``wandb.init``/``log``/``finish`` so that no W&B problem (no network, a bad key, a full
   disk) can stop training: ``online`` falls back to ``offline``, then to ``disabled``, each time with a warning;
-  a failing ``log`` call is reported once and skipped.
+  ``init_timeout`` (default :data:`DEFAULT_INIT_TIMEOUT`) bounds how long an unreachable server can delay the
+  start; a failing ``log`` call is reported once and skipped.
 - :class:`WandbOutputFormat` is an SB3 ``KVWriter``: added to the model's logger, it forwards every scalar SB3
   records (``rollout/*``, ``train/*``, ``time/*``, and everything our callbacks record) to ``wandb.log`` at the
   step SB3 dumps, so the W&B dashboard shows exactly what the console and ``progress.csv`` show.
@@ -21,6 +22,9 @@ import numpy as np
 from stable_baselines3.common.logger import KVWriter
 
 MODES = ("online", "offline", "disabled")
+# seconds wandb.init may wait for the server before the run falls back to offline: an unreachable server or a
+# rejected key must not hold training up for W&B's own default of a minute or more
+DEFAULT_INIT_TIMEOUT = 10.0
 STEP_METRIC = "global_step"
 
 
@@ -71,9 +75,13 @@ class WandbRun:
 
     def __init__(self, project: str, mode: str, config: Mapping[str, Any], *, name: str | None = None,
                  group: str | None = None, tags: list[str] | None = None, directory: str | Path | None = None,
-                 job_type: str = "train", entity: str | None = None) -> None:
+                 job_type: str = "train", entity: str | None = None,
+                 init_timeout: float = DEFAULT_INIT_TIMEOUT) -> None:
         if mode not in MODES:
             raise ValueError(f"wandb mode must be one of {list(MODES)}, got {mode!r}")
+        if not init_timeout > 0:
+            raise ValueError(f"wandb init_timeout must be > 0 seconds, got {init_timeout!r}")
+        self.init_timeout = float(init_timeout)
         self.requested_mode = mode
         self.mode = "disabled"
         self.run: Any = None
@@ -103,7 +111,7 @@ class WandbRun:
         os.environ.setdefault("WANDB_DISABLE_WEAVE", "true")
         import wandb
 
-        settings = wandb.Settings(init_timeout=60, console="off", silent=True, x_disable_stats=True)
+        settings = wandb.Settings(init_timeout=self.init_timeout, console="off", silent=True, x_disable_stats=True)
         kwargs: dict[str, Any] = {"project": project, "mode": mode, "config": config, "name": name,
                                   "group": group, "tags": tags, "job_type": job_type, "settings": settings,
                                   "entity": self.entity, "reinit": "finish_previous"}
