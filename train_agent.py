@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import importlib
 import math
 import os
 import platform
@@ -65,11 +66,13 @@ from agents.common.envs import (
     vmimo_kwargs,
 )
 from agents.common.hyperparams import (
+    check_hyperparam_names,
     hyperparams_path,
     jsonable,
     load_hyperparams,
     normalize_kwargs,
     parse_assignments,
+    parse_hyperparams,
     prepare_algo_kwargs,
 )
 from agents.common.pretrain import PretrainConfig, behaviour_clone
@@ -104,6 +107,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--env", default="VMIMO-v0", help="environment id")
     p.add_argument("--env-kwargs", nargs="*", default=[], metavar="KEY:VALUE",
                    help="scenario parameters, e.g. num_devices:16 energy_weight:1.0")
+    p.add_argument("--eval-env-kwargs", nargs="*", default=[], metavar="KEY:VALUE",
+                   help="overrides for the evaluation env only (held-out evaluation, baselines); the spaces must stay "
+                        "those of the training env")
+    p.add_argument("--gym-packages", nargs="*", default=[], metavar="MODULE",
+                   help="modules to import before the env is made (they register other env ids)")
     p.add_argument("-n", "--n-timesteps", type=int, default=None, help="training budget in env steps "
                    "(default: n_timesteps of the hyperparameter file); with --resume, the total to reach")
     p.add_argument("--seed", type=int, default=0, help="training env i starts from seed + i; also seeds torch")
@@ -117,15 +125,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help=f"held-out episodes per evaluation (default {DEFAULTS['eval_episodes']})")
     p.add_argument("--save-freq", type=int, default=None,
                    help=f"checkpoint every N env steps, <= 0: only the final one (default {DEFAULTS['save_freq']})")
-    p.add_argument("--log-folder", default="runs", help="runs are written to LOG_FOLDER/ALGO/ENV__sSEED__TIME")
-    p.add_argument("--conf-file", default=None, help="hyperparameter YAML (default agents/hyperparams/ALGO.yml)")
-    p.add_argument("--hyperparams", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="override hyperparameters, e.g. learning_rate=1e-3 'policy_kwargs={net_arch: [64, 64]}'")
+    p.add_argument("-f", "--log-folder", default="runs", help="runs are written to LOG_FOLDER/ALGO/ENV__sSEED__TIME")
+    p.add_argument("-conf", "--conf-file", default=None,
+                   help="hyperparameter YAML (default agents/hyperparams/ALGO.yml)")
+    p.add_argument("-params", "--hyperparams", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="override hyperparameters, key=value or key:value, e.g. learning_rate=1e-3 "
+                        "'policy_kwargs={net_arch: [64, 64]}' (names are checked against the algorithm's)")
     p.add_argument("--device", default="cpu", help="torch device")
-    p.add_argument("--resume", default=None, metavar="PATH",
+    p.add_argument("--resume", "-i", "--trained-agent", dest="resume", default=None, metavar="PATH",
                    help="continue from a checkpoint (.zip) or the newest checkpoint of a run folder")
-    p.add_argument("--wandb-project", default="vmimo", help="W&B project")
+    p.add_argument("--track", action="store_true",
+                   help="track the run on the W&B server (online; offline if it cannot be reached)")
+    p.add_argument("--wandb-project", "--wandb-project-name", dest="wandb_project", default="vmimo",
+                   help="W&B project")
     p.add_argument("--wandb-entity", default=None, help="W&B entity (team/user)")
+    p.add_argument("--wandb-tags", nargs="*", default=[], metavar="TAG", help="extra W&B tags")
     p.add_argument("--wandb-init-timeout", type=float, default=DEFAULT_INIT_TIMEOUT, metavar="SECONDS",
                    help="how long wandb.init may wait for the server before the run falls back to offline")
     p.add_argument("--wandb-mode", default=None, choices=("online", "offline", "disabled"),
@@ -136,8 +150,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--log-interval", type=int, default=-1,
                    help="SB3 log_interval (rollouts for on-policy, episodes for off-policy algorithms); -1: a dump "
                         "about every 20k env steps (at least 20 over the run) for on-policy, SB3's default otherwise")
-    p.add_argument("--torch-threads", type=int, default=1,
-                   help="torch intra-op threads (1 is fastest for these small networks on a 2-core machine)")
+    p.add_argument("--torch-threads", "--num-threads", dest="torch_threads", type=int, default=1,
+                   help="torch intra-op threads (1 is fastest for these small networks on a 2-core machine; "
+                        "<= 0: torch's default)")
     p.add_argument("--run-name", default=None, help="name of the run folder and W&B run")
     p.add_argument("-v", "--verbose", type=int, default=1, help="0: quiet, 1: SB3 tables and evaluation lines")
     return p.parse_args(argv)
@@ -208,6 +223,8 @@ class RunSettings:
     wandb_entity: str | None
     wandb_mode: str | None
     wandb_init_timeout: float
+    wandb_tags: tuple[str, ...] = ()
+    eval_env_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)  # over env_kwargs, evaluation only
 
     @property
     def train_env_kwargs(self) -> dict[str, Any]:
@@ -216,6 +233,11 @@ class RunSettings:
     @property
     def resolved_env_kwargs(self) -> dict[str, Any]:
         return vmimo_kwargs(self.env_id, self.env_kwargs, self.action_view) if self.vmimo else self.env_kwargs
+
+    @property
+    def eval_kwargs(self) -> dict[str, Any]:
+        """The env kwargs of every evaluation during training (held-out evaluation, baselines, the clone's)."""
+        return {**self.env_kwargs, **self.eval_env_kwargs}
 
     @property
     def val_seeds(self) -> list[int]:
@@ -238,16 +260,28 @@ def resolve_settings(args: argparse.Namespace, checkpoint: Checkpoint | None) ->
     ckpt = checkpoint
     if not args.wandb_init_timeout > 0:
         raise ValueError(f"--wandb-init-timeout must be > 0 seconds, got {args.wandb_init_timeout}")
+    for module in args.gym_packages:  # named on the command line: importing them is the user's choice
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ValueError(f"--gym-packages: cannot import {module!r} ({exc})") from exc
+    check_env_id(args.env)
     vmimo = is_vmimo(args.env)
     action_view = action_view_for(args.algo)
     hp, hp_key = load_hyperparams(args.algo, args.env, args.conf_file)
-    hp.update(parse_assignments(args.hyperparams, "="))
+    cls = algo_class(args.algo)
+    check_hyperparam_names(hp, cls, f"{hyperparams_path(args.algo, args.conf_file)} ({hp_key})")
+    overrides = parse_hyperparams(args.hyperparams)
+    check_hyperparam_names(overrides, cls, "--hyperparams")
+    hp.update(overrides)
 
     def pick(flag: Any, key: str) -> int:  # command line, else hyperparameter file, else built-in default
         return int(flag if flag is not None else hp.get(key, DEFAULTS[key]))
 
     env_kwargs = dict(ckpt.meta.get("env_kwargs") or {}) if ckpt else {}
     env_kwargs.update(parse_assignments(args.env_kwargs, ":"))
+    eval_env_kwargs = dict(ckpt.meta.get("eval_env_kwargs") or {}) if ckpt else {}
+    eval_env_kwargs.update(parse_assignments(args.eval_env_kwargs, ":"))
     n_envs = int(args.n_envs or (ckpt.meta.get("n_envs") if ckpt else None) or hp.get("n_envs", 8))
     check_train_seed(args.seed, n_envs)
     train_only = hp.get("train_env_kwargs") or {}
@@ -290,8 +324,24 @@ def resolve_settings(args: argparse.Namespace, checkpoint: Checkpoint | None) ->
         pretrain=pretrain, run_dir=run_dir, resumed_from=ckpt.path if ckpt else None,
         baselines=tuple(heuristic_names() if args.baselines is None else [b for b in args.baselines if b]),
         log_interval=args.log_interval, progress=args.progress, verbose=args.verbose,
-        wandb_project=args.wandb_project, wandb_entity=args.wandb_entity, wandb_mode=args.wandb_mode,
-        wandb_init_timeout=args.wandb_init_timeout)
+        wandb_project=args.wandb_project, wandb_entity=args.wandb_entity,
+        wandb_mode=args.wandb_mode or ("online" if args.track else None), wandb_init_timeout=args.wandb_init_timeout,
+        wandb_tags=tuple(args.wandb_tags), eval_env_kwargs=eval_env_kwargs)
+
+
+def check_env_id(env_id: str) -> None:
+    """``ValueError`` for an unregistered env id, with the closest registered one."""
+    import difflib
+
+    import gymnasium as gym
+
+    import vmimo_env  # noqa: F401  (registers the VMIMO ids)
+
+    if env_id in gym.envs.registry:
+        return
+    close = difflib.get_close_matches(env_id, list(gym.envs.registry), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ValueError(f"unknown env id {env_id!r}{hint}; other packages' ids need --gym-packages MODULE")
 
 
 def fit_warm_start(cfg: PretrainConfig, n_timesteps: int, n_envs: int) -> PretrainConfig | None:
@@ -367,7 +417,7 @@ def start_wandb(s: RunSettings, config: dict[str, Any]) -> WandbRun:
     """The run's W&B run; never fatal (falls back to offline, then off)."""
     return WandbRun(s.wandb_project, s.wandb_mode or default_mode(), config,
                     name=s.run_dir.name + ("-resume" if s.resumed_from else ""), group=f"{s.algo}-{s.env_id}",
-                    tags=[s.algo, s.env_id], directory=os.environ.get("WANDB_DIR") or s.run_dir,
+                    tags=[s.algo, s.env_id, *s.wandb_tags], directory=os.environ.get("WANDB_DIR") or s.run_dir,
                     entity=s.wandb_entity, init_timeout=s.wandb_init_timeout)
 
 
@@ -376,14 +426,16 @@ def build_env(s: RunSettings, checkpoint: Checkpoint | None) -> tuple[VecEnv, st
     """The training VecEnv (and its kind), with VecNormalize restored from the checkpoint or new."""
     venv, vec_kind = make_train_env(s.env_id, s.n_envs, s.vec_env, s.seed, s.train_env_kwargs, s.action_view,
                                     monitor_dir=None)
-    if s.train_only_env_kwargs and s.vmimo:  # training-only kwargs may change the reward, never the spaces
+    if (s.train_only_env_kwargs or s.eval_env_kwargs) and s.vmimo:
+        # training-only and evaluation-only kwargs may change the reward, never what the model sees or does
         import gymnasium as gym
 
-        ref = gym.make(s.env_id, **s.resolved_env_kwargs)
+        ref = gym.make(s.env_id, **vmimo_kwargs(s.env_id, s.eval_kwargs, s.action_view))
         if ref.observation_space != venv.observation_space or ref.action_space != venv.action_space:
-            raise SystemExit(f"train_env_kwargs {s.train_only_env_kwargs} change the observation or action space; "
-                             "only keys that leave them unchanged (reward_mode, energy_weight, ...) may differ from "
-                             "evaluation")
+            which = " and ".join(f"{name} {kw}" for name, kw in (("train_env_kwargs", s.train_only_env_kwargs),
+                                                                  ("--eval-env-kwargs", s.eval_env_kwargs)) if kw)
+            raise SystemExit(f"{which} change the observation or action space; only keys that leave them "
+                             "unchanged (reward_mode, energy_weight, ...) may differ between training and evaluation")
         ref.close()
     norm_kwargs = normalize_kwargs(s.hyperparams.get("normalize"))
     if checkpoint is not None and checkpoint.vecnormalize is not None:
@@ -454,9 +506,9 @@ def judge_clone(s: RunSettings, model: Any, venv: VecEnv, baselines: dict[str, P
     teacher_name = s.pretrain.heuristic
     teacher = baselines.get(teacher_name)
     if teacher is None:
-        teacher = evaluate_policies([teacher_name], s.env_id, s.env_kwargs, seeds=s.val_seeds)[teacher_name]
+        teacher = evaluate_policies([teacher_name], s.env_id, s.eval_kwargs, seeds=s.val_seeds)[teacher_name]
     vecnorm = model.get_vec_normalize_env()
-    clone = run_policy(lambda env: SB3Policy(model, env, vecnorm, name=s.algo), s.env_id, s.env_kwargs, s.val_seeds,
+    clone = run_policy(lambda env: SB3Policy(model, env, vecnorm, name=s.algo), s.env_id, s.eval_kwargs, s.val_seeds,
                        name=s.algo)
     clone.kind = "model"
     cm, tm = float(clone.episodes["return"].mean()), float(teacher.episodes["return"].mean())
@@ -497,7 +549,7 @@ def evaluate_baselines(s: RunSettings, wandb_run: WandbRun) -> dict[str, PolicyR
     if not (s.vmimo and s.eval_freq > 0 and s.baselines):
         return {}
     t0 = time.perf_counter()
-    baselines = evaluate_policies(list(s.baselines), s.env_id, s.env_kwargs, seeds=s.val_seeds)
+    baselines = evaluate_policies(list(s.baselines), s.env_id, s.eval_kwargs, seeds=s.val_seeds)
     rows = comparison_rows(baselines)
     if s.verbose:
         print(f"Heuristics on the {s.eval_episodes} held-out seeds ({time.perf_counter() - t0:.1f} s):")
@@ -518,7 +570,8 @@ class Saver:
     def meta(self) -> dict[str, Any]:
         s, ev = self.settings, self.evaluator
         return {"algo": s.algo, "env_id": s.env_id, "env_kwargs": s.env_kwargs,
-                "train_env_kwargs": s.train_only_env_kwargs, "action_view": s.action_view, "n_envs": s.n_envs,
+                "train_env_kwargs": s.train_only_env_kwargs,
+                "eval_env_kwargs": s.eval_env_kwargs, "action_view": s.action_view, "n_envs": s.n_envs,
                 "seed": s.seed, "run_dir": str(s.run_dir), "n_timesteps_target": s.n_timesteps,
                 "versions": package_versions(), "best_mean_reward": ev.best_mean_reward if ev else None,
                 "best_step": ev.best_step if ev else None, "saved_at": dt.datetime.now().isoformat()}
@@ -538,7 +591,7 @@ def build_callbacks(s: RunSettings, saver: Saver, baselines: dict[str, PolicyRes
         # a resume continues the evaluation history and the best model's record of the run it continues
         history = read_history(s.run_dir / "eval" / "evaluations.csv", checkpoint.num_timesteps) if checkpoint \
             else []
-        eval_cb = HeldOutEvalCallback(s.env_id, s.env_kwargs, s.val_seeds, s.eval_freq, s.run_dir / "eval",
+        eval_cb = HeldOutEvalCallback(s.env_id, s.eval_kwargs, s.val_seeds, s.eval_freq, s.run_dir / "eval",
                                       name=s.algo, baselines=baselines,
                                       save_best=lambda _m: saver(s.run_dir / "best_model.zip"), wandb_run=wandb_run,
                                       best_mean_reward=-math.inf if best_prev is None else float(best_prev),
@@ -649,7 +702,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Train, evaluate, save and summarise one run (the module docstring); returns the summary."""
     args = parse_args(argv)
     t_start = time.perf_counter()
-    torch.set_num_threads(max(1, args.torch_threads))
+    if args.torch_threads > 0:
+        torch.set_num_threads(args.torch_threads)
     # SB3 feeds the distributions logits it produced itself; argument validation only costs time per step
     torch.distributions.Distribution.set_default_validate_args(False)
 
