@@ -647,11 +647,15 @@ def train(s: RunSettings, model: Any, callbacks: list[BaseCallback], fresh_count
 def summarize(s: RunSettings, model: Any, saver: Saver, eval_cb: HeldOutEvalCallback | None,
               ckpt_cb: AtomicCheckpointCallback, baselines: dict[str, PolicyResult], pretrain_stats: dict[str, float],
               outcome: dict[str, Any], wandb_run: WandbRun, t_start: float) -> dict[str, Any]:
-    """Final checkpoint and model, a last evaluation, the printed summary, ``summary.yml`` and W&B's summary."""
+    """A last evaluation, the final checkpoint and model, the printed summary, ``summary.yml`` and W&B's summary."""
+    # the last evaluation inside learn() ran during rollout collection, before that rollout's update: the final
+    # model differs from it whenever anything was trained, even at the same step count
+    stale = outcome["trained_steps"] > 0 or not eval_cb.has_evaluated(model.num_timesteps) if eval_cb else False
+    if eval_cb is not None and not outcome["interrupted"] and stale:
+        eval_cb.evaluate_model(model)  # the final evaluation's eval/* records reach csv and W&B
+    # saved after that evaluation, so that their metadata (best return and step, read by --resume) include it
     final_ckpt = ckpt_cb.save(model)
     final_path = saver(s.run_dir / "final_model.zip")
-    if eval_cb is not None and not outcome["interrupted"] and not eval_cb.has_evaluated(model.num_timesteps):
-        eval_cb.evaluate_model(model)  # the final evaluation's eval/* records reach csv and W&B
     summary: dict[str, Any] = {
         "run_dir": str(s.run_dir), "final_model": str(final_path), "checkpoint": str(final_ckpt),
         "num_timesteps": int(model.num_timesteps), **outcome, "wall_seconds": time.perf_counter() - t_start,
