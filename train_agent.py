@@ -87,7 +87,7 @@ from agents.evaluation import (
 )
 from agents.policies import algo_class
 from agents.registry import heuristic_names
-from agents.wandb_logging import DEFAULT_INIT_TIMEOUT, WandbOutputFormat, WandbRun, default_mode
+from agents.wandb_logging import DEFAULT_INIT_TIMEOUT, WandbOutputFormat, WandbRun, api_key_configured, default_mode
 
 # built-in defaults, below the hyperparameter file and the command line (RunSettings)
 DEFAULTS = {"eval_freq": 100_000, "eval_episodes": 50, "save_freq": 200_000}
@@ -415,7 +415,13 @@ def write_config(s: RunSettings, args: argparse.Namespace, argv: list[str] | Non
 
 def start_wandb(s: RunSettings, config: dict[str, Any]) -> WandbRun:
     """The run's W&B run; never fatal (falls back to offline, then off)."""
-    return WandbRun(s.wandb_project, s.wandb_mode or default_mode(), config,
+    mode = s.wandb_mode or default_mode()
+    if mode == "online" and not api_key_configured():
+        # wandb.init would otherwise ask for a key interactively, or fail only after its timeout
+        warnings.warn("W&B online needs an API key (WANDB_API_KEY or `wandb login`): logging offline instead; "
+                      "upload later with `wandb sync`", RuntimeWarning, stacklevel=2)
+        mode = "offline"
+    return WandbRun(s.wandb_project, mode, config,
                     name=s.run_dir.name + ("-resume" if s.resumed_from else ""), group=f"{s.algo}-{s.env_id}",
                     tags=[s.algo, s.env_id, *s.wandb_tags], directory=os.environ.get("WANDB_DIR") or s.run_dir,
                     entity=s.wandb_entity, init_timeout=s.wandb_init_timeout)

@@ -156,3 +156,12 @@ def test_an_unreachable_wandb_server_delays_the_start_only_by_the_init_timeout(t
     assert time.perf_counter() - t0 < 45
     with pytest.raises(ValueError, match="wandb-init-timeout"):
         train_agent.main([*args, "--wandb-init-timeout", "0"])
+
+
+def test_track_without_an_api_key_logs_offline_instead_of_prompting(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NETRC", str(tmp_path / "no_netrc"))
+    args = [a for a in base_args(tmp_path, n=64, eval_freq=0) if a not in ("--wandb-mode", "disabled")]
+    with pytest.warns(RuntimeWarning, match="needs an API key"):
+        summary = train_agent.main([*args, "--track", "--hyperparams", *PPO_HP])
+    assert summary["wandb_mode"] == "offline"
