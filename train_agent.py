@@ -1,9 +1,11 @@
 """Train a Stable-Baselines3 agent on VMIMO: ``python train_agent.py --algo ppo``.
 
 Read top to bottom, in the CleanRL spirit: ``main`` calls, in order, :func:`resolve_settings` (every setting,
-with one documented precedence, see :class:`RunSettings`), :func:`write_config`, :func:`start_wandb`,
-:func:`build_env`, :func:`build_model`, :func:`warm_start`, :func:`evaluate_baselines`, :func:`build_callbacks`,
-:func:`train` and :func:`summarize`. The moving parts live in ``agents/`` (``agents.common.envs``,
+with one documented precedence, see :class:`RunSettings`), :func:`build_env`, :func:`build_model`,
+:func:`write_config` (once every check passed), :func:`start_wandb`, :func:`warm_start`, :func:`evaluate_baselines`,
+:func:`judge_clone`, :func:`build_callbacks`, :func:`train` and :func:`summarize`. Ctrl-C and SIGTERM stop
+training cleanly with a final checkpoint. The flags also take the RL Zoo's names (``-f``, ``-i``, ``-conf``,
+``-params k:v``, ``--track``...). The moving parts live in ``agents/`` (``agents.common.envs``,
 ``agents.callbacks``, ``agents.checkpoint``, ``agents.wandb_logging``).
 
 Examples::
@@ -14,6 +16,7 @@ Examples::
     python train_agent.py --algo ppo --env-kwargs num_devices:16 num_antennas:8
     python train_agent.py --algo ppo --resume runs/ppo/VMIMO-v0__s0__20260101-120000  -n 4000000
     python train_agent.py --algo ppo --wandb-mode disabled --no-progress
+    python train_agent.py --algo ppo -f logs -params learning_rate:1e-3 --track --wandb-project-name vmimo
 """
 
 from __future__ import annotations
