@@ -21,7 +21,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from agents.checkpoint import atomic_write_bytes
 from agents.common.envs import derived_episode_metrics
 from agents.common.stats import paired_difference
-from agents.evaluate import PolicyResult, run_policy
+from agents.evaluation.runner import PolicyResult, run_policy
 from agents.wandb_logging import WandbRun
 
 
@@ -82,7 +82,8 @@ class HeldOutEvalCallback(BaseCallback):
     def __init__(self, env_id: str, env_kwargs: dict[str, Any] | None, seeds: list[int], eval_freq: int,
                  out_dir: str | Path, *, name: str = "agent", baselines: dict[str, PolicyResult] | None = None,
                  save_best: Callable[[Any], Path] | None = None, wandb_run: WandbRun | None = None,
-                 best_mean_reward: float = -math.inf, figures: bool = True, verbose: int = 1) -> None:
+                 best_mean_reward: float = -math.inf, best_step: int | None = None,
+                 history: list[dict[str, float]] | None = None, figures: bool = True, verbose: int = 1) -> None:
         super().__init__(verbose)
         self.env_id, self.env_kwargs, self.seeds = env_id, env_kwargs, list(seeds)
         self.eval_freq = int(eval_freq)
@@ -92,10 +93,11 @@ class HeldOutEvalCallback(BaseCallback):
         self.save_best = save_best
         self.wandb_run = wandb_run
         self.best_mean_reward = best_mean_reward
-        self.best_step: int | None = None
+        self.best_step: int | None = best_step
         self.best_result: PolicyResult | None = None
         self.figures = figures
-        self.history: list[dict[str, float]] = []
+        # a resumed run starts from the rows written before it, so evaluations.csv keeps the whole run
+        self.history: list[dict[str, float]] = list(history or [])
         self.last_result: PolicyResult | None = None
         self._cache: dict[int, Any] = {}
         self._next = 0
@@ -115,13 +117,20 @@ class HeldOutEvalCallback(BaseCallback):
         return True
 
     # ------------------------------------------------------------------ evaluation
-    def evaluate(self) -> PolicyResult:
+    def evaluate(self, result: PolicyResult | None = None) -> PolicyResult:
+        """Evaluate the current model on the held-out seeds (or record ``result``, an evaluation of it on the same
+        seeds already made elsewhere), log it and keep the best model."""
         from agents.policies import SB3Policy
 
         vecnorm = self.model.get_vec_normalize_env()
         t0 = time.perf_counter()
-        res = run_policy(lambda env: SB3Policy(self.model, env, vecnorm, name=self.name), self.env_id,
-                         self.env_kwargs, self.seeds, env_cache=self._cache, name=self.name)
+        if result is not None:
+            if not np.array_equal(result.seeds, np.asarray(self.seeds)):
+                raise ValueError("evaluate(result=...) needs a result on this callback's held-out seeds")
+            res = result
+        else:
+            res = run_policy(lambda env: SB3Policy(self.model, env, vecnorm, name=self.name), self.env_id,
+                             self.env_kwargs, self.seeds, env_cache=self._cache, name=self.name)
         res.kind = "model"
         self.last_result = res
         step = int(self.num_timesteps)
@@ -154,6 +163,21 @@ class HeldOutEvalCallback(BaseCallback):
             print(f"Eval at {step} steps: return {mean:.3f} ± {ci:.3f} on {len(self.seeds)} held-out seeds"
                   f"{extra}{' (new best)' if improved else ''}", flush=True)
         return res
+
+    def evaluate_model(self, model: Any, result: PolicyResult | None = None) -> PolicyResult:
+        """Evaluate ``model`` outside ``learn`` at its current step (the warm-start clone before training, or the
+        final model), and flush the ``eval/*`` records to the logger's outputs (``result``: see :meth:`evaluate`)."""
+        if getattr(self, "model", None) is not model:
+            self.init_callback(model)
+        self.num_timesteps = int(model.num_timesteps)
+        res = self.evaluate(result)
+        model.logger.dump(model.num_timesteps)
+        return res
+
+    def has_evaluated(self, step: int) -> bool:
+        """True when the newest evaluation (of this run or, after a resume, of the run it continues) is at
+        ``step``."""
+        return bool(self.history) and int(self.history[-1]["timesteps"]) == int(step)
 
     def _write_history(self) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -205,6 +229,24 @@ class HeldOutEvalCallback(BaseCallback):
             plt.close(fig)
 
 
+def read_history(path: str | Path, up_to_step: int | None = None) -> list[dict[str, float]]:
+    """Rows of an ``evaluations.csv`` (numbers as floats, ``timesteps`` as int), those after ``up_to_step`` left
+    out (a resume from an older checkpoint branches off there); ``[]`` when the file does not exist."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    rows: list[dict[str, float]] = []
+    with open(path, newline="", encoding="utf-8") as fh:
+        for raw in csv.DictReader(fh):
+            row: dict[str, float] = {}
+            for key, value in raw.items():
+                if value not in (None, ""):
+                    row[key] = int(float(value)) if key == "timesteps" else float(value)
+            if "timesteps" in row and (up_to_step is None or row["timesteps"] <= up_to_step):
+                rows.append(row)
+    return rows
+
+
 class AtomicCheckpointCallback(BaseCallback):
     """Every ``save_freq`` env steps, ``save_fn(path)`` writes ``ckpt_<steps>.zip`` atomically; keeps the newest
     ``keep``. Off-policy algorithms also get their replay buffer saved (atomically) beside the checkpoints, so
@@ -230,7 +272,10 @@ class AtomicCheckpointCallback(BaseCallback):
             self._next = (self.num_timesteps // self.save_freq + 1) * self.save_freq
         return True
 
-    def save(self) -> Path:
+    def save(self, model: Any = None) -> Path:
+        """Write a checkpoint now (of ``model`` if given, e.g. after training, whether or not ``learn`` ran)."""
+        if model is not None:
+            self.model = model
         steps = int(self.model.num_timesteps)
         path = self.folder / f"ckpt_{steps:012d}.zip"
         self.save_fn(path)

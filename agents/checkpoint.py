@@ -695,7 +695,10 @@ def load_trained(path: str | Path, algo: str | None = None, *, device: str = "cp
     names, _ = _open_verified(path)
     if META_NAME in names:
         ckpt = read_checkpoint(path, trust=trust)
-        algo = algo or ckpt.meta.get("algo")
+        saved = ckpt.meta.get("algo")
+        if algo is not None and isinstance(saved, str) and algo != saved:
+            raise ValueError(f"{path} holds a {saved} model, not {algo}: drop the '{algo}:' prefix or use '{saved}:'")
+        algo = algo or saved
         if not isinstance(algo, str):
             raise CheckpointError(f"checkpoint {path} does not record its algorithm; pass it as algo:path")
         model = load_model(ckpt, algo_class(algo), device=device)

@@ -25,9 +25,9 @@ import numpy as np
 from agents.common.stats import mean_ci
 
 if TYPE_CHECKING:
-    from agents.evaluate import PolicyResult
+    from agents.evaluation.runner import PolicyResult
 
-KIND_COLOURS = {"heuristic": "tab:gray", "oracle": "tab:green", "model": "tab:blue"}
+KIND_COLOURS = {"heuristic": "tab:gray", "oracle": "tab:green", "model": "tab:blue", "user": "tab:purple"}
 
 
 def learning_curve_figure(steps: Sequence[int], means: Sequence[float], cis: Sequence[float],

@@ -13,9 +13,11 @@ returns arrays of shape ``(K,)`` (``(G,)`` for bandwidth), on a batched ``VMIMOV
 ``(N, K)`` for all N environments at once. Heuristics read the environment's state from
 ``env.unwrapped.core`` (a ``VMIMOCore``) and, where noted, from ``info``; each docstring lists what it uses.
 
-``spec`` is a heuristic name (see :data:`POLICY_NAMES`, e.g. ``"round_robin"``, ``"max_weight"``, ``"oracle"``),
-a path to a model or checkpoint written by ``train_agent.py`` (``.zip``; the algorithm is read from the
-checkpoint's metadata or given as ``ppo:path``), or an SB3 model object.
+``spec`` is a heuristic name (:func:`policy_names`, e.g. ``"round_robin"``, ``"max_weight"``, ``"oracle"``),
+a path to a model or checkpoint written by ``train_agent.py`` (``.zip`` or its run folder; the algorithm is read
+from the checkpoint's metadata or given as ``ppo:path``), ``module:ClassName`` (a user's policy class), or an SB3
+model object. The registry (:func:`register_policy`, :func:`make_policy`, names) is :mod:`agents.registry`; this
+module holds the interface's SB3 side (:class:`SB3Policy`, the algorithm classes) and re-exports the registry.
 
 Usage on a custom loop::
 
@@ -27,63 +29,21 @@ Usage on a custom loop::
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
-
-@runtime_checkable
-class Policy(Protocol):
-    """A VMIMO scheduling policy (see the module docstring)."""
-
-    name: str
-
-    def reset(self, seed: int | None) -> None: ...
-
-    def act(self, obs: Any, info: dict[str, Any]) -> Any: ...
-
-
-# name -> factory(env, **kwargs); filled by agents.heuristics and agents.oracle on import
-_REGISTRY: dict[str, Callable[..., Policy]] = {}
-
-
-def register_policy(name: str) -> Callable[[Callable[..., Policy]], Callable[..., Policy]]:
-    def deco(factory: Callable[..., Policy]) -> Callable[..., Policy]:
-        _REGISTRY[name] = factory
-        return factory
-
-    return deco
-
-
-def policy_names() -> list[str]:
-    _import_all()
-    return list(_REGISTRY)
-
-
-def canonical_name(spec: str) -> str | None:
-    """The registered name ``spec`` refers to, ignoring case, ``_`` and ``-`` (``maxweight`` → ``max_weight``)."""
-    _import_all()
-    if spec in _REGISTRY:
-        return spec
-    key = spec.lower().replace("_", "").replace("-", "")
-    for name in _REGISTRY:
-        if name.replace("_", "") == key:
-            return name
-    return None
-
-
-def heuristic_names() -> list[str]:
-    """Every registered policy except the oracle (which is much slower and is an upper bound, not a baseline)."""
-    return [n for n in policy_names() if n != "oracle"]
-
-
-def _import_all() -> None:
-    import agents.heuristics
-    import agents.oracle  # noqa: F401
-
+# the registry lives in agents.registry; these names stay importable from here
+from agents.registry import (  # noqa: F401
+    Policy,
+    canonical_name,
+    heuristic_names,
+    make_policy,
+    policy_names,
+    register_policy,
+)
 
 ALGO_CLASSES = {"ppo": ("stable_baselines3", "PPO"), "a2c": ("stable_baselines3", "A2C"),
                 "sac": ("stable_baselines3", "SAC"), "td3": ("stable_baselines3", "TD3"),
@@ -134,6 +94,12 @@ class SB3Policy:
             action_view = action_view_for(self.algo)
         self.action_view = action_view
         self._single = not isinstance(base, gym.vector.VectorEnv)
+        obs_space = getattr(base, "single_observation_space", None) if not self._single else base.observation_space
+        model_space = getattr(model, "observation_space", None)
+        if obs_space is not None and model_space is not None and getattr(obs_space, "shape", None) is not None \
+                and model_space.shape != obs_space.shape:
+            raise ValueError(f"model {name!r} expects observations of shape {model_space.shape}, the environment "
+                             f"gives {obs_space.shape}: it was trained on another scenario")
         self._state: Any = None
         self._episode_start: np.ndarray | None = None
 
@@ -164,6 +130,28 @@ class SB3Policy:
         return action[0] if self._single else action
 
 
+def resolve_model_path(path: str | Path) -> Path | None:
+    """The model file ``path`` names: the file itself, ``path + ".zip"``, or for a run folder of
+    ``train_agent.py`` its ``best_model.zip``, else ``final_model.zip``, else its newest checkpoint. ``None`` when
+    nothing exists there."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if path.is_dir():
+        for name in ("best_model.zip", "final_model.zip"):
+            if (path / name).is_file():
+                return path / name
+        from agents.checkpoint import latest_checkpoint
+
+        found = latest_checkpoint(path)
+        if found is None:
+            raise ValueError(f"run folder {path} holds no model (best_model.zip, final_model.zip or checkpoints/*.zip)")
+        return found
+    if Path(str(path) + ".zip").is_file():
+        return Path(str(path) + ".zip")
+    return None
+
+
 def load_sb3_policy(path: str | Path, env: Any, algo: str | None = None, name: str | None = None,
                     device: str = "cpu", trust: bool | None = None) -> SB3Policy:
     """A :class:`SB3Policy` from a checkpoint/model zip (VecNormalize statistics restored from the checkpoint).
@@ -175,24 +163,3 @@ def load_sb3_policy(path: str | Path, env: Any, algo: str | None = None, name: s
     path = Path(path)
     loaded = load_trained(path, algo, device=device, trust=trust)
     return SB3Policy(loaded.model, env, loaded.vecnormalize, name=name or path.stem, action_view=loaded.action_view)
-
-
-def make_policy(spec: Any, env: Any, **kwargs: Any) -> Policy:
-    """Build a policy for ``env`` from a name, a ``[algo:]path`` to a trained model, or an SB3 model object."""
-    if not isinstance(spec, str):
-        if hasattr(spec, "act") and hasattr(spec, "reset"):
-            return spec
-        return SB3Policy(spec, env, **kwargs)
-    _import_all()
-    name = canonical_name(spec)
-    if name is not None:
-        return _REGISTRY[name](env, **kwargs)
-    algo = None
-    path = spec
-    head, sep, tail = spec.partition(":")
-    if sep and head in ALGO_CLASSES:
-        algo, path = head, tail
-    if Path(path).exists() or Path(path + ".zip").exists():
-        p = Path(path) if Path(path).exists() else Path(path + ".zip")
-        return load_sb3_policy(p, env, algo=algo, **kwargs)
-    raise ValueError(f"unknown policy {spec!r}: not a heuristic ({list(_REGISTRY)}) nor an existing model path")

@@ -1,24 +1,18 @@
-"""Weights & Biases for VMIMO training: a fail-safe run wrapper, the SB3 logger bridge and an offline-run reader.
+"""Weights & Biases for VMIMO training: a fail-safe run wrapper and the SB3 logger bridge.
 
 - :class:`WandbRun` wraps ``wandb.init``/``log``/``finish`` so that no W&B problem (no network, a bad key, a full
   disk) can stop training: ``online`` falls back to ``offline``, then to ``disabled``, each time with a warning;
-  a failing ``log`` call is reported once and skipped.
+  ``init_timeout`` (default :data:`DEFAULT_INIT_TIMEOUT`) bounds how long an unreachable server can delay the
+  start; a failing ``log`` call is reported once and skipped.
 - :class:`WandbOutputFormat` is an SB3 ``KVWriter``: added to the model's logger, it forwards every scalar SB3
   records (``rollout/*``, ``train/*``, ``time/*``, and everything our callbacks record) to ``wandb.log`` at the
   step SB3 dumps, so the W&B dashboard shows exactly what the console and ``progress.csv`` show.
-- :func:`read_offline_run` parses an offline run's ``run-*.wandb`` file (the LevelDB-log framing W&B uses for its
-  transaction log) into config, history rows and summary, so tests and scripts can check what a run logged
-  without a server.
 """
 
 from __future__ import annotations
 
-import glob
-import json
 import netrc
 import os
-import struct
-import time
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,6 +22,9 @@ import numpy as np
 from stable_baselines3.common.logger import KVWriter
 
 MODES = ("online", "offline", "disabled")
+# seconds wandb.init may wait for the server before the run falls back to offline: an unreachable server or a
+# rejected key must not hold training up for W&B's own default of a minute or more
+DEFAULT_INIT_TIMEOUT = 10.0
 STEP_METRIC = "global_step"
 
 
@@ -78,9 +75,13 @@ class WandbRun:
 
     def __init__(self, project: str, mode: str, config: Mapping[str, Any], *, name: str | None = None,
                  group: str | None = None, tags: list[str] | None = None, directory: str | Path | None = None,
-                 job_type: str = "train", entity: str | None = None) -> None:
+                 job_type: str = "train", entity: str | None = None,
+                 init_timeout: float = DEFAULT_INIT_TIMEOUT) -> None:
         if mode not in MODES:
             raise ValueError(f"wandb mode must be one of {list(MODES)}, got {mode!r}")
+        if not init_timeout > 0:
+            raise ValueError(f"wandb init_timeout must be > 0 seconds, got {init_timeout!r}")
+        self.init_timeout = float(init_timeout)
         self.requested_mode = mode
         self.mode = "disabled"
         self.run: Any = None
@@ -110,7 +111,7 @@ class WandbRun:
         os.environ.setdefault("WANDB_DISABLE_WEAVE", "true")
         import wandb
 
-        settings = wandb.Settings(init_timeout=60, console="off", silent=True, x_disable_stats=True)
+        settings = wandb.Settings(init_timeout=self.init_timeout, console="off", silent=True, x_disable_stats=True)
         kwargs: dict[str, Any] = {"project": project, "mode": mode, "config": config, "name": name,
                                   "group": group, "tags": tags, "job_type": job_type, "settings": settings,
                                   "entity": self.entity, "reinit": "finish_previous"}
@@ -214,109 +215,3 @@ class WandbOutputFormat(KVWriter):
 
     def close(self) -> None:
         return None
-
-
-# ====================================================================== offline-run reader
-_BLOCK = 32768
-_HEADER = 7  # ":W&B" + magic 0xBEE1 (little endian) + version byte
-
-
-def _records(path: str | Path):
-    """Yield the raw protobuf payloads of a W&B transaction log (LevelDB log framing)."""
-    data = Path(path).read_bytes()
-    if data[:4] != b":W&B":
-        raise ValueError(f"{path} is not a W&B run file (bad header {data[:4]!r})")
-    pos, pending = _HEADER, b""
-    while pos + 7 <= len(data):
-        left = _BLOCK - pos % _BLOCK
-        if left < 7:  # a block tail too short for a record header is zero padding
-            pos += left
-            continue
-        _crc, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
-        if kind == 0 and length == 0:
-            pos += left
-            continue
-        chunk = data[pos + 7:pos + 7 + length]
-        pos += 7 + length
-        if kind == 1:  # FULL
-            yield chunk
-        elif kind == 2:  # FIRST
-            pending = chunk
-        elif kind == 3:  # MIDDLE
-            pending += chunk
-        elif kind == 4:  # LAST
-            yield pending + chunk
-            pending = b""
-
-
-def _decode(value_json: str) -> Any:
-    try:
-        return json.loads(value_json)
-    except (json.JSONDecodeError, TypeError):
-        return value_json
-
-
-def read_offline_run(path: str | Path, wait_s: float = 0.0) -> dict[str, Any]:
-    """Config, history rows and summary of an offline run.
-
-    ``path`` is a run folder (``.../wandb/offline-run-*``), its ``run-*.wandb`` file, or a folder holding
-    ``wandb/`` (the newest offline run there is read). Returns ``{"config": {...}, "history": [{...}, ...],
-    "summary": {...}, "complete": bool, "path": str}``; keys are W&B's (``/``-joined for nested keys).
-    ``complete`` tells whether the run's exit record is there: ``wandb.finish`` can return before W&B's service
-    process has flushed the log, so ``wait_s`` re-reads until it is (or the time is up).
-    """
-    deadline = time.monotonic() + wait_s
-    while True:
-        out = _read_offline_run(path)
-        if out["complete"] or time.monotonic() >= deadline:
-            return out
-        time.sleep(0.2)
-
-
-def _read_offline_run(path: str | Path) -> dict[str, Any]:
-    from wandb.proto import wandb_internal_pb2 as pb
-
-    path = Path(path)
-    if path.is_dir():
-        files = sorted(glob.glob(str(path / "run-*.wandb")))
-        if not files:
-            files = sorted(glob.glob(str(path / "**" / "offline-run-*" / "run-*.wandb"), recursive=True),
-                           key=os.path.getmtime)
-        if not files:
-            raise FileNotFoundError(f"no offline W&B run under {path}")
-        path = Path(files[-1])
-    config: dict[str, Any] = {}
-    history: list[dict[str, Any]] = []
-    summary: dict[str, Any] = {}
-    complete = False
-    for payload in _records(path):
-        rec = pb.Record()
-        try:
-            rec.ParseFromString(payload)
-        except Exception:  # a record still being written at the end of a live run's log
-            continue
-        kind = rec.WhichOneof("record_type")
-        complete |= kind == "exit"
-        if kind == "history":
-            history.append({(it.key or "/".join(it.nested_key)): _decode(it.value_json) for it in rec.history.item})
-        elif kind == "summary":
-            for it in rec.summary.update:
-                summary[it.key or "/".join(it.nested_key)] = _decode(it.value_json)
-        elif kind in ("config", "run"):
-            items = rec.config.update if kind == "config" else rec.run.config.update
-            for it in items:
-                value = _decode(it.value_json)
-                if isinstance(value, dict) and set(value) == {"value"}:
-                    value = value["value"]
-                elif isinstance(value, dict) and "value" in value and "desc" in value:
-                    value = value["value"]
-                config[it.key or "/".join(it.nested_key)] = value
-    return {"config": config, "history": history, "summary": summary, "complete": complete, "path": str(path)}
-
-
-def logged_keys(run: Mapping[str, Any]) -> set[str]:
-    """Every metric name that appears in a run's history (as returned by :func:`read_offline_run`)."""
-    keys: set[str] = set()
-    for row in run["history"]:
-        keys.update(row)
-    return keys

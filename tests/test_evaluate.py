@@ -83,3 +83,103 @@ def test_trained_model_is_evaluated_through_its_checkpoint(tmp_path: Path) -> No
     res = evaluate.evaluate_policies([str(path), "random"], "VMIMO-Small-v0", {"horizon": 10}, n_episodes=2)
     assert res[next(iter(res))].kind == "model"
     assert all(np.isfinite(r.episodes["return"]).all() for r in res.values())
+
+
+def test_a_user_policy_class_is_evaluated_by_module_and_class_name(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "my_vmimo_policy.py").write_text(
+        "import numpy as np\n"
+        "from agents.heuristics import Heuristic\n\n"
+        "class AlwaysIdle(Heuristic):\n"
+        "    name = 'always_idle'\n\n"
+        "    def act_batch(self, info):\n"
+        "        z = np.zeros((self.N, self.K))\n"
+        "        return {'group': z, 'power': z, 'compression': z, 'bandwidth': np.ones((self.N, self.G))}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    results = evaluate.main(["my_vmimo_policy:AlwaysIdle", "round_robin", "--env", "VMIMO-Small-v0",
+                             "--env-kwargs", "horizon:10", "-n", "3", "--out", str(tmp_path / "eval"), "--no-plots"])
+    idle = results["my_vmimo_policy:AlwaysIdle"]
+    assert idle.kind == "user"
+    assert (idle.per_device["tx_frac"] == 0).all() and (idle.episodes["energy_j"] == 0).all()
+    assert results["round_robin"].per_device["tx_frac"].mean() > 0
+
+
+def test_registry_is_its_own_module_and_stays_importable_from_policies() -> None:
+    import agents.policies as policies
+    import agents.registry as registry
+
+    assert policies.make_policy is registry.make_policy and policies.register_policy is registry.register_policy
+    assert policies.Policy is registry.Policy
+    assert "max_weight" in registry.heuristic_names() and registry.canonical_name("MaxWeight") == "max_weight"
+    assert "max_weight" in registry.suggest("max_wieght", registry.policy_names())
+
+
+# ---------------------------------------------------------------------------------------------- command-line errors
+def _checkpoint(tmp_path: Path, env_kwargs: dict) -> Path:
+    """An (untrained) PPO checkpoint of VMIMO-Small-v0 with ``env_kwargs``, as train_agent.py writes them."""
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    from agents.checkpoint import save_checkpoint
+    from agents.common.envs import make_train_env
+
+    venv = VecNormalize(make_train_env("VMIMO-Small-v0", 2, "batched", 0, env_kwargs, "multidiscrete")[0])
+    model = PPO("MlpPolicy", venv, n_steps=16, batch_size=32, n_epochs=1, seed=0)
+    run = tmp_path / "run"
+    return save_checkpoint(run / "best_model.zip", model, {"algo": "ppo", "env_id": "VMIMO-Small-v0",
+                                                           "env_kwargs": env_kwargs,
+                                                           "action_view": "multidiscrete"}, venv)
+
+
+def _fails(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit) as exc:
+        evaluate.main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err
+
+
+def test_a_model_is_evaluated_on_its_own_scenario_and_a_mismatch_is_refused_by_name(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _checkpoint(tmp_path, {"num_devices": 3})
+    out = ["-n", "2", "--out", str(tmp_path / "eval"), "--no-plots"]
+    # no --env / --env-kwargs: the checkpoint's scenario (VMIMO-Small-v0 with 3 devices), heuristics on it too
+    res = evaluate.main([str(path), "round_robin", *out])
+    assert res["round_robin"].per_device["tx_frac"].shape == (2, 3)
+    assert np.isfinite(res[next(iter(res))].episodes["return"]).all()
+    err = _fails([str(path), "--env-kwargs", "num_devices:5", *out], capsys)
+    assert "num_devices=5" in err and "trained" in err
+    err = _fails([str(path), "--env", "VMIMO-v0", *out], capsys)
+    assert "VMIMO-Small-v0" in err and "--env VMIMO-v0" in err
+    # a run folder is accepted (its best_model.zip), like --resume accepts one
+    res = evaluate.main([str(path.parent), *out])
+    assert len(res) == 1 and next(iter(res.values())).kind == "model"
+
+
+def test_user_errors_are_one_line_with_exit_code_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _checkpoint(tmp_path, {})
+    out = ["--env", "VMIMO-Small-v0", "--out", str(tmp_path / "eval"), "--no-plots"]
+    err = _fails([f"sac:{path}", *out], capsys)
+    assert "ppo model, not sac" in err
+    for flag in ("-n", "--batch-size"):
+        err = _fails(["random", flag, "0", *out], capsys)
+        assert flag.lstrip("-").split("-")[0] in err and ">= 1" in err
+    err = _fails(["max_wieght", "round_robin", "rondrobin", *out], capsys)
+    assert "'max_wieght' (did you mean 'max_weight'?)" in err and "'rondrobin'" in err
+    assert "Evaluating" not in capsys.readouterr().out  # validated before anything ran
+    err = _fails(["random", "--reference", "greedy", *out], capsys)
+    assert "--reference" in err
+    err = _fails(["no_such_module_xyz:Policy", *out], capsys)
+    assert "no_such_module_xyz" in err
+
+
+def test_the_command_prints_no_traceback(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    bad = subprocess.run([sys.executable, "-m", "agents.evaluate", "maxweigth", "--out", str(tmp_path)],
+                         capture_output=True, text=True, timeout=300, cwd=root)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().count("\n") == 0 and "did you mean 'max_weight'" in bad.stderr, bad.stderr

@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from wandb_offline import logged_keys, read_offline_run
 
 import train_agent
 from agents.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
-from agents.wandb_logging import WandbRun, logged_keys, read_offline_run
+from agents.wandb_logging import WandbRun
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parent.parent

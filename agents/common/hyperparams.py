@@ -92,6 +92,43 @@ def parse_assignments(items: Sequence[str] | None, sep: str) -> dict[str, Any]:
     return out
 
 
+def parse_hyperparams(items: Sequence[str] | None) -> dict[str, Any]:
+    """Hyperparameter overrides written ``key=value`` (this project) or ``key:value`` (the RL Zoo's ``-params``):
+    the key ends at the first ``=`` or ``:``, so values may contain either (``policy_kwargs:dict(net_arch=[64])``,
+    ``policy_kwargs={net_arch: [64]}``)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        cuts = [i for i in (item.find("="), item.find(":")) if i >= 0]
+        if not cuts:
+            raise ValueError(f"expected key=value or key:value, got {item!r}")
+        cut = min(cuts)
+        key = item[:cut].strip()
+        if not key:
+            raise ValueError(f"empty key in {item!r}")
+        out[key] = parse_value(item[cut + 1:])
+    return out
+
+
+def check_hyperparam_names(hp: dict[str, Any], algo_cls: type, source: str) -> None:
+    """``ValueError`` for a key that is neither a Zoo key of this project (:data:`ZOO_KEYS`) nor a constructor
+    argument of ``algo_cls``, with the closest valid name."""
+    import difflib
+    import inspect
+
+    allowed: set[str] = set()
+    for klass in algo_cls.__mro__:  # SB3 constructors pass **kwargs up their bases
+        init = klass.__dict__.get("__init__")
+        if init is not None:
+            allowed |= set(inspect.signature(init).parameters)
+    allowed -= {"self", "policy", "env", "args", "kwargs"}  # given by the script, not by a hyperparameter
+    allowed |= set(ZOO_KEYS)
+    for key in hp:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, sorted(allowed), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"unknown hyperparameter {key!r} in {source} for {algo_cls.__name__}{hint}")
+
+
 def linear_schedule(initial: float) -> Callable[[float], float]:
     """SB3 schedule going linearly from ``initial`` (progress_remaining = 1) to 0."""
 
