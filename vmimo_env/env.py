@@ -10,9 +10,8 @@ from gymnasium import spaces
 
 from vmimo_env.config import MODALITIES, ScenarioConfig
 from vmimo_env.core import StepResult, VMIMOCore
-from vmimo_env.scenario import make_config
-from vmimo_env.scenes import build_pool, load_model
-from vmimo_env.spaces import ACTION_VIEWS, ActionLayout
+from vmimo_env.frontend import FrontEnd, all_valid_mask, check_action_view, observation_space
+from vmimo_env.spaces import ActionLayout
 
 
 class VMIMOEnv(gym.Env):
@@ -107,97 +106,55 @@ class VMIMOEnv(gym.Env):
                  action_view: str = "dict", render_mode: str | None = None, checkpoint: str | None = None,
                  pool_size: int = 4096, **overrides: Any) -> None:
         super().__init__()
-        if action_view not in ACTION_VIEWS:
-            raise ValueError(f"action_view must be one of {list(ACTION_VIEWS)}, got {action_view!r}")
+        check_action_view(action_view)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
-        self.cfg = make_config(scenario, config, **overrides)
-        self.action_view = action_view
+        self.frontend = fe = FrontEnd(1, scenario, config, action_view, checkpoint, pool_size, overrides,
+                                      batched=False)
+        self.cfg, self.core, self.layout, self.action_view = fe.cfg, fe.core, fe.layout, fe.action_view
         self.render_mode = render_mode
-        model = load_model(checkpoint)
-        self.core = VMIMOCore(self.cfg, 1, build_pool(pool_size, checkpoint=checkpoint), model)
-        self.layout = ActionLayout.from_config(self.cfg)
-        # every action is valid in every state (see ``action_masks``): copied per call, never recomputed
-        self._mask = action_masks(self.layout, np.zeros((1, self.cfg.num_devices)))[0]
-        self.action_space = self.layout.space(action_view)
-        self.observation_space = make_observation_space(self.core)
+        self.action_space = fe.single_action_space
+        self.observation_space = fe.single_observation_space
+        self._ids = np.array([0])
         self._needs_reset = True
-        self._ever_reset = False
         self._last: StepResult | None = None
         self._last_action: dict[str, np.ndarray] | None = None
 
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        if seed is None and not self._ever_reset:
-            # an unseeded first reset takes its seed from np_random (OS entropy), as Gymnasium's envs do
-            seed = int(self.np_random.integers(2**63))
-        self._ever_reset = True
-        self.core.reset(np.array([0]), None if seed is None else [seed])
+        self.frontend.reset(self._ids, seed, self.np_random)
         self._needs_reset = False
         self._last = None
-        return self._obs(), self._info_reset()
+        return self.frontend.observation(), self.frontend.reset_info()
 
     def step(self, action: Any):
         if self._needs_reset:
             raise gym.error.ResetNeeded("Cannot call step() before reset() (or after the episode ended)")
-        native = self.decode_action(action)
-        res = self.core.step(native["group"][None], native["power"][None], native["compression"][None],
-                             native["bandwidth"][None])
+        fe = self.frontend
+        native = fe.decode(action)
+        res = fe.step(native)
         self._last, self._last_action = res, native
         truncated = bool(self.core.t[0] >= self.cfg.horizon)
         if truncated:
             self._needs_reset = True
-        return self._obs(), float(res.reward[0]), False, truncated, self._info(res, native)
+        return fe.observation(), float(res.reward[0]), False, truncated, fe.info(res, native)
 
     def decode_action(self, action: Any) -> dict[str, np.ndarray]:
         """Any view's action to validated native arrays (group, power, compression, bandwidth)."""
-        if self.action_view == "dict":
-            return self.layout.validate_native(action)
-        if self.action_view == "multidiscrete":
-            return self.layout.from_multidiscrete(action)
-        return self.layout.from_box(action)
+        return self.frontend.decode(action)
 
     def action_masks(self) -> np.ndarray:
-        """Valid entries of the multidiscrete view (all valid; see ``action_masks`` below)."""
-        return self._mask.copy()
+        """Valid entries of the multidiscrete view (all valid; see ``frontend.all_valid_mask``)."""
+        return self.frontend.action_masks()
 
     # ------------------------------------------------------------------ helpers
     def obs_layout(self) -> dict[str, slice]:
-        return {k: slice(a, b) for k, (a, b) in self.core.obs_layout().items()}
+        """Name -> slice of each block of the flat observation (``vmimo_env.obs_spec``)."""
+        return self.frontend.obs_slices()
 
     def _obs(self) -> np.ndarray | dict[str, np.ndarray]:
-        flat = self.core.observe()[0]
-        if self.cfg.obs_mode == "dict":
-            return {k: flat[s] for k, s in self.obs_layout().items()}
-        return flat
-
-    def _info_reset(self) -> dict[str, Any]:
-        return {"queue": self.core.queue_lengths()[0].copy(), "p_joint": self.core.p_joint[0].copy(),
-                "action_mask": self.action_masks()}
-
-    def _info(self, res: StepResult, native: dict[str, np.ndarray]) -> dict[str, Any]:
-        e = res.energy_j[0]
-        return {
-            "accuracy_term": float(res.accuracy_term[0]),
-            "energy_term": float(res.energy_term[0]),
-            "energy_j": float(e.sum()),
-            "energy_tx_j": float(e[0]),
-            "energy_circuit_j": float(e[1]),
-            "energy_encode_j": float(e[2]),
-            "energy_d2d_j": float(e[3]),
-            "arrived": int(res.arrived[0]),
-            "dropped": int(res.dropped[0]),
-            "closed": int(res.closed[0]),
-            "correct": int(res.correct[0]),
-            "expired_empty": int(res.expired_empty[0]),
-            "sinr_db": 10.0 * np.log10(np.maximum(res.sinr[0], 1e-30)) * (res.group[0] > 0),
-            "sent": res.sent[0].copy(),
-            "queue": self.core.queue_lengths()[0],
-            "p_joint": self.core.p_joint[0].copy(),
-            "action": native,
-            "action_mask": self.action_masks(),
-        }
+        return self.frontend.observation()
 
     def render(self):
         from vmimo_env.render import render_ansi, render_rgb
@@ -211,21 +168,13 @@ class VMIMOEnv(gym.Env):
 
 def make_observation_space(core: VMIMOCore) -> spaces.Space[Any]:
     """Finite per-block bounds (see ``VMIMOCore.obs_bounds``); ``Dict`` of the same blocks in dict mode."""
-    low, high = core.obs_bounds()
-    if core.cfg.obs_mode == "dict":
-        return spaces.Dict({k: spaces.Box(low[a:b], high[a:b], dtype=np.float32)
-                            for k, (a, b) in core.obs_layout().items()})
-    return spaces.Box(low, high, dtype=np.float32)
+    return observation_space(core.obs_spec, core.cfg.obs_mode)
 
 
 def action_masks(layout: ActionLayout, queue: np.ndarray) -> np.ndarray:
-    """Flat MultiDiscrete masks (N, sum(nvec)) for MaskablePPO: every entry is valid.
-
-    No action is invalid in VMIMO: a device whose queue is empty now still holds this slot's arrivals when the
-    action takes effect (scenes arrive at the start of the slot), so masking it idle would forbid useful sends.
-    The masks exist so mask-aware algorithms run unchanged.
-    """
-    return np.ones((queue.shape[0], int(layout.nvec.sum())), dtype=bool)
+    """Flat MultiDiscrete masks (N, sum(nvec)) for ``queue`` (N, K): every entry is valid
+    (``frontend.all_valid_mask`` says why)."""
+    return all_valid_mask(layout, queue.shape[0])
 
 
 __all__ = ["MODALITIES", "VMIMOEnv", "action_masks", "make_observation_space"]

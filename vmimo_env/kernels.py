@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from vmimo_env.obs_spec import CORRELATION, CSI, GAIN_DB, HOL_AGE, MODALITY, P_JOINT, QUEUE, SNR_DB, TIME
+
 LATENT_DIM = 64
 
 
@@ -164,39 +166,52 @@ def gather_received(close_env, close_pos, nc, ring_scene, rx_len, rx_snr, rx_off
                 out_lat[j, m, d] = 0.0
 
 
+@njit(cache=True, inline="always")
+def _scaled(x, j, offset, scale, clip_low, clip_high):
+    """Observation value of raw quantity ``x`` in block ``j``: (x + offset) / scale, clipped (spec constants)."""
+    return min(max((x + offset[j]) / scale[j], clip_low[j]), clip_high[j])
+
+
 @njit(cache=True)
 def observe(h, gain, t, head, tail, next_seq, slot_start, p_joint, modality_onehot, max_power_w, ref_noise_w,
-            queue_scale, deadline, horizon, full_csi, out):
-    """Write the flat observation of every environment into ``out`` (N, obs_dim); layout in ``VMIMOCore``."""
+            deadline, start, offset, scale, clip_low, clip_high, out):
+    """Write the flat observation of every environment into ``out`` (N, obs_dim).
+
+    Where each block goes and how it is scaled and clipped comes from ``vmimo_env.obs_spec`` (``ObsLayout``):
+    ``start``, ``offset``, ``scale``, ``clip_low``, ``clip_high`` are indexed by the spec's block ids, and a block
+    whose ``start`` is negative is absent. The in-block order is the one the spec's ``axes`` document.
+    """
     N, K, Nr = h.shape
     M = modality_onehot.shape[1]
     D1 = slot_start.shape[1]
+    s_gain, s_snr, s_queue, s_hol, s_pj = start[GAIN_DB], start[SNR_DB], start[QUEUE], start[HOL_AGE], start[P_JOINT]
+    s_mod, s_corr, s_csi, s_time = start[MODALITY], start[CORRELATION], start[CSI], start[TIME]
     norm2 = np.empty(K)
     for i in range(N):
-        c = 0
         for k in range(K):
             s = 0.0
             for r in range(Nr):
                 s += h[i, k, r].real ** 2 + h[i, k, r].imag ** 2
             norm2[k] = s
-            out[i, c + k] = min(max((10.0 * np.log10(gain[i, k]) + 100.0) / 20.0, -5.0), 5.0)
-            out[i, c + K + k] = min(max(10.0 * np.log10(max(max_power_w * s / ref_noise_w, 1e-30)) / 20.0, -5.0), 10.0)
+            out[i, s_gain + k] = _scaled(10.0 * np.log10(gain[i, k]), GAIN_DB, offset, scale, clip_low, clip_high)
+            snr_db = 10.0 * np.log10(max(max_power_w * s / ref_noise_w, 1e-30))
+            out[i, s_snr + k] = _scaled(snr_db, SNR_DB, offset, scale, clip_low, clip_high)
             first = max(next_seq[i, k], head[i])
             q = tail[i] - first
-            out[i, c + 2 * K + k] = q / queue_scale
+            out[i, s_queue + k] = _scaled(q, QUEUE, offset, scale, clip_low, clip_high)
             age = 0
             if q > 0:  # slots since the head-of-line scene arrived: slot starts after its sequence number
                 for d in range(deadline):
                     tau = t[i] - d
                     if tau >= 0 and slot_start[i, tau % D1] > first:
                         age += 1
-            out[i, c + 3 * K + k] = age / deadline
-            out[i, c + 4 * K + k] = p_joint[i, k]
-        c = 5 * K
+            out[i, s_hol + k] = _scaled(age, HOL_AGE, offset, scale, clip_low, clip_high)
+            out[i, s_pj + k] = _scaled(p_joint[i, k], P_JOINT, offset, scale, clip_low, clip_high)
         for k in range(K):
             for m in range(M):
-                out[i, c + k * M + m] = modality_onehot[k, m]
-        c += K * M
+                out[i, s_mod + k * M + m] = _scaled(modality_onehot[k, m], MODALITY, offset, scale, clip_low,
+                                                    clip_high)
+        c = s_corr
         for a in range(K):
             for b in range(a + 1, K):
                 re = 0.0
@@ -206,17 +221,18 @@ def observe(h, gain, t, head, tail, next_seq, slot_start, p_joint, modality_oneh
                     y = h[i, b, r]
                     re += x.real * y.real + x.imag * y.imag
                     im += x.real * y.imag - x.imag * y.real
-                out[i, c] = np.sqrt(re * re + im * im) / np.sqrt(max(norm2[a] * norm2[b], 1e-300))
+                rho = np.sqrt(re * re + im * im) / np.sqrt(max(norm2[a] * norm2[b], 1e-300))
+                out[i, c] = _scaled(rho, CORRELATION, offset, scale, clip_low, clip_high)
                 c += 1
-        if full_csi:
+        if s_csi >= 0:
+            c = s_csi
             for k in range(K):
                 amp = 1.0 / np.sqrt(gain[i, k])
                 for r in range(Nr):
-                    out[i, c] = min(max(h[i, k, r].real * amp, -8.0), 8.0)
-                    out[i, c + K * Nr] = min(max(h[i, k, r].imag * amp, -8.0), 8.0)
+                    out[i, c] = _scaled(h[i, k, r].real * amp, CSI, offset, scale, clip_low, clip_high)
+                    out[i, c + K * Nr] = _scaled(h[i, k, r].imag * amp, CSI, offset, scale, clip_low, clip_high)
                     c += 1
-            c += K * Nr
-        out[i, c] = t[i] / horizon
+        out[i, s_time] = _scaled(t[i], TIME, offset, scale, clip_low, clip_high)
 
 
 @njit(cache=True)
