@@ -68,7 +68,7 @@ INFO_FIELDS: tuple[InfoField, ...] = (
     InfoField("power_w", "(K,)", "W", "transmit power of each device; 0 where it did not transmit"),
     InfoField("queue", "(K,)", "scenes", "scenes waiting at each device after the slot"),
     InfoField("p_joint", "(K,)", "probability", "compute × memory availability for the next slot"),
-    InfoField("action", "dict", "", "the decoded native action (`group`, `power`, `compression`, `bandwidth`)"),
+    InfoField("action", "dict", "native", "the decoded native action (`group`, `power`, `compression`, `bandwidth`)"),
     InfoField("action_mask", "(Σ nvec,)", "bool", "valid entries of the multidiscrete view (all True)"),
 )
 INFO_KEYS: tuple[str, ...] = tuple(f.key for f in INFO_FIELDS)

@@ -29,7 +29,7 @@ class VMIMOEnv(gym.Env):
     reward is task accuracy minus an energy cost. Physics: 3GPP TR 38.901 UMi street canyon path loss and
     shadowing, Rician/Rayleigh block fading with Gauss–Markov time correlation, the NAS-VMIMO seed's AR(1)
     compute/memory availability capping how many latents a device can encode per slot. See ``vmimo_env.core``
-    for the slot in order and ``DESIGN.md`` for the reference model.
+    for the slot in order.
 
     ## Action Space
 
@@ -58,11 +58,14 @@ class VMIMOEnv(gym.Env):
     | `snr_db` | K | SNR at max power over a 1/G band, current fading | dB → dB / 20, clipped to [-5, 10] |
     | `queue` | K | scenes waiting at the device | count → / (arrival_rate · deadline) |
     | `hol_age` | K | age of the oldest waiting scene | slots → / deadline |
-    | `p_joint` | K | compute × memory availability (seed AR(1)) | probability, as is |
-    | `modality` | 5 K | one-hot modality of each device | 0/1 |
-    | `correlation` | K(K-1)/2 | pairwise ∣h_iᴴh_j∣ / (‖h_i‖‖h_j‖), i < j | [0, 1], as is |
-    | `csi` | 2 K Nr | only with `obs_full_csi`: Re/Im of h / √gain | unit-power fading, clipped to ±8 |
-    | `time` | 1 | slot index in the episode (per episode) | / horizon |
+    | `p_joint` | K | compute × memory availability (seed AR(1)) | probability → as is |
+    | `modality` | 5 K | one-hot modality of each device | 0/1 → as is |
+    | `correlation` | K(K-1)/2 | pairwise ∣h_iᴴh_j∣ / (‖h_i‖‖h_j‖), i < j | [0, 1] → as is |
+    | `csi` | 2 K Nr | only with `obs_full_csi`: Re/Im of h / √gain | unit-power fading → clipped to ±8 |
+    | `time` | 1 | slot index in the episode (per episode) | slot → / horizon |
+
+    Every entry above comes from ``vmimo_env.obs_spec.OBS_SPEC`` (layout, bounds, scaling and the compiled
+    kernel's constants); ``tests/test_obs_spec.py`` checks this table against it.
 
     ## Rewards
 
@@ -91,13 +94,40 @@ class VMIMOEnv(gym.Env):
     raises ``ValueError`` naming it), plus ``scenario`` (a name from ``vmimo_env.scenario.SCENARIOS``),
     ``config`` (a ``ScenarioConfig``, dict or YAML path), ``action_view`` (``dict``/``multidiscrete``/``box``),
     ``render_mode`` (``rgb_array``/``ansi``), ``checkpoint`` (another frozen student) and ``pool_size``.
+    Scenario, config and keywords merge in that order, later ones winning field by field
+    (``vmimo_env.scenario.make_config``): ``gym.make("VMIMO-Small-v0", config="x.yaml")`` is the small scenario
+    with the file's fields on top.
 
     ## Info
 
-    ``accuracy_term``, ``energy_term``, ``energy_j`` (total), ``energy_tx_j``, ``energy_circuit_j``,
-    ``energy_encode_j``, ``energy_d2d_j``, ``arrived``, ``closed``, ``correct``, ``expired_empty``, ``dropped``,
-    ``sinr_db`` (K,), ``sent`` (K,), ``queue`` (K,), ``p_joint`` (K,), ``action`` (the decoded native action) and
-    ``action_mask`` (for MaskablePPO with the multidiscrete view).
+    ``step`` returns the keys of ``vmimo_env.core.INFO_FIELDS`` (``StepResult.to_info``), shared with
+    ``VMIMOVectorEnv``, whose values carry a leading N axis (a scalar here is an (N,) array there); ``reset``
+    returns ``queue``, ``p_joint`` and ``action_mask``. ``tests/test_frontend.py`` checks this table against the
+    schema.
+
+    | Key | Shape (single env) | Unit | Meaning |
+    | --- | --- | --- | --- |
+    | `accuracy_term` | scalar | 1 | reward's accuracy term: correct / arrival_rate (`soft`: Σ p(true class)) |
+    | `energy_term` | scalar | 1 | reward's energy term λ_E · E / E_ref |
+    | `energy_j` | scalar | J | device energy this slot, the sum of the four parts below |
+    | `energy_tx_j` | scalar | J | transmit energy p / η · airtime |
+    | `energy_circuit_j` | scalar | J | circuit energy P_c · airtime |
+    | `energy_encode_j` | scalar | J | on-device encoder compute energy |
+    | `energy_d2d_j` | scalar | J | D2D exchange energy (cooperative mode, else 0) |
+    | `arrived` | scalar | scenes | scenes that arrived and were queued this slot |
+    | `dropped` | scalar | scenes | arrivals that found the pending table full (counted wrong) |
+    | `closed` | scalar | scenes | scenes classified this slot, incl. empty and dropped ones |
+    | `correct` | scalar | scenes | closed scenes the fusion head classified correctly (hard count) |
+    | `expired_empty` | scalar | scenes | closed with nothing received, incl. dropped ones (counted wrong) |
+    | `sent` | (K,) | latents | latents each device delivered this slot |
+    | `sinr_db` | (K,) | dB | post-receiver SINR of each transmitting device; 0 for a silent one |
+    | `group` | (K,) | index | effective group of each device; 0 where it did not transmit |
+    | `prefix` | (K,) | reals | latent prefix length chosen for each device |
+    | `power_w` | (K,) | W | transmit power of each device; 0 where it did not transmit |
+    | `queue` | (K,) | scenes | scenes waiting at each device after the slot |
+    | `p_joint` | (K,) | probability | compute × memory availability for the next slot |
+    | `action` | dict | native | the decoded native action (`group`, `power`, `compression`, `bandwidth`) |
+    | `action_mask` | (Σ nvec,) | bool | valid entries of the multidiscrete view (all True) |
     """
 
     metadata = {"render_modes": ["rgb_array", "ansi"], "render_fps": 10}
