@@ -165,7 +165,7 @@ class VMIMOEnv(gym.Env):
         native = fe.decode(action)
         res = fe.step(native)
         self._last, self._last_action = res, native
-        truncated = bool(self.core.t[0] >= self.cfg.horizon)
+        truncated = bool(fe.truncated()[0])
         if truncated:
             self._needs_reset = True
         return fe.observation(), float(res.reward[0]), False, truncated, fe.info(res, native)

@@ -135,6 +135,10 @@ class FrontEnd:
                                   native["bandwidth"][None])
         return self.core.step(native["group"], native["power"], native["compression"], native["bandwidth"])
 
+    def truncated(self) -> np.ndarray:
+        """(N,) bool: the environments whose episode reached ``horizon`` (the only way an episode ends)."""
+        return self.core.t >= self.cfg.horizon
+
     # ------------------------------------------------------------------ observation / info
     def observation(self) -> np.ndarray | dict[str, np.ndarray]:
         """Flat float32 observation ((D,) single, (N, D) batched), or the dict of its blocks in dict mode."""

@@ -73,7 +73,7 @@ class VMIMOVectorEnv(VectorEnv):
         fe = self.frontend
         native = fe.decode(actions)
         res = fe.step(native)
-        truncated = self.core.t >= self.cfg.horizon
+        truncated = fe.truncated()
         terminated = np.zeros(self.num_envs, dtype=bool)
         infos = fe.info(res, native)
         obs = self._obs()

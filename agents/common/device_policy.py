@@ -48,10 +48,9 @@ def device_policy_kwargs(env: Any) -> dict[str, Any]:
     space = getattr(env, "single_observation_space", None)
     if space is None:
         space = getattr(env, "observation_space", None)
-    shape = getattr(space, "shape", None)
-    if shape is not None and not isinstance(env, ScenarioConfig) and tuple(shape)[-1:] != (spec.dim,):
-        raise ValueError(f"the observation space {space} does not match the VMIMO observation of {spec.dim} "
-                         f"entries for this scenario (DevicePolicy needs obs_mode='box')")
+    if space is not None and (not isinstance(space, spaces.Box) or space.shape != (spec.dim,)):
+        raise ValueError(f"DevicePolicy needs the flat VMIMO observation of {spec.dim} entries for this scenario "
+                         f"(obs_mode='box'), got {space}")
     lay = {name: [a, b] for name, (a, b) in spec.slices.items()}
     return {"obs_layout": lay, "num_devices": int(cfg.num_devices), "num_groups": int(cfg.num_groups)}
 
