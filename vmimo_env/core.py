@@ -118,20 +118,44 @@ class StepResult:
             None: every value keeps its leading N axis (vector env). An int: environment ``index`` only, scalars
             as Python ``float``/``int`` and per-device entries as (K,) arrays (single env).
         """
-        e = self.energy_j
-        info: dict[str, Any] = {
-            "accuracy_term": self.accuracy_term, "energy_term": self.energy_term, "energy_j": e.sum(1),
-            "energy_tx_j": e[:, 0], "energy_circuit_j": e[:, 1], "energy_encode_j": e[:, 2], "energy_d2d_j": e[:, 3],
-            "arrived": self.arrived, "dropped": self.dropped, "closed": self.closed, "correct": self.correct,
-            "expired_empty": self.expired_empty, "sent": self.sent,
-            "sinr_db": 10.0 * np.log10(np.maximum(self.sinr, 1e-30)) * (self.group > 0),
-            "group": self.group, "prefix": self.prefix, "power_w": self.power_w, "queue": queue, "p_joint": p_joint,
-        }
-        if index is not None:
-            info = {k: v[index].item() if v.ndim == 1 else v[index] for k, v in info.items()}
+        if index is None:
+            e = self.energy_j
+            info: dict[str, Any] = {
+                "accuracy_term": self.accuracy_term, "energy_term": self.energy_term, "energy_j": e.sum(1),
+                "energy_tx_j": e[:, 0], "energy_circuit_j": e[:, 1], "energy_encode_j": e[:, 2],
+                "energy_d2d_j": e[:, 3], "arrived": self.arrived, "dropped": self.dropped, "closed": self.closed,
+                "correct": self.correct, "expired_empty": self.expired_empty, "sent": self.sent,
+                "sinr_db": _sinr_db(self.sinr, self.group),
+                "group": self.group, "prefix": self.prefix, "power_w": self.power_w, "queue": queue,
+                "p_joint": p_joint,
+            }
+        else:  # the same keys for one environment, built directly: the single env pays this every step
+            i = index
+            e = self.energy_j[i]
+            tx, circ, enc, d2d = e.tolist()
+            info = {
+                "accuracy_term": self.accuracy_term.item(i), "energy_term": self.energy_term.item(i),
+                "energy_j": float(e.sum()), "energy_tx_j": tx, "energy_circuit_j": circ, "energy_encode_j": enc,
+                "energy_d2d_j": d2d, "arrived": self.arrived.item(i), "dropped": self.dropped.item(i),
+                "closed": self.closed.item(i), "correct": self.correct.item(i),
+                "expired_empty": self.expired_empty.item(i), "sent": self.sent[i],
+                "sinr_db": _sinr_db(self.sinr[i], self.group[i]),
+                "group": self.group[i], "prefix": self.prefix[i], "power_w": self.power_w[i], "queue": queue[i],
+                "p_joint": p_joint[i],
+            }
         info["action"] = action
         info["action_mask"] = action_mask
         return info
+
+
+def _sinr_db(sinr: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Post-receiver SINR in dB where the device transmitted (``group > 0``), 0 elsewhere; in place on one fresh
+    array, since the vector env builds it every step."""
+    out = np.maximum(sinr, 1e-30)
+    np.log10(out, out=out)
+    out *= 10.0
+    out *= group > 0
+    return out
 
 
 class VMIMOCore:

@@ -54,15 +54,21 @@ def decode_action(layout: ActionLayout, view: str, action: Any, *, batch: int | 
         native = layout.from_multidiscrete(action)
     else:
         native = layout.from_box(action)
-    # the decoders accept either shape; which one a front end takes is checked here
+    # the decoders accept either shape; which one a front end takes is checked here (one comparison in the
+    # common case: this runs every step)
+    g, p, c, b = native["group"], native["power"], native["compression"], native["bandwidth"]
+    if batch is None:
+        if g.ndim == p.ndim == c.ndim == b.ndim == 1:
+            return native
+    elif g.ndim == p.ndim == c.ndim == b.ndim == 2 and g.shape[0] == p.shape[0] == c.shape[0] == b.shape[0] == batch:
+        return native
     for key, arr in native.items():
-        if batch is None:
-            if arr.ndim != 1:
-                raise ValueError(f"action['{key}'] must be unbatched (1-D) for a single environment, "
-                                 f"got shape {arr.shape}")
-        elif arr.ndim != 2 or arr.shape[0] != batch:
+        if batch is None and arr.ndim != 1:
+            raise ValueError(f"action['{key}'] must be unbatched (1-D) for a single environment, "
+                             f"got shape {arr.shape}")
+        if batch is not None and (arr.ndim != 2 or arr.shape[0] != batch):
             raise ValueError(f"batched action['{key}'] must have shape ({batch}, n), got {arr.shape}")
-    return native
+    return native  # not reached: the fast check failed, so the loop found the component and raised
 
 
 def episode_seeds(seed: int | list[int | None] | None, env_ids: np.ndarray, first_reset: bool,

@@ -167,9 +167,22 @@ def gather_received(close_env, close_pos, nc, ring_scene, rx_len, rx_snr, rx_off
 
 
 @njit(cache=True, inline="always")
-def _scaled(x, j, offset, scale, clip_low, clip_high):
-    """Observation value of raw quantity ``x`` in block ``j``: (x + offset) / scale, clipped (spec constants)."""
-    return min(max((x + offset[j]) / scale[j], clip_low[j]), clip_high[j])
+def _scaled(x, ident, off, sc, lo, hi):
+    """Observation value of raw quantity ``x``: (x + off) / sc clipped to [lo, hi] (one block's spec constants).
+
+    ``ident`` marks an "as is" block (off 0, sc 1, no clip): its value is ``x`` itself, and skipping the
+    arithmetic (a loop-invariant branch) keeps the generic kernel as fast as one with the constants written in.
+    """
+    if ident:
+        return x
+    return min(max((x + off) / sc, lo), hi)
+
+
+@njit(cache=True, inline="always")
+def _block(j, start, offset, scale, clip_low, clip_high):
+    """Block ``j``'s (start, "as is", offset, scale, clip low, clip high)."""
+    off, sc, lo, hi = offset[j], scale[j], clip_low[j], clip_high[j]
+    return start[j], off == 0.0 and sc == 1.0 and lo == -np.inf and hi == np.inf, off, sc, lo, hi
 
 
 @njit(cache=True)
@@ -184,8 +197,16 @@ def observe(h, gain, t, head, tail, next_seq, slot_start, p_joint, modality_oneh
     N, K, Nr = h.shape
     M = modality_onehot.shape[1]
     D1 = slot_start.shape[1]
-    s_gain, s_snr, s_queue, s_hol, s_pj = start[GAIN_DB], start[SNR_DB], start[QUEUE], start[HOL_AGE], start[P_JOINT]
-    s_mod, s_corr, s_csi, s_time = start[MODALITY], start[CORRELATION], start[CSI], start[TIME]
+    # each block's constants as scalars, read once (loads from the arrays inside the loops are not hoisted)
+    s_gain, i_gain, o_gain, c_gain, l_gain, h_gain = _block(GAIN_DB, start, offset, scale, clip_low, clip_high)
+    s_snr, i_snr, o_snr, c_snr, l_snr, h_snr = _block(SNR_DB, start, offset, scale, clip_low, clip_high)
+    s_q, i_q, o_q, c_q, l_q, h_q = _block(QUEUE, start, offset, scale, clip_low, clip_high)
+    s_age, i_age, o_age, c_age, l_age, h_age = _block(HOL_AGE, start, offset, scale, clip_low, clip_high)
+    s_pj, i_pj, o_pj, c_pj, l_pj, h_pj = _block(P_JOINT, start, offset, scale, clip_low, clip_high)
+    s_mod, i_mod, o_mod, c_mod, l_mod, h_mod = _block(MODALITY, start, offset, scale, clip_low, clip_high)
+    s_cor, i_cor, o_cor, c_cor, l_cor, h_cor = _block(CORRELATION, start, offset, scale, clip_low, clip_high)
+    s_csi, i_csi, o_csi, c_csi, l_csi, h_csi = _block(CSI, start, offset, scale, clip_low, clip_high)
+    s_t, i_t, o_t, c_t, l_t, h_t = _block(TIME, start, offset, scale, clip_low, clip_high)
     norm2 = np.empty(K)
     for i in range(N):
         for k in range(K):
@@ -193,25 +214,24 @@ def observe(h, gain, t, head, tail, next_seq, slot_start, p_joint, modality_oneh
             for r in range(Nr):
                 s += h[i, k, r].real ** 2 + h[i, k, r].imag ** 2
             norm2[k] = s
-            out[i, s_gain + k] = _scaled(10.0 * np.log10(gain[i, k]), GAIN_DB, offset, scale, clip_low, clip_high)
+            out[i, s_gain + k] = _scaled(10.0 * np.log10(gain[i, k]), i_gain, o_gain, c_gain, l_gain, h_gain)
             snr_db = 10.0 * np.log10(max(max_power_w * s / ref_noise_w, 1e-30))
-            out[i, s_snr + k] = _scaled(snr_db, SNR_DB, offset, scale, clip_low, clip_high)
+            out[i, s_snr + k] = _scaled(snr_db, i_snr, o_snr, c_snr, l_snr, h_snr)
             first = max(next_seq[i, k], head[i])
             q = tail[i] - first
-            out[i, s_queue + k] = _scaled(q, QUEUE, offset, scale, clip_low, clip_high)
+            out[i, s_q + k] = _scaled(float(q), i_q, o_q, c_q, l_q, h_q)
             age = 0
             if q > 0:  # slots since the head-of-line scene arrived: slot starts after its sequence number
                 for d in range(deadline):
                     tau = t[i] - d
                     if tau >= 0 and slot_start[i, tau % D1] > first:
                         age += 1
-            out[i, s_hol + k] = _scaled(age, HOL_AGE, offset, scale, clip_low, clip_high)
-            out[i, s_pj + k] = _scaled(p_joint[i, k], P_JOINT, offset, scale, clip_low, clip_high)
+            out[i, s_age + k] = _scaled(float(age), i_age, o_age, c_age, l_age, h_age)
+            out[i, s_pj + k] = _scaled(p_joint[i, k], i_pj, o_pj, c_pj, l_pj, h_pj)
         for k in range(K):
             for m in range(M):
-                out[i, s_mod + k * M + m] = _scaled(modality_onehot[k, m], MODALITY, offset, scale, clip_low,
-                                                    clip_high)
-        c = s_corr
+                out[i, s_mod + k * M + m] = _scaled(float(modality_onehot[k, m]), i_mod, o_mod, c_mod, l_mod, h_mod)
+        c = s_cor
         for a in range(K):
             for b in range(a + 1, K):
                 re = 0.0
@@ -222,17 +242,17 @@ def observe(h, gain, t, head, tail, next_seq, slot_start, p_joint, modality_oneh
                     re += x.real * y.real + x.imag * y.imag
                     im += x.real * y.imag - x.imag * y.real
                 rho = np.sqrt(re * re + im * im) / np.sqrt(max(norm2[a] * norm2[b], 1e-300))
-                out[i, c] = _scaled(rho, CORRELATION, offset, scale, clip_low, clip_high)
+                out[i, c] = _scaled(rho, i_cor, o_cor, c_cor, l_cor, h_cor)
                 c += 1
         if s_csi >= 0:
             c = s_csi
             for k in range(K):
                 amp = 1.0 / np.sqrt(gain[i, k])
                 for r in range(Nr):
-                    out[i, c] = _scaled(h[i, k, r].real * amp, CSI, offset, scale, clip_low, clip_high)
-                    out[i, c + K * Nr] = _scaled(h[i, k, r].imag * amp, CSI, offset, scale, clip_low, clip_high)
+                    out[i, c] = _scaled(h[i, k, r].real * amp, i_csi, o_csi, c_csi, l_csi, h_csi)
+                    out[i, c + K * Nr] = _scaled(h[i, k, r].imag * amp, i_csi, o_csi, c_csi, l_csi, h_csi)
                     c += 1
-        out[i, s_time] = _scaled(t[i], TIME, offset, scale, clip_low, clip_high)
+        out[i, s_t] = _scaled(float(t[i]), i_t, o_t, c_t, l_t, h_t)
 
 
 @njit(cache=True)
