@@ -4,9 +4,10 @@
 
 Rows: K in {8, 16, 64} devices, Nr in {4, 16} BS antennas, N in {1, 256} environments, G = 3 groups. Random
 group / power / bandwidth / air-time assignments and the fading innovations are prepared before timing (the
-environment's RNG is not part of the physics); every row is warmed up, then timed with ``time.perf_counter``
-in several repeats of many slots. The median repeat is reported (the machines are shared and noisy), with the
-best repeat beside it.
+environment's RNG is not part of the physics); the links start from the environment's own start-state
+composition (``physics.init_links`` -> ``physics.initial_link_state``, as ``VMIMOCore.reset``); every row is
+warmed up, then timed with ``time.perf_counter`` in several repeats of many slots. The median repeat is reported
+(the machines are shared and noisy), with the best repeat beside it.
 
 ``--tune-malloc`` raises glibc's mmap/trim thresholds first (``physics.tune_glibc_malloc``): on the project's
 VMs every freed temporary above 128 KiB otherwise goes back to the OS and costs page faults when reused.

@@ -146,3 +146,26 @@ def test_bad_setups_raise_clearly() -> None:
         PPO(DevicePolicy, box, n_steps=8, batch_size=16, policy_kwargs=device_policy_kwargs(box))
     with pytest.raises(ValueError, match="VMIMO environment"):
         device_policy_kwargs(gym.make("CartPole-v1"))
+
+
+def test_kwargs_come_from_the_spec_for_every_kind_of_vmimo_env() -> None:
+    """Wrapped single env, vector env, SB3 VecEnv (also under VecNormalize) and a bare config give one layout."""
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    from vmimo_env import obs_spec
+    from vmimo_env.config import ScenarioConfig
+    from vmimo_env.vector import VMIMOVectorEnv
+
+    cfg = ScenarioConfig(num_devices=5, num_antennas=3, num_groups=2, obs_full_csi=True)
+    expected = {"obs_layout": {k: list(v) for k, v in obs_spec.resolve(cfg).slices.items()}, "num_devices": 5,
+                "num_groups": 2}
+    kw = cfg.to_dict()
+    envs = [gym.make("VMIMO-MultiDiscrete-v0", **kw), VMIMOVectorEnv(2, action_view="multidiscrete", **kw),
+            VMIMOSB3VecEnv(2, seed=0, **kw), VecNormalize(VMIMOSB3VecEnv(2, seed=0, **kw)),
+            DummyVecEnv([lambda: gym.make("VMIMO-MultiDiscrete-v0", **kw)]), cfg]
+    for env in envs:
+        assert device_policy_kwargs(env) == expected, type(env).__name__
+    with pytest.raises(ValueError, match="VMIMO environment"):
+        device_policy_kwargs(DummyVecEnv([lambda: gym.make("CartPole-v1")]))
+    with pytest.raises(ValueError, match="obs_mode='box'"):
+        device_policy_kwargs(VMIMOSB3VecEnv(2, seed=0, **{**kw, "obs_mode": "dict"}))

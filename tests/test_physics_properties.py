@@ -90,6 +90,40 @@ def test_physics_slot_over_random_scenarios(cfg: ScenarioConfig, n: int, seed: i
         assert np.all(np.isfinite(e)) and np.all(e >= 0)
 
 
+@settings(max_examples=12, deadline=None)
+@given(scenarios(), st.integers(0, 2**32 - 1))
+def test_init_links_starts_where_the_environment_starts(cfg: ScenarioConfig, seed: int) -> None:
+    """One start-state composition: the facade's links for seed s are VMIMOEnv's after reset(seed=s)."""
+    from vmimo_env.env import VMIMOEnv
+
+    env = VMIMOEnv(config=cfg)
+    env.reset(seed=seed)
+    links = physics.init_links(cfg, np.random.default_rng(seed), 1)
+    core = env.core
+    np.testing.assert_array_equal(links.d2d_m, core.dist_m)
+    np.testing.assert_array_equal(links.los, core.los)
+    np.testing.assert_array_equal(links.gain, core.gain)
+    np.testing.assert_array_equal(links.h_los, core.h_los)
+    np.testing.assert_array_equal(links.scatter, core.h_scat)
+    np.testing.assert_array_equal(links.res_state, core.res_state)
+    np.testing.assert_array_equal(links.channel(), core.h)
+    assert links.rho == core.rho
+
+
+def test_init_links_draws_the_los_direction_uniformly() -> None:
+    """The start state's LOS direction of arrival is uniform in [-pi/2, pi/2), independent of the drop: the
+    steering phase step sin(theta) pi is then spread over (-pi, pi) with mean ~0 and arcsine-law variance."""
+    cfg = ScenarioConfig(num_devices=8, num_antennas=2, fading="rician")
+    links = physics.init_links(cfg, np.random.default_rng(0), 500)
+    k = 10 ** (cfg.rician_k_db / 10)
+    lw = np.sqrt(k / (k + 1))  # LOS weight of every (Rician) device
+    phase = np.angle(links.h_los[..., 1] / links.h_los[..., 0])  # pi sin(theta)
+    s = (phase / np.pi).ravel()
+    assert np.allclose(np.abs(links.h_los), lw)
+    assert abs(s.mean()) < 0.05 and abs((s**2).mean() - 0.5) < 0.03  # E[sin^2] = 1/2 for uniform theta
+    assert abs(np.corrcoef(s, links.d2d_m.ravel())[0, 1]) < 0.1
+
+
 @SETTINGS
 @given(st.lists(st.floats(0.0, 6000.0), min_size=1, max_size=20), st.floats(0.5e9, 100e9),
        st.floats(1.0, 22.5), st.booleans())

@@ -24,16 +24,62 @@ All state lives in arrays with a leading environment axis; ``VMIMOEnv`` is the `
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from vmimo_env import channel, energy, geometry, kernels, pathloss, receivers, resources
+from vmimo_env import channel, energy, kernels, obs_spec, physics, receivers, resources
 from vmimo_env.config import MODALITIES, ScenarioConfig
 from vmimo_env.kernels import LATENT_DIM
 from vmimo_env.rng import BlockRNG, make_noise_table
 from vmimo_env.scenes import ScenePool
 
 MAX_ARRIVALS = 8  # per slot; P(Poisson(3) > 8) < 4e-3, and arrivals beyond are dropped and counted wrong
+
+
+@dataclass(frozen=True)
+class InfoField:
+    """One key of the per-step ``info`` every VMIMO front end returns (see :data:`INFO_FIELDS`)."""
+
+    key: str
+    shape: str  # per environment: "" for a scalar; the vector env adds a leading N axis
+    unit: str
+    meaning: str
+
+
+# The one info schema of VMIMOEnv, VMIMOVectorEnv and the SB3 adapter's episode statistics, in key order.
+INFO_FIELDS: tuple[InfoField, ...] = (
+    InfoField("accuracy_term", "", "1", "reward's accuracy term: correct / arrival_rate (`soft`: Σ p(true class))"),
+    InfoField("energy_term", "", "1", "reward's energy term λ_E · E / E_ref"),
+    InfoField("energy_j", "", "J", "device energy this slot, the sum of the four parts below"),
+    InfoField("energy_tx_j", "", "J", "transmit energy p / η · airtime"),
+    InfoField("energy_circuit_j", "", "J", "circuit energy P_c · airtime"),
+    InfoField("energy_encode_j", "", "J", "on-device encoder compute energy"),
+    InfoField("energy_d2d_j", "", "J", "D2D exchange energy (cooperative mode, else 0)"),
+    InfoField("arrived", "", "scenes", "scenes that arrived and were queued this slot"),
+    InfoField("dropped", "", "scenes", "arrivals that found the pending table full (counted wrong)"),
+    InfoField("closed", "", "scenes", "scenes classified this slot, incl. empty and dropped ones"),
+    InfoField("correct", "", "scenes", "closed scenes the fusion head classified correctly (hard count)"),
+    InfoField("expired_empty", "", "scenes", "closed with nothing received, incl. dropped ones (counted wrong)"),
+    InfoField("sent", "(K,)", "latents", "latents each device delivered this slot"),
+    InfoField("sinr_db", "(K,)", "dB", "post-receiver SINR of each transmitting device; 0 for a silent one"),
+    InfoField("group", "(K,)", "index", "effective group of each device; 0 where it did not transmit"),
+    InfoField("prefix", "(K,)", "reals", "latent prefix length chosen for each device"),
+    InfoField("power_w", "(K,)", "W", "transmit power of each device; 0 where it did not transmit"),
+    InfoField("queue", "(K,)", "scenes", "scenes waiting at each device after the slot"),
+    InfoField("p_joint", "(K,)", "probability", "compute × memory availability for the next slot"),
+    InfoField("action", "dict", "native", "the decoded native action (`group`, `power`, `compression`, `bandwidth`)"),
+    InfoField("action_mask", "(Σ nvec,)", "bool", "valid entries of the multidiscrete view (all True)"),
+)
+INFO_KEYS: tuple[str, ...] = tuple(f.key for f in INFO_FIELDS)
+RESET_INFO_KEYS: tuple[str, ...] = ("queue", "p_joint", "action_mask")  # what reset() returns, same meanings
+
+
+def info_markdown_table() -> str:
+    """The Info table of the ``VMIMOEnv`` docstring, rendered from :data:`INFO_FIELDS`."""
+    rows = ["| Key | Shape (single env) | Unit | Meaning |", "| --- | --- | --- | --- |"]
+    rows += [f"| `{f.key}` | {f.shape or 'scalar'} | {f.unit} | {f.meaning} |" for f in INFO_FIELDS]
+    return "\n".join(rows)
 
 
 @dataclass
@@ -55,6 +101,61 @@ class StepResult:
     power_w: np.ndarray  # (N, K)
     prefix: np.ndarray  # (N, K) chosen prefix length
     shares: np.ndarray  # (N, G)
+
+    def to_info(self, queue: np.ndarray, p_joint: np.ndarray, action: dict[str, np.ndarray],
+                action_mask: np.ndarray, index: int | None = None) -> dict[str, Any]:
+        """The step ``info`` of :data:`INFO_FIELDS`, in its key order.
+
+        Parameters
+        ----------
+        queue, p_joint:
+            (N, K) scenes waiting and resource availability after the slot (``VMIMOCore.queue_lengths()``, a copy
+            of ``VMIMOCore.p_joint``).
+        action, action_mask:
+            The decoded native action and the multidiscrete mask, already in the caller's shape (batched for a
+            vector env, unbatched for a single one); stored as given.
+        index:
+            None: every value keeps its leading N axis (vector env). An int: environment ``index`` only, scalars
+            as Python ``float``/``int`` and per-device entries as (K,) arrays (single env).
+        """
+        if index is None:
+            e = self.energy_j
+            info: dict[str, Any] = {
+                "accuracy_term": self.accuracy_term, "energy_term": self.energy_term, "energy_j": e.sum(1),
+                "energy_tx_j": e[:, 0], "energy_circuit_j": e[:, 1], "energy_encode_j": e[:, 2],
+                "energy_d2d_j": e[:, 3], "arrived": self.arrived, "dropped": self.dropped, "closed": self.closed,
+                "correct": self.correct, "expired_empty": self.expired_empty, "sent": self.sent,
+                "sinr_db": _sinr_db(self.sinr, self.group),
+                "group": self.group, "prefix": self.prefix, "power_w": self.power_w, "queue": queue,
+                "p_joint": p_joint,
+            }
+        else:  # the same keys for one environment, built directly: the single env pays this every step
+            i = index
+            e = self.energy_j[i]
+            tx, circ, enc, d2d = e.tolist()
+            info = {
+                "accuracy_term": self.accuracy_term.item(i), "energy_term": self.energy_term.item(i),
+                "energy_j": float(e.sum()), "energy_tx_j": tx, "energy_circuit_j": circ, "energy_encode_j": enc,
+                "energy_d2d_j": d2d, "arrived": self.arrived.item(i), "dropped": self.dropped.item(i),
+                "closed": self.closed.item(i), "correct": self.correct.item(i),
+                "expired_empty": self.expired_empty.item(i), "sent": self.sent[i],
+                "sinr_db": _sinr_db(self.sinr[i], self.group[i]),
+                "group": self.group[i], "prefix": self.prefix[i], "power_w": self.power_w[i], "queue": queue[i],
+                "p_joint": p_joint[i],
+            }
+        info["action"] = action
+        info["action_mask"] = action_mask
+        return info
+
+
+def _sinr_db(sinr: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Post-receiver SINR in dB where the device transmitted (``group > 0``), 0 elsewhere; in place on one fresh
+    array, since the vector env builds it every step."""
+    out = np.maximum(sinr, 1e-30)
+    np.log10(out, out=out)
+    out *= 10.0
+    out *= group > 0
+    return out
 
 
 class VMIMOCore:
@@ -101,6 +202,7 @@ class VMIMOCore:
         self.noise_table = make_noise_table()
         self.noise_span = self.noise_table.shape[0] - LATENT_DIM * S - 1
         self._iu0, self._iu1 = np.triu_indices(K, 1)
+        self.obs_spec = obs_spec.resolve(cfg, M)
 
         # ------------------------------------------------------------ random streams
         # uniforms: arrivals (1), scene draws (A), noise offsets (K); normals: fading (2 K Nr), resources (2 K)
@@ -169,18 +271,16 @@ class VMIMOCore:
         self.slot_start[env_ids] = 0
 
     def _init_links(self, i: int, g: np.random.Generator) -> None:
-        cfg = self.cfg
-        los, gain_db, k_factor, h_los_dir, h_scat, res, d2d = initial_link_state(g, cfg, self.spatial_sqrt)
-        self.dist_m[i] = d2d
-        self.los[i] = los
-        self.gain[i] = 10.0 ** (gain_db / 10.0)
-        self.h_los[i] = h_los_dir * np.sqrt(k_factor / (k_factor + 1.0))[:, None]
-        self.scat_scale[i] = np.sqrt(1.0 / (k_factor + 1.0))
-        self.h_scat[i] = h_scat
-        self.res_state[i] = res
-        self.p_joint[i] = resources.p_joint(res[None], self.res_params)[0]
-        amp = np.sqrt(self.gain[i])[:, None]
-        self.h[i] = amp * (self.h_los[i] + self.scat_scale[i][:, None] * self.h_scat[i])
+        start = physics.initial_link_state(g, self.cfg, self.spatial_sqrt)
+        self.dist_m[i] = start.d2d_m
+        self.los[i] = start.los
+        self.gain[i] = start.gain
+        self.h_los[i] = start.h_los
+        self.scat_scale[i] = start.scat_scale
+        self.h_scat[i] = start.h_scat
+        self.res_state[i] = start.res_state
+        self.p_joint[i] = resources.p_joint(start.res_state[None], self.res_params)[0]
+        self.h[i] = channel.compose_channel(self.h_scat[i], self.h_los[i], self.scat_scale[i], self.gain[i])
 
     # ================================================================== step
     def queue_lengths(self) -> np.ndarray:
@@ -271,49 +371,31 @@ class VMIMOCore:
         if self.spatial_sqrt is not None:
             w = w @ self.spatial_sqrt.T
         self.h_scat = channel.gauss_markov_step(self.h_scat, self.rho, w)
-        self.h = np.sqrt(self.gain)[..., None] * (self.h_los + self.scat_scale[..., None] * self.h_scat)
+        self.h = channel.compose_channel(self.h_scat, self.h_los, self.scat_scale, self.gain)
         eps = z[:, 2 * K * Nr:].reshape(N, K, 2)
         self.res_state = resources.ar1_step(self.res_state, eps, self.res_params)
         self.p_joint = resources.p_joint(self.res_state, self.res_params)
 
     # ================================================================== observation
     def obs_layout(self) -> dict[str, tuple[int, int]]:
-        """Name -> (start, stop) of each block in the flat observation (see ``VMIMOEnv`` docstring)."""
-        K, M = self.K, self.M
-        sizes = [("gain_db", K), ("snr_db", K), ("queue", K), ("hol_age", K), ("p_joint", K),
-                 ("modality", K * M), ("correlation", K * (K - 1) // 2)]
-        if self.cfg.obs_full_csi:
-            sizes.append(("csi", 2 * K * self.Nr))
-        sizes.append(("time", 1))
-        out, start = {}, 0
-        for name, n in sizes:
-            out[name] = (start, start + n)
-            start += n
-        return out
+        """Name -> (start, stop) of each block in the flat observation (defined in ``vmimo_env.obs_spec``)."""
+        return dict(self.obs_spec.slices)
 
     def obs_bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        """Finite (low, high) of every observation entry; ``kernels.observe`` clips to them."""
-        low = np.zeros(self.obs_dim, dtype=np.float32)
-        high = np.ones(self.obs_dim, dtype=np.float32)
-        lay = self.obs_layout()
-        for name, lo, hi in (("gain_db", -5.0, 5.0), ("snr_db", -5.0, 10.0), ("csi", -8.0, 8.0),
-                             ("queue", 0.0, self.S / (self.cfg.arrival_rate * self.D))):
-            if name in lay:
-                a, b = lay[name]
-                low[a:b], high[a:b] = lo, hi
-        return low, high
+        """Finite (low, high) of every observation entry (``obs_spec``); ``kernels.observe`` clips to them."""
+        return self.obs_spec.low.copy(), self.obs_spec.high.copy()
 
     @property
     def obs_dim(self) -> int:
-        return max(stop for _, stop in self.obs_layout().values())
+        return self.obs_spec.dim
 
     def observe(self) -> np.ndarray:
-        """Flat float32 observation (N, obs_dim), every entry O(1); layout in ``obs_layout``."""
-        cfg = self.cfg
+        """Flat float32 observation (N, obs_dim), every entry O(1); layout and scaling in ``obs_spec``."""
+        cfg, spec = self.cfg, self.obs_spec
         out = self._obs
         kernels.observe(self.h, self.gain, self.t, self.head, self.tail, self.next_seq, self.slot_start, self.p_joint,
                         self.modality_onehot, cfg.max_power_w, cfg.noise_psd_w_hz * cfg.total_bandwidth_hz / self.G,
-                        cfg.arrival_rate * self.D, self.D, cfg.horizon, cfg.obs_full_csi, out)
+                        self.D, spec.start, spec.offset, spec.scale, spec.clip_low, spec.clip_high, out)
         return out.copy()
 
     # ================================================================== copies for planning
@@ -345,27 +427,3 @@ class VMIMOCore:
         new._alloc_buffers()
         return new
 
-
-def initial_link_state(g: np.random.Generator, cfg: ScenarioConfig, spatial_sqrt: np.ndarray | None):
-    """Draw one environment's start: device drop, LOS state, large-scale gain, fading, resource state.
-
-    Returns ``(los (K,), gain_db (K,), k_factor (K,) linear, h_los_dir (K, Nr) unit-modulus steering vectors,
-    h_scat (K, Nr) stationary CN(0, 1) scattered part, res (K, 2) resource state, d2d (K,))``.
-    """
-    K, Nr = cfg.num_devices, cfg.num_antennas
-    d2d = geometry.drop_devices(g, K, cfg.min_distance_m, cfg.cell_radius_m)
-    d3d = np.sqrt(d2d**2 + (cfg.bs_height_m - cfg.ut_height_m) ** 2)
-    if cfg.fading == "umi":
-        los = g.random(K) < pathloss.umi_los_probability(d2d)
-    else:
-        los = np.full(K, cfg.fading == "rician")
-    pl_db = pathloss.umi_pathloss_db(d3d, d2d, cfg.carrier_hz, cfg.bs_height_m, cfg.ut_height_m, los)
-    shadow = g.standard_normal(K) * pathloss.umi_shadowing_std_db(los) if cfg.shadowing else np.zeros(K)
-    gain_db = -(pl_db + shadow)
-    k_factor = np.where(los, 10.0 ** (cfg.rician_k_db / 10.0), 0.0)
-    h_los_dir = channel.ula_steering(g.uniform(-np.pi / 2, np.pi / 2, K), Nr)
-    h_scat = channel.sample_rayleigh(g, (K, Nr))
-    if spatial_sqrt is not None:
-        h_scat = h_scat @ spatial_sqrt.T
-    res = resources.stationary_state(g, (K,), cfg)
-    return los, gain_db, k_factor, h_los_dir, h_scat, res, d2d

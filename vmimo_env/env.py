@@ -10,9 +10,8 @@ from gymnasium import spaces
 
 from vmimo_env.config import MODALITIES, ScenarioConfig
 from vmimo_env.core import StepResult, VMIMOCore
-from vmimo_env.scenario import make_config
-from vmimo_env.scenes import build_pool, load_model
-from vmimo_env.spaces import ACTION_VIEWS, ActionLayout
+from vmimo_env.frontend import FrontEnd, all_valid_mask, check_action_view, observation_space
+from vmimo_env.spaces import ActionLayout
 
 
 class VMIMOEnv(gym.Env):
@@ -30,7 +29,7 @@ class VMIMOEnv(gym.Env):
     reward is task accuracy minus an energy cost. Physics: 3GPP TR 38.901 UMi street canyon path loss and
     shadowing, Rician/Rayleigh block fading with Gauss–Markov time correlation, the NAS-VMIMO seed's AR(1)
     compute/memory availability capping how many latents a device can encode per slot. See ``vmimo_env.core``
-    for the slot in order and ``DESIGN.md`` for the reference model.
+    for the slot in order.
 
     ## Action Space
 
@@ -59,11 +58,14 @@ class VMIMOEnv(gym.Env):
     | `snr_db` | K | SNR at max power over a 1/G band, current fading | dB → dB / 20, clipped to [-5, 10] |
     | `queue` | K | scenes waiting at the device | count → / (arrival_rate · deadline) |
     | `hol_age` | K | age of the oldest waiting scene | slots → / deadline |
-    | `p_joint` | K | compute × memory availability (seed AR(1)) | probability, as is |
-    | `modality` | 5 K | one-hot modality of each device | 0/1 |
-    | `correlation` | K(K-1)/2 | pairwise ∣h_iᴴh_j∣ / (‖h_i‖‖h_j‖), i < j | [0, 1], as is |
-    | `csi` | 2 K Nr | only with `obs_full_csi`: Re/Im of h / √gain | unit-power fading, clipped to ±8 |
-    | `time` | 1 | slot index in the episode (per episode) | / horizon |
+    | `p_joint` | K | compute × memory availability (seed AR(1)) | probability → as is |
+    | `modality` | 5 K | one-hot modality of each device | 0/1 → as is |
+    | `correlation` | K(K-1)/2 | pairwise ∣h_iᴴh_j∣ / (‖h_i‖‖h_j‖), i < j | [0, 1] → as is |
+    | `csi` | 2 K Nr | only with `obs_full_csi`: Re/Im of h / √gain | unit-power fading → clipped to ±8 |
+    | `time` | 1 | slot index in the episode (per episode) | slot → / horizon |
+
+    Every entry above comes from ``vmimo_env.obs_spec.OBS_SPEC`` (layout, bounds, scaling and the compiled
+    kernel's constants); ``tests/test_obs_spec.py`` checks this table against it.
 
     ## Rewards
 
@@ -92,13 +94,40 @@ class VMIMOEnv(gym.Env):
     raises ``ValueError`` naming it), plus ``scenario`` (a name from ``vmimo_env.scenario.SCENARIOS``),
     ``config`` (a ``ScenarioConfig``, dict or YAML path), ``action_view`` (``dict``/``multidiscrete``/``box``),
     ``render_mode`` (``rgb_array``/``ansi``/``human``), ``checkpoint`` (another frozen student) and ``pool_size``.
+    Scenario, config and keywords merge in that order, later ones winning field by field
+    (``vmimo_env.scenario.make_config``): ``gym.make("VMIMO-Small-v0", config="x.yaml")`` is the small scenario
+    with the file's fields on top.
 
     ## Info
 
-    ``accuracy_term``, ``energy_term``, ``energy_j`` (total), ``energy_tx_j``, ``energy_circuit_j``,
-    ``energy_encode_j``, ``energy_d2d_j``, ``arrived``, ``closed``, ``correct``, ``expired_empty``, ``dropped``,
-    ``sinr_db`` (K,), ``sent`` (K,), ``queue`` (K,), ``p_joint`` (K,), ``action`` (the decoded native action) and
-    ``action_mask`` (for MaskablePPO with the multidiscrete view).
+    ``step`` returns the keys of ``vmimo_env.core.INFO_FIELDS`` (``StepResult.to_info``), shared with
+    ``VMIMOVectorEnv``, whose values carry a leading N axis (a scalar here is an (N,) array there); ``reset``
+    returns ``queue``, ``p_joint`` and ``action_mask``. ``tests/test_frontend.py`` checks this table against the
+    schema.
+
+    | Key | Shape (single env) | Unit | Meaning |
+    | --- | --- | --- | --- |
+    | `accuracy_term` | scalar | 1 | reward's accuracy term: correct / arrival_rate (`soft`: Σ p(true class)) |
+    | `energy_term` | scalar | 1 | reward's energy term λ_E · E / E_ref |
+    | `energy_j` | scalar | J | device energy this slot, the sum of the four parts below |
+    | `energy_tx_j` | scalar | J | transmit energy p / η · airtime |
+    | `energy_circuit_j` | scalar | J | circuit energy P_c · airtime |
+    | `energy_encode_j` | scalar | J | on-device encoder compute energy |
+    | `energy_d2d_j` | scalar | J | D2D exchange energy (cooperative mode, else 0) |
+    | `arrived` | scalar | scenes | scenes that arrived and were queued this slot |
+    | `dropped` | scalar | scenes | arrivals that found the pending table full (counted wrong) |
+    | `closed` | scalar | scenes | scenes classified this slot, incl. empty and dropped ones |
+    | `correct` | scalar | scenes | closed scenes the fusion head classified correctly (hard count) |
+    | `expired_empty` | scalar | scenes | closed with nothing received, incl. dropped ones (counted wrong) |
+    | `sent` | (K,) | latents | latents each device delivered this slot |
+    | `sinr_db` | (K,) | dB | post-receiver SINR of each transmitting device; 0 for a silent one |
+    | `group` | (K,) | index | effective group of each device; 0 where it did not transmit |
+    | `prefix` | (K,) | reals | latent prefix length chosen for each device |
+    | `power_w` | (K,) | W | transmit power of each device; 0 where it did not transmit |
+    | `queue` | (K,) | scenes | scenes waiting at each device after the slot |
+    | `p_joint` | (K,) | probability | compute × memory availability for the next slot |
+    | `action` | dict | native | the decoded native action (`group`, `power`, `compression`, `bandwidth`) |
+    | `action_mask` | (Σ nvec,) | bool | valid entries of the multidiscrete view (all True) |
     """
 
     metadata = {"render_modes": ["rgb_array", "ansi", "human"], "render_fps": 10}  # human: ansi to stdout
@@ -107,101 +136,59 @@ class VMIMOEnv(gym.Env):
                  action_view: str = "dict", render_mode: str | None = None, checkpoint: str | None = None,
                  pool_size: int = 4096, **overrides: Any) -> None:
         super().__init__()
-        if action_view not in ACTION_VIEWS:
-            raise ValueError(f"action_view must be one of {list(ACTION_VIEWS)}, got {action_view!r}")
+        check_action_view(action_view)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
-        self.cfg = make_config(scenario, config, **overrides)
-        self.action_view = action_view
+        self.frontend = fe = FrontEnd(1, scenario, config, action_view, checkpoint, pool_size, overrides,
+                                      batched=False)
+        self.cfg, self.core, self.layout, self.action_view = fe.cfg, fe.core, fe.layout, fe.action_view
         self.render_mode = render_mode
-        model = load_model(checkpoint)
-        self.core = VMIMOCore(self.cfg, 1, build_pool(pool_size, checkpoint=checkpoint), model)
-        self.layout = ActionLayout.from_config(self.cfg)
-        # every action is valid in every state (see ``action_masks``): copied per call, never recomputed
-        self._mask = action_masks(self.layout, np.zeros((1, self.cfg.num_devices)))[0]
-        self.action_space = self.layout.space(action_view)
-        self.observation_space = make_observation_space(self.core)
+        self.action_space = fe.single_action_space
+        self.observation_space = fe.single_observation_space
+        self._ids = np.array([0])
         self._needs_reset = True
-        self._ever_reset = False
         self._last: StepResult | None = None
         self._last_action: dict[str, np.ndarray] | None = None
 
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        if seed is None and not self._ever_reset:
-            # an unseeded first reset takes its seed from np_random (OS entropy), as Gymnasium's envs do
-            seed = int(self.np_random.integers(2**63))
-        self._ever_reset = True
-        self.core.reset(np.array([0]), None if seed is None else [seed])
+        self.frontend.reset(self._ids, seed, self.np_random)
         self._needs_reset = False
         self._last = None
         if self.render_mode == "human":
             self.render()
-        return self._obs(), self._info_reset()
+        return self.frontend.observation(), self.frontend.reset_info()
 
     def step(self, action: Any):
         if self._needs_reset:
             raise gym.error.ResetNeeded("Cannot call step() before reset() (or after the episode ended)")
-        native = self.decode_action(action)
-        res = self.core.step(native["group"][None], native["power"][None], native["compression"][None],
-                             native["bandwidth"][None])
+        fe = self.frontend
+        native = fe.decode(action)
+        res = fe.step(native)
         self._last, self._last_action = res, native
-        truncated = bool(self.core.t[0] >= self.cfg.horizon)
+        truncated = bool(fe.truncated()[0])
         if truncated:
             self._needs_reset = True
         if self.render_mode == "human":
             self.render()
-        return self._obs(), float(res.reward[0]), False, truncated, self._info(res, native)
+        return fe.observation(), float(res.reward[0]), False, truncated, fe.info(res, native)
 
     def decode_action(self, action: Any) -> dict[str, np.ndarray]:
         """Any view's action to validated native arrays (group, power, compression, bandwidth)."""
-        if self.action_view == "dict":
-            return self.layout.validate_native(action, batch=None)
-        if self.action_view == "multidiscrete":
-            return self.layout.from_multidiscrete(action, batch=None)
-        return self.layout.from_box(action, batch=None)
+        return self.frontend.decode(action)
 
     def action_masks(self) -> np.ndarray:
-        """Valid entries of the multidiscrete view (all valid; see ``action_masks`` below)."""
-        return self._mask.copy()
+        """Valid entries of the multidiscrete view (all valid; see ``frontend.all_valid_mask``)."""
+        return self.frontend.action_masks()
 
     # ------------------------------------------------------------------ helpers
     def obs_layout(self) -> dict[str, slice]:
-        return {k: slice(a, b) for k, (a, b) in self.core.obs_layout().items()}
+        """Name -> slice of each block of the flat observation (``vmimo_env.obs_spec``)."""
+        return self.frontend.obs_slices()
 
     def _obs(self) -> np.ndarray | dict[str, np.ndarray]:
-        flat = self.core.observe()[0]
-        if self.cfg.obs_mode == "dict":
-            return {k: flat[s] for k, s in self.obs_layout().items()}
-        return flat
-
-    def _info_reset(self) -> dict[str, Any]:
-        return {"queue": self.core.queue_lengths()[0].copy(), "p_joint": self.core.p_joint[0].copy(),
-                "action_mask": self.action_masks()}
-
-    def _info(self, res: StepResult, native: dict[str, np.ndarray]) -> dict[str, Any]:
-        e = res.energy_j[0]
-        return {
-            "accuracy_term": float(res.accuracy_term[0]),
-            "energy_term": float(res.energy_term[0]),
-            "energy_j": float(e.sum()),
-            "energy_tx_j": float(e[0]),
-            "energy_circuit_j": float(e[1]),
-            "energy_encode_j": float(e[2]),
-            "energy_d2d_j": float(e[3]),
-            "arrived": int(res.arrived[0]),
-            "dropped": int(res.dropped[0]),
-            "closed": int(res.closed[0]),
-            "correct": int(res.correct[0]),
-            "expired_empty": int(res.expired_empty[0]),
-            "sinr_db": 10.0 * np.log10(np.maximum(res.sinr[0], 1e-30)) * (res.group[0] > 0),
-            "sent": res.sent[0].copy(),
-            "queue": self.core.queue_lengths()[0],
-            "p_joint": self.core.p_joint[0].copy(),
-            "action": native,
-            "action_mask": self.action_masks(),
-        }
+        return self.frontend.observation()
 
     def render(self):
         from vmimo_env.render import render
@@ -211,21 +198,13 @@ class VMIMOEnv(gym.Env):
 
 def make_observation_space(core: VMIMOCore) -> spaces.Space[Any]:
     """Finite per-block bounds (see ``VMIMOCore.obs_bounds``); ``Dict`` of the same blocks in dict mode."""
-    low, high = core.obs_bounds()
-    if core.cfg.obs_mode == "dict":
-        return spaces.Dict({k: spaces.Box(low[a:b], high[a:b], dtype=np.float32)
-                            for k, (a, b) in core.obs_layout().items()})
-    return spaces.Box(low, high, dtype=np.float32)
+    return observation_space(core.obs_spec, core.cfg.obs_mode)
 
 
 def action_masks(layout: ActionLayout, queue: np.ndarray) -> np.ndarray:
-    """Flat MultiDiscrete masks (N, sum(nvec)) for MaskablePPO: every entry is valid.
-
-    No action is invalid in VMIMO: a device whose queue is empty now still holds this slot's arrivals when the
-    action takes effect (scenes arrive at the start of the slot), so masking it idle would forbid useful sends.
-    The masks exist so mask-aware algorithms run unchanged.
-    """
-    return np.ones((queue.shape[0], int(layout.nvec.sum())), dtype=bool)
+    """Flat MultiDiscrete masks (N, sum(nvec)) for ``queue`` (N, K): every entry is valid
+    (``frontend.all_valid_mask`` says why)."""
+    return all_valid_mask(layout, queue.shape[0])
 
 
 __all__ = ["MODALITIES", "VMIMOEnv", "action_masks", "make_observation_space"]

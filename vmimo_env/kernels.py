@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from vmimo_env.obs_spec import CORRELATION, CSI, GAIN_DB, HOL_AGE, MODALITY, P_JOINT, QUEUE, SNR_DB, TIME
+
 LATENT_DIM = 64
 
 
@@ -164,39 +166,72 @@ def gather_received(close_env, close_pos, nc, ring_scene, rx_len, rx_snr, rx_off
                 out_lat[j, m, d] = 0.0
 
 
+@njit(cache=True, inline="always")
+def _scaled(x, ident, off, sc, lo, hi):
+    """Observation value of raw quantity ``x``: (x + off) / sc clipped to [lo, hi] (one block's spec constants).
+
+    ``ident`` marks an "as is" block (off 0, sc 1, no clip): its value is ``x`` itself, and skipping the
+    arithmetic (a loop-invariant branch) keeps the generic kernel as fast as one with the constants written in.
+    """
+    if ident:
+        return x
+    return min(max((x + off) / sc, lo), hi)
+
+
+@njit(cache=True, inline="always")
+def _block(j, start, offset, scale, clip_low, clip_high):
+    """Block ``j``'s (start, "as is", offset, scale, clip low, clip high)."""
+    off, sc, lo, hi = offset[j], scale[j], clip_low[j], clip_high[j]
+    return start[j], off == 0.0 and sc == 1.0 and lo == -np.inf and hi == np.inf, off, sc, lo, hi
+
+
 @njit(cache=True)
 def observe(h, gain, t, head, tail, next_seq, slot_start, p_joint, modality_onehot, max_power_w, ref_noise_w,
-            queue_scale, deadline, horizon, full_csi, out):
-    """Write the flat observation of every environment into ``out`` (N, obs_dim); layout in ``VMIMOCore``."""
+            deadline, start, offset, scale, clip_low, clip_high, out):
+    """Write the flat observation of every environment into ``out`` (N, obs_dim).
+
+    Where each block goes and how it is scaled and clipped comes from ``vmimo_env.obs_spec`` (``ObsLayout``):
+    ``start``, ``offset``, ``scale``, ``clip_low``, ``clip_high`` are indexed by the spec's block ids, and a block
+    whose ``start`` is negative is absent. The in-block order is the one the spec's ``axes`` document.
+    """
     N, K, Nr = h.shape
     M = modality_onehot.shape[1]
     D1 = slot_start.shape[1]
+    # each block's constants as scalars, read once (loads from the arrays inside the loops are not hoisted)
+    s_gain, i_gain, o_gain, c_gain, l_gain, h_gain = _block(GAIN_DB, start, offset, scale, clip_low, clip_high)
+    s_snr, i_snr, o_snr, c_snr, l_snr, h_snr = _block(SNR_DB, start, offset, scale, clip_low, clip_high)
+    s_q, i_q, o_q, c_q, l_q, h_q = _block(QUEUE, start, offset, scale, clip_low, clip_high)
+    s_age, i_age, o_age, c_age, l_age, h_age = _block(HOL_AGE, start, offset, scale, clip_low, clip_high)
+    s_pj, i_pj, o_pj, c_pj, l_pj, h_pj = _block(P_JOINT, start, offset, scale, clip_low, clip_high)
+    s_mod, i_mod, o_mod, c_mod, l_mod, h_mod = _block(MODALITY, start, offset, scale, clip_low, clip_high)
+    s_cor, i_cor, o_cor, c_cor, l_cor, h_cor = _block(CORRELATION, start, offset, scale, clip_low, clip_high)
+    s_csi, i_csi, o_csi, c_csi, l_csi, h_csi = _block(CSI, start, offset, scale, clip_low, clip_high)
+    s_t, i_t, o_t, c_t, l_t, h_t = _block(TIME, start, offset, scale, clip_low, clip_high)
     norm2 = np.empty(K)
     for i in range(N):
-        c = 0
         for k in range(K):
             s = 0.0
             for r in range(Nr):
                 s += h[i, k, r].real ** 2 + h[i, k, r].imag ** 2
             norm2[k] = s
-            out[i, c + k] = min(max((10.0 * np.log10(gain[i, k]) + 100.0) / 20.0, -5.0), 5.0)
-            out[i, c + K + k] = min(max(10.0 * np.log10(max(max_power_w * s / ref_noise_w, 1e-30)) / 20.0, -5.0), 10.0)
+            out[i, s_gain + k] = _scaled(10.0 * np.log10(gain[i, k]), i_gain, o_gain, c_gain, l_gain, h_gain)
+            snr_db = 10.0 * np.log10(max(max_power_w * s / ref_noise_w, 1e-30))
+            out[i, s_snr + k] = _scaled(snr_db, i_snr, o_snr, c_snr, l_snr, h_snr)
             first = max(next_seq[i, k], head[i])
             q = tail[i] - first
-            out[i, c + 2 * K + k] = q / queue_scale
+            out[i, s_q + k] = _scaled(float(q), i_q, o_q, c_q, l_q, h_q)
             age = 0
             if q > 0:  # slots since the head-of-line scene arrived: slot starts after its sequence number
                 for d in range(deadline):
                     tau = t[i] - d
                     if tau >= 0 and slot_start[i, tau % D1] > first:
                         age += 1
-            out[i, c + 3 * K + k] = age / deadline
-            out[i, c + 4 * K + k] = p_joint[i, k]
-        c = 5 * K
+            out[i, s_age + k] = _scaled(float(age), i_age, o_age, c_age, l_age, h_age)
+            out[i, s_pj + k] = _scaled(p_joint[i, k], i_pj, o_pj, c_pj, l_pj, h_pj)
         for k in range(K):
             for m in range(M):
-                out[i, c + k * M + m] = modality_onehot[k, m]
-        c += K * M
+                out[i, s_mod + k * M + m] = _scaled(float(modality_onehot[k, m]), i_mod, o_mod, c_mod, l_mod, h_mod)
+        c = s_cor
         for a in range(K):
             for b in range(a + 1, K):
                 re = 0.0
@@ -206,17 +241,18 @@ def observe(h, gain, t, head, tail, next_seq, slot_start, p_joint, modality_oneh
                     y = h[i, b, r]
                     re += x.real * y.real + x.imag * y.imag
                     im += x.real * y.imag - x.imag * y.real
-                out[i, c] = np.sqrt(re * re + im * im) / np.sqrt(max(norm2[a] * norm2[b], 1e-300))
+                rho = np.sqrt(re * re + im * im) / np.sqrt(max(norm2[a] * norm2[b], 1e-300))
+                out[i, c] = _scaled(rho, i_cor, o_cor, c_cor, l_cor, h_cor)
                 c += 1
-        if full_csi:
+        if s_csi >= 0:
+            c = s_csi
             for k in range(K):
                 amp = 1.0 / np.sqrt(gain[i, k])
                 for r in range(Nr):
-                    out[i, c] = min(max(h[i, k, r].real * amp, -8.0), 8.0)
-                    out[i, c + K * Nr] = min(max(h[i, k, r].imag * amp, -8.0), 8.0)
+                    out[i, c] = _scaled(h[i, k, r].real * amp, i_csi, o_csi, c_csi, l_csi, h_csi)
+                    out[i, c + K * Nr] = _scaled(h[i, k, r].imag * amp, i_csi, o_csi, c_csi, l_csi, h_csi)
                     c += 1
-            c += K * Nr
-        out[i, c] = t[i] / horizon
+        out[i, s_t] = _scaled(float(t[i]), i_t, o_t, c_t, l_t, h_t)
 
 
 @njit(cache=True)

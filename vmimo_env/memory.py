@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 
+from vmimo_env import obs_spec
 from vmimo_env.config import MODALITIES, ScenarioConfig
 from vmimo_env.core import MAX_ARRIVALS
 from vmimo_env.kernels import LATENT_DIM
@@ -29,7 +30,7 @@ def estimate_core_memory_bytes(cfg: ScenarioConfig, num_envs: int) -> int:
     S, D, M = cfg.max_pending, cfg.deadline_slots, len(MODALITIES)
     rng_block = 32  # slots per refill of vmimo_env.rng.BlockRNG (its default)
     n_uniform, n_normal = 1 + MAX_ARRIVALS + K, 2 * K * Nr + 2 * K
-    obs_dim = 10 * K + K * (K - 1) // 2 + 1 + (2 * K * Nr if cfg.obs_full_csi else 0)
+    obs_dim = obs_spec.resolve(cfg).dim
     per_env = (8 * rng_block * (n_uniform + n_normal)  # float64 uniform and normal blocks
                + 3 * 16 * K * Nr  # h, its LOS and scattered parts (complex128)
                + 4 * 8 * S * M  # received prefix, score, SNR, noise offset per pending scene and modality

@@ -8,7 +8,7 @@ from typing import Any
 from vmimo_env.config import ScenarioConfig
 
 SCENARIOS: dict[str, dict[str, Any]] = {
-    # DESIGN.md defaults: K = 8, Nr = 4, G = 3, 200 slots of 10 ms
+    # the ScenarioConfig defaults: K = 8, Nr = 4, G = 3, 200 slots of 10 ms
     "default": {},
     # fast tests and quick experiments: few devices, short episodes
     "small": {"num_devices": 4, "num_antennas": 2, "num_groups": 2, "horizon": 50,
@@ -25,18 +25,55 @@ SCENARIOS: dict[str, dict[str, Any]] = {
 
 def make_config(scenario: str | None = None, config: ScenarioConfig | str | Path | dict | None = None,
                 **overrides: Any) -> ScenarioConfig:
-    """Resolve a scenario name, a config (object, dict or YAML path) and keyword overrides, in that order."""
+    """Resolve a scenario, a config and keyword overrides into one validated ``ScenarioConfig``.
+
+    One merge rule, later layers winning field by field: the scenario's parameters (``SCENARIOS[scenario]``,
+    ``"default"`` when None), then the config, then the keywords. Each form of ``config`` contributes:
+
+    - a dict: its keys;
+    - a YAML path: the keys the file sets;
+    - a ``ScenarioConfig``: the fields where it differs from ``ScenarioConfig()`` (an object cannot tell a
+      field set to its default value from one left alone, so such a field does not override the scenario; pass
+      it as a keyword or in a dict to force it). Without a scenario, the result equals the object.
+
+    Unknown keys, a bad value or an unknown scenario raise ``ValueError`` naming them.
+    """
     if scenario is None:
         scenario = "default"
     if scenario not in SCENARIOS:
         raise ValueError(f"scenario must be one of {sorted(SCENARIOS)}, got {scenario!r}")
-    base: dict[str, Any] = dict(SCENARIOS[scenario])
+    merged: dict[str, Any] = dict(SCENARIOS[scenario])
+    merged.update(config_layer(config))
+    merged.update(overrides)
+    return ScenarioConfig.from_dict(merged)
+
+
+def config_layer(config: ScenarioConfig | str | Path | dict | None) -> dict[str, Any]:
+    """The parameters ``config`` sets, for :func:`make_config`'s merge (see there for each form)."""
+    if config is None:
+        return {}
     if isinstance(config, ScenarioConfig):
-        base = config.to_dict()
-    elif isinstance(config, dict):
-        base.update(config)
-    elif isinstance(config, (str, Path)):
-        base.update(ScenarioConfig.from_yaml(config).to_dict())
-    elif config is not None:
-        raise ValueError(f"config must be a ScenarioConfig, dict or YAML path, got {type(config).__name__}")
-    return ScenarioConfig.from_dict(base, **overrides)
+        default = ScenarioConfig()
+        return {name: getattr(config, name) for name in ScenarioConfig.field_names()
+                if getattr(config, name) != getattr(default, name)}
+    if isinstance(config, dict):
+        return dict(config)
+    if isinstance(config, (str, Path)):
+        return _yaml_mapping(Path(config))
+    raise ValueError(f"config must be a ScenarioConfig, dict or YAML path, got {type(config).__name__}")
+
+
+def _yaml_mapping(path: Path) -> dict[str, Any]:
+    """The mapping of scenario parameters in a YAML file. Its values are validated once merged, not alone: a
+    cross-field rule such as ``min_distance_m < cell_radius_m`` may involve a field another layer sets."""
+    import yaml
+
+    with open(path, encoding="utf-8") as fh:
+        data = yaml.safe_load(fh) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of scenario parameters, got {type(data).__name__}")
+    unknown = sorted(set(data) - set(ScenarioConfig.field_names()))
+    if unknown:
+        valid = list(ScenarioConfig.field_names())
+        raise ValueError(f"{path}: unknown scenario parameter(s) {unknown}; valid: {valid}")
+    return data

@@ -20,17 +20,17 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from vmimo_env.config import ScenarioConfig, check_max_episode_steps
-from vmimo_env.core import StepResult, VMIMOCore
-from vmimo_env.env import action_masks, make_observation_space
-from vmimo_env.memory import check_num_envs_memory
-from vmimo_env.scenario import make_config
-from vmimo_env.scenes import build_pool, load_model
-from vmimo_env.spaces import ACTION_VIEWS, ActionLayout
+from vmimo_env.config import ScenarioConfig
+from vmimo_env.core import INFO_KEYS
+from vmimo_env.frontend import FrontEnd, check_action_view
 
 
 class VMIMOVectorEnv(VectorEnv):
-    """N VMIMO environments stepped as one batch (see the module docstring; dynamics in ``VMIMOEnv``)."""
+    """N VMIMO environments stepped as one batch (see the module docstring; dynamics in ``VMIMOEnv``).
+
+    Step and reset infos hold the keys of ``vmimo_env.core.INFO_FIELDS`` with a leading N axis (the single env's
+    scalars become (N,) arrays, its (K,) arrays (N, K)).
+    """
 
     metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.SAME_STEP}
 
@@ -38,26 +38,20 @@ class VMIMOVectorEnv(VectorEnv):
                  config: ScenarioConfig | str | dict | None = None, action_view: str = "dict",
                  checkpoint: str | None = None, pool_size: int = 4096, render_mode: str | None = None,
                  max_episode_steps: int | None = None, **overrides: Any) -> None:
-        if not isinstance(num_envs, int) or num_envs < 1:
+        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
-        if action_view not in ACTION_VIEWS:
-            raise ValueError(f"action_view must be one of {list(ACTION_VIEWS)}, got {action_view!r}")
+        check_action_view(action_view)
         if render_mode is not None:
             raise ValueError("VMIMOVectorEnv does not render; use VMIMOEnv(render_mode=...)")
-        self.cfg = make_config(scenario, config, **overrides)
-        check_num_envs_memory(self.cfg, num_envs)  # before any allocation
-        check_max_episode_steps(self.cfg, max_episode_steps)  # gym.make_vec passes the registered limit
+        self.frontend = fe = FrontEnd(num_envs, scenario, config, action_view, checkpoint, pool_size, overrides,
+                                      batched=True, max_episode_steps=max_episode_steps)
+        self.cfg, self.core, self.layout, self.action_view = fe.cfg, fe.core, fe.layout, fe.action_view
         self.num_envs = num_envs
-        self.action_view = action_view
-        self.core = VMIMOCore(self.cfg, num_envs, build_pool(pool_size, checkpoint=checkpoint),
-                              load_model(checkpoint))
-        self.layout = ActionLayout.from_config(self.cfg)
-        self.single_action_space = self.layout.space(action_view)
-        self.single_observation_space = make_observation_space(self.core)
+        self.single_action_space = fe.single_action_space
+        self.single_observation_space = fe.single_observation_space
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self._ids = np.arange(num_envs)
-        self._ever_reset = False
         self._needs_reset = True
 
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None):
@@ -65,69 +59,43 @@ class VMIMOVectorEnv(VectorEnv):
         super().reset(seed=seed if isinstance(seed, int) else None)
         mask = None if options is None else options.get("reset_mask")
         ids = self._ids if mask is None else np.flatnonzero(np.asarray(mask, dtype=bool))
-        if isinstance(seed, int):
-            seeds: list[int | None] | None = [seed + int(i) for i in ids]
-        elif seed is None:
-            seeds = None
-            if not self._ever_reset:
-                seeds = [int(s) for s in self.np_random.integers(2**63, size=len(ids))]
-        else:
-            if len(seed) != len(ids):
-                raise ValueError(f"seed list has {len(seed)} entries for {len(ids)} environments")
-            seeds = list(seed)
-        self._ever_reset = True
-        self.core.reset(ids, seeds)
+        self.frontend.reset(ids, seed, self.np_random)
         self._needs_reset = False
-        return self._obs(), {"queue": self.core.queue_lengths(), "p_joint": self.core.p_joint.copy()}
+        return self._obs(), self.frontend.reset_info()
 
     def decode_action(self, actions: Any) -> dict[str, np.ndarray]:
-        if self.action_view == "dict":
-            native = self.layout.validate_native(actions, batch=self.num_envs)
-        elif self.action_view == "multidiscrete":
-            native = self.layout.from_multidiscrete(actions, batch=self.num_envs)
-        else:
-            native = self.layout.from_box(actions, batch=self.num_envs)
-        for key, arr in native.items():
-            if arr.ndim != 2 or arr.shape[0] != self.num_envs:
-                raise ValueError(f"batched action['{key}'] must have shape ({self.num_envs}, n), got {arr.shape}")
-        return native
+        """A batch of actions (any view) to validated native arrays (num_envs, n)."""
+        return self.frontend.decode(actions)
 
     def step(self, actions: Any):
         if self._needs_reset:
             raise gym.error.ResetNeeded("Cannot call step() before reset()")
-        native = self.decode_action(actions)
-        res = self.core.step(native["group"], native["power"], native["compression"], native["bandwidth"])
-        truncated = self.core.t >= self.cfg.horizon
+        fe = self.frontend
+        native = fe.decode(actions)
+        res = fe.step(native)
+        truncated = fe.truncated()
         terminated = np.zeros(self.num_envs, dtype=bool)
-        infos = step_infos(res)
+        infos = fe.info(res, native)
         obs = self._obs()
         if truncated.any():
             done = np.flatnonzero(truncated)
             infos["final_obs"] = obs.copy() if not isinstance(obs, dict) else {k: v.copy() for k, v in obs.items()}
             infos["_final_obs"] = truncated.copy()
-            infos["final_info"] = {k: v.copy() for k, v in infos.items() if isinstance(v, np.ndarray)}
+            infos["final_info"] = _copy_info(infos)
             infos["_final_info"] = truncated.copy()
             self.core.reset(done, None)
             obs = self._obs()
         return obs, res.reward.copy(), terminated, truncated, infos
 
     def action_masks(self) -> np.ndarray:
-        return action_masks(self.layout, self.core.queue_lengths())
+        return self.frontend.action_masks()
 
     def _obs(self) -> np.ndarray | dict[str, np.ndarray]:
-        flat = self.core.observe()
-        if self.cfg.obs_mode == "dict":
-            return {k: flat[:, a:b] for k, (a, b) in self.core.obs_layout().items()}
-        return flat
+        return self.frontend.observation()
 
 
-def step_infos(res: StepResult) -> dict[str, np.ndarray]:
-    """Batched per-step info arrays (every key holds one entry per environment)."""
-    e = res.energy_j
-    return {
-        "accuracy_term": res.accuracy_term, "energy_term": res.energy_term, "energy_j": e.sum(1),
-        "energy_tx_j": e[:, 0], "energy_circuit_j": e[:, 1], "energy_encode_j": e[:, 2], "energy_d2d_j": e[:, 3],
-        "arrived": res.arrived, "dropped": res.dropped, "closed": res.closed, "correct": res.correct,
-        "expired_empty": res.expired_empty, "sent": res.sent, "group": res.group, "prefix": res.prefix,
-        "power_w": res.power_w,
-    }
+def _copy_info(infos: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a step info (arrays and the native action dict), for ``final_info``."""
+    return {k: ({kk: vv.copy() for kk, vv in v.items()} if isinstance(v, dict) else v.copy())
+            for k, v in infos.items() if k in INFO_KEYS}
+

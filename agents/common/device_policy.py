@@ -27,36 +27,50 @@ from typing import Any
 import numpy as np
 import torch as th
 from gymnasium import spaces
+from stable_baselines3.common.vec_env import VecEnv
 from torch import nn
 
 from agents.common.distributions import FastMultiDiscretePolicy
-
-PER_DEVICE_BLOCKS = ("gain_db", "snr_db", "queue", "hol_age", "p_joint")
+from vmimo_env import obs_spec
+from vmimo_env.config import ScenarioConfig
 
 
 def device_policy_kwargs(env: Any) -> dict[str, Any]:
-    """The layout keywords :class:`DevicePolicy` needs, read from a VMIMO environment (single, vector or SB3)."""
-    core = _find_core(env)
-    lay = {name: [int(a), int(b)] for name, (a, b) in core.obs_layout().items()}
-    return {"obs_layout": lay, "num_devices": int(core.K), "num_groups": int(core.G)}
+    """The layout keywords :class:`DevicePolicy` needs, from a VMIMO environment's scenario.
+
+    ``env`` is a ``ScenarioConfig``, or any VMIMO environment: a single env however wrapped (its ``unwrapped``
+    holds ``cfg``), a Gymnasium vector env, or an SB3 ``VecEnv`` (``get_attr("cfg")``, which SB3's VecEnvs and
+    ``VecNormalize`` forward). The layout is the observation spec's (``vmimo_env.obs_spec``) for that scenario,
+    checked against the environment's observation space.
+    """
+    cfg = _scenario_config(env)
+    spec = obs_spec.resolve(cfg)
+    space = getattr(env, "single_observation_space", None)
+    if space is None:
+        space = getattr(env, "observation_space", None)
+    if space is not None and (not isinstance(space, spaces.Box) or space.shape != (spec.dim,)):
+        raise ValueError(f"DevicePolicy needs the flat VMIMO observation of {spec.dim} entries for this scenario "
+                         f"(obs_mode='box'), got {space}")
+    lay = {name: [a, b] for name, (a, b) in spec.slices.items()}
+    return {"obs_layout": lay, "num_devices": int(cfg.num_devices), "num_groups": int(cfg.num_groups)}
 
 
-def _find_core(env: Any) -> Any:
-    """The ``VMIMOCore`` behind a VMIMO env however wrapped (gymnasium wrappers, SB3 VecEnvs, VecNormalize)."""
-    seen = 0
-    while env is not None and seen < 16:
-        core = getattr(env, "core", None)
-        if core is not None and hasattr(core, "obs_layout"):
-            return core
-        unwrapped = getattr(env, "unwrapped", None)
-        if unwrapped is not None and unwrapped is not env and getattr(unwrapped, "core", None) is not None:
-            return unwrapped.core
-        envs = getattr(env, "envs", None)  # SB3 DummyVecEnv
-        if envs:
-            return _find_core(envs[0])
-        env = getattr(env, "venv", None) or getattr(env, "env", None)
-        seen += 1
-    raise ValueError("DevicePolicy needs a VMIMO environment (an object with .core.obs_layout()); got none")
+def _scenario_config(env: Any) -> ScenarioConfig:
+    """The ``ScenarioConfig`` of a VMIMO environment through the environments' own attribute access."""
+    if isinstance(env, ScenarioConfig):
+        return env
+    cfg = None
+    if isinstance(env, VecEnv):
+        try:
+            cfg = env.get_attr("cfg", indices=[0])[0]
+        except AttributeError:
+            cfg = None
+    else:
+        cfg = getattr(getattr(env, "unwrapped", env), "cfg", None)
+    if not isinstance(cfg, ScenarioConfig):
+        raise ValueError(f"DevicePolicy needs a VMIMO environment (one with a ScenarioConfig .cfg); got "
+                         f"{type(env).__name__}")
+    return cfg
 
 
 class DeviceActor(nn.Module):
@@ -67,23 +81,8 @@ class DeviceActor(nn.Module):
         super().__init__()
         K = num_devices
         self.K, self.hidden = K, hidden
-        for name in (*PER_DEVICE_BLOCKS, "modality", "correlation", "time"):
-            if name not in obs_layout:
-                raise ValueError(f"obs_layout lacks block {name!r}; got {sorted(obs_layout)}")
-        cols = [np.arange(*obs_layout[n]).reshape(1, K) for n in PER_DEVICE_BLOCKS]  # (1, K) each
-        a, b = obs_layout["modality"]
-        cols.append(np.arange(a, b).reshape(K, -1).T)  # (M, K)
-        if "csi" in obs_layout:
-            a, b = obs_layout["csi"]
-            cols.append(np.arange(a, b).reshape(2, K, -1).transpose(0, 2, 1).reshape(-1, K))  # (2 Nr, K)
-        cols.append(np.full((1, K), obs_layout["time"][0]))
-        per_dev = np.concatenate(cols, axis=0).T  # (K, F0): observation index of each device feature
-        # pairwise correlations (i < j) in the observation; the device's own entry reads a constant-zero slot
-        a, b = obs_layout["correlation"]
-        pair = np.full((K, K), -1, dtype=np.int64)
-        iu, ju = np.triu_indices(K, 1)
-        pair[iu, ju] = np.arange(a, b)
-        pair[ju, iu] = np.arange(a, b)
+        # which observation entries make device k's row comes from the observation spec (its blocks' axes)
+        per_dev, pair = obs_spec.device_gather(obs_layout, K)  # (K, F0); (K, K), -1 on the diagonal
         self.register_buffer("feat_index", th.as_tensor(per_dev, dtype=th.long), persistent=False)
         self.register_buffer("corr_index", th.as_tensor(pair, dtype=th.long), persistent=False)
         self.register_buffer("eye", th.eye(K), persistent=False)

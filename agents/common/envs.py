@@ -4,10 +4,11 @@
   VMIMO's ``multidiscrete`` view, continuous ones (SAC, TD3, DDPG) its ``box`` view. Both map invertibly onto the
   same native action, so dynamics and rewards are identical.
 - ``--vec-env batched`` (default) steps all training environments as one numpy batch
-  (:class:`vmimo_env.sb3.VMIMOSB3VecEnv`, wrapped here by :class:`VMIMOStatsVecEnv` for the extra episode
-  statistics); ``dummy``/``subproc`` build SB3's ``DummyVecEnv``/``SubprocVecEnv`` of ``gym.make`` environments,
-  with Monitor and :class:`EpisodeStatsWrapper` producing the same episode statistics. Non-VMIMO ids (CartPole,
-  Pendulum, ...) work with ``dummy``/``subproc``; ``batched`` falls back to ``dummy`` for them with a warning.
+  (:class:`vmimo_env.sb3.VMIMOSB3VecEnv` with its allocation statistics on); ``dummy``/``subproc`` build SB3's
+  ``DummyVecEnv``/``SubprocVecEnv`` of ``gym.make`` environments, with Monitor and :class:`EpisodeStatsWrapper`
+  producing the same episode statistics from the same accumulator (:class:`vmimo_env.sb3.EpisodeStats`).
+  Non-VMIMO ids (CartPole, Pendulum, ...) work with ``dummy``/``subproc``; ``batched`` falls back to ``dummy``
+  for them with a warning.
 - Seeds: training environment ``i`` starts from seed ``seed + i``; evaluation uses disjoint seed ranges
   (:data:`VALIDATION_SEED_BASE` during training, :data:`TEST_SEED_BASE` in ``agents.evaluate``).
 """
@@ -19,9 +20,10 @@ import warnings
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
+
+from vmimo_env.sb3 import ALLOCATION_KEYS, EPISODE_KEYS, EpisodeStats, VMIMOSB3VecEnv
 
 VALIDATION_SEED_BASE = 1_000_000  # evaluation during training (model selection)
 TEST_SEED_BASE = 2_000_000  # final evaluation (agents.evaluate): never seen by model selection either
@@ -32,10 +34,9 @@ CONTINUOUS_ALGOS = ("sac", "td3", "ddpg")
 ALGOS = DISCRETE_ALGOS + CONTINUOUS_ALGOS
 VEC_ENVS = ("batched", "dummy", "subproc")
 
-# per-episode statistics reported next to Monitor's r/l/t (sums over the episode unless noted)
-STAT_KEYS = ("accuracy_term", "energy_term", "energy_j", "energy_tx_j", "energy_circuit_j", "energy_encode_j",
-             "arrived", "correct", "expired_empty", "dropped")
-ALLOC_KEYS = ("tx_device_slots", "latents_sent", "group_size_sum", "groups_used", "prefix_sum", "power_dbm_sum")
+# per-episode statistics reported next to Monitor's r/l/t: the SB3 adapter's lists (one definition, vmimo_env.sb3)
+STAT_KEYS = EPISODE_KEYS
+ALLOC_KEYS = ALLOCATION_KEYS
 
 
 def action_view_for(algo: str) -> str:
@@ -75,27 +76,6 @@ def check_train_seed(seed: int, n_envs: int) -> None:
                          f"from the held-out evaluation seeds; got seed={seed}, n_envs={n_envs}")
 
 
-# ====================================================================== per-step allocation statistics
-def allocation_step_stats(group: np.ndarray, prefix: np.ndarray, power_w: np.ndarray,
-                          sent: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-env sums of one slot's allocation, (N,) each, from effective (transmitting-only) arrays (N, K).
-
-    ``group_size_sum / groups_used`` over an episode is the mean virtual-MIMO group size, ``prefix_sum /
-    tx_device_slots`` the mean latent prefix length and ``power_dbm_sum / tx_device_slots`` the mean transmit
-    power (dBm) of transmitting devices.
-    """
-    tx = (group > 0) & (sent > 0)
-    n_tx = tx.sum(axis=1)
-    G = int(group.max()) if group.size else 0
-    used = np.zeros(group.shape[0])
-    for g in range(1, G + 1):  # G is a handful of groups
-        used += ((group == g) & tx).any(axis=1)
-    pdbm = 10.0 * np.log10(np.maximum(power_w, 1e-30)) + 30.0
-    return {"tx_device_slots": n_tx.astype(np.float64), "latents_sent": np.where(tx, sent, 0).sum(1).astype(float),
-            "group_size_sum": n_tx.astype(np.float64), "groups_used": used,
-            "prefix_sum": np.where(tx, prefix, 0).sum(1).astype(float), "power_dbm_sum": np.where(tx, pdbm, 0).sum(1)}
-
-
 def derived_episode_metrics(ep: dict[str, float]) -> dict[str, float]:
     """Readable per-episode metrics from the summed statistics of one episode (keys absent stay absent)."""
     out: dict[str, float] = {}
@@ -121,86 +101,27 @@ def derived_episode_metrics(ep: dict[str, float]) -> dict[str, float]:
     return out
 
 
-# ====================================================================== batched training env
-def _vmimo_sb3_vecenv_cls() -> type:
-    from vmimo_env.sb3 import VMIMOSB3VecEnv
-
-    class VMIMOStatsVecEnv(VMIMOSB3VecEnv):
-        """``VMIMOSB3VecEnv`` whose episode info also carries allocation statistics (group size, prefix, power).
-
-        The SB3 adapter sums the reward parts per episode but discards the per-slot ``group``/``prefix``/
-        ``power_w`` arrays of ``VMIMOVectorEnv.step``; this subclass taps them (one extra reduction per slot)
-        and adds the sums of :data:`ALLOC_KEYS` to ``info["episode"]``.
-        """
-
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self._alloc = {k: np.zeros(self.num_envs) for k in ALLOC_KEYS}
-            inner_step = self.venv.step
-
-            def step(actions: Any) -> Any:
-                out = inner_step(actions)
-                infos = out[4]
-                stats = allocation_step_stats(infos["group"], infos["prefix"], infos["power_w"], infos["sent"])
-                for k, v in stats.items():
-                    self._alloc[k] += v
-                return out
-
-            self.venv.step = step  # type: ignore[method-assign]
-
-        def reset(self) -> np.ndarray:
-            for v in self._alloc.values():
-                v[:] = 0.0
-            return super().reset()
-
-        def step_wait(self) -> Any:
-            obs, rew, dones, infos = super().step_wait()
-            if dones.any():
-                for i in np.flatnonzero(dones).tolist():
-                    ep = infos[i].get("episode")
-                    if ep is not None:
-                        ep.update({k: float(v[i]) for k, v in self._alloc.items()})
-                for v in self._alloc.values():
-                    v[dones] = 0.0
-            return obs, rew, dones, infos
-
-    return VMIMOStatsVecEnv
-
-
 class EpisodeStatsWrapper(gym.Wrapper):
     """Adds VMIMO's summed reward parts and allocation statistics to Monitor's ``info["episode"]``.
 
-    Goes *outside* ``Monitor`` (which writes ``info["episode"]`` at the end of an episode) and reads the per-slot
-    ``info`` of ``VMIMOEnv.step`` (reward parts, ``sent`` and the decoded ``action``).
+    Goes *outside* ``Monitor`` (which writes ``info["episode"]`` at the end of an episode) and feeds the per-slot
+    ``info`` of ``VMIMOEnv.step`` to the SB3 adapter's accumulator (:class:`vmimo_env.sb3.EpisodeStats`), so a
+    ``gym.make`` environment reports exactly the batched env's episode statistics.
     """
 
     def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
-        core = env.unwrapped.core
-        self._power_levels_w = core.power_levels_w
-        self._prefix_levels = core.prefix_levels
-        self._sums: dict[str, float] = {}
+        self.stats = EpisodeStats(1, allocation=True)
 
     def reset(self, **kwargs: Any) -> Any:
-        self._sums = {}
+        self.stats.clear()
         return self.env.reset(**kwargs)
 
     def step(self, action: Any) -> Any:
         obs, reward, terminated, truncated, info = self.env.step(action)
-        for key in STAT_KEYS:
-            if key in info:
-                self._sums[key] = self._sums.get(key, 0.0) + float(info[key])
-        native = info.get("action")
-        if native is not None and "sent" in info:
-            sent = np.asarray(info["sent"])[None]
-            tx = sent > 0
-            group = np.where(tx, native["group"][None], 0)
-            prefix = self._prefix_levels[native["compression"]][None]
-            power = np.where(tx, self._power_levels_w[native["power"]][None], 0.0)
-            for key, value in allocation_step_stats(group, prefix, power, sent).items():
-                self._sums[key] = self._sums.get(key, 0.0) + float(value[0])
+        self.stats.add_single(reward, info)
         if (terminated or truncated) and "episode" in info:
-            info["episode"].update(self._sums)
+            info["episode"].update(self.stats.sums_of(0))
         return obs, reward, terminated, truncated, info
 
 
@@ -216,7 +137,8 @@ def make_train_env(env_id: str, n_envs: int, vec_env: str, seed: int, env_kwargs
     if vec_env == "batched":
         kwargs = vmimo_kwargs(env_id, env_kwargs, action_view)
         kwargs.pop("action_view")
-        return _vmimo_sb3_vecenv_cls()(num_envs=n_envs, action_view=action_view, seed=seed, **kwargs), vec_env
+        venv = VMIMOSB3VecEnv(num_envs=n_envs, action_view=action_view, seed=seed, allocation_stats=True, **kwargs)
+        return venv, vec_env
     kwargs = vmimo_kwargs(env_id, env_kwargs, action_view) if vmimo else dict(env_kwargs or {})
     cls = DummyVecEnv if vec_env == "dummy" else SubprocVecEnv
     venv = make_vec_env(functools.partial(gym_make, env_id), n_envs=n_envs, seed=seed, env_kwargs=kwargs,
