@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from vmimo_env.bs_view import BSView, check_info_flag
 from vmimo_env.config import MODALITIES, ScenarioConfig
 from vmimo_env.core import StepResult, VMIMOCore
 from vmimo_env.scenario import make_config
@@ -91,22 +92,26 @@ class VMIMOEnv(gym.Env):
     ``gym.make("VMIMO-v0", **kwargs)`` takes every ``ScenarioConfig`` field as a keyword (validated, a bad value
     raises ``ValueError`` naming it), plus ``scenario`` (a name from ``vmimo_env.scenario.SCENARIOS``),
     ``config`` (a ``ScenarioConfig``, dict or YAML path), ``action_view`` (``dict``/``multidiscrete``/``box``),
-    ``render_mode`` (``rgb_array``/``ansi``), ``checkpoint`` (another frozen student) and ``pool_size``.
+    ``render_mode`` (``rgb_array``/``ansi``), ``checkpoint`` (another frozen student), ``pool_size`` and
+    ``info_bs_view`` (bool, default False: add ``info["bs_view"]``, see Info).
 
     ## Info
 
     ``accuracy_term``, ``energy_term``, ``energy_j`` (total), ``energy_tx_j``, ``energy_circuit_j``,
     ``energy_encode_j``, ``energy_d2d_j``, ``arrived``, ``closed``, ``correct``, ``expired_empty``, ``dropped``,
     ``sinr_db`` (K,), ``sent`` (K,), ``queue`` (K,), ``p_joint`` (K,), ``action`` (the decoded native action) and
-    ``action_mask`` (for MaskablePPO with the multidiscrete view).
+    ``action_mask`` (for MaskablePPO with the multidiscrete view). With ``info_bs_view=True`` also ``bs_view``
+    (in the reset info too): what the BS knows at the start of the next slot, ``BSView.to_dict()`` of
+    ``vmimo_env.bs_view``; ``env.bs_view()`` returns the same on demand.
     """
 
     metadata = {"render_modes": ["rgb_array", "ansi"], "render_fps": 10}
 
     def __init__(self, scenario: str | None = None, config: ScenarioConfig | str | dict | None = None,
                  action_view: str = "dict", render_mode: str | None = None, checkpoint: str | None = None,
-                 pool_size: int = 4096, **overrides: Any) -> None:
+                 pool_size: int = 4096, info_bs_view: bool = False, **overrides: Any) -> None:
         super().__init__()
+        self._info_bs_view = check_info_flag(info_bs_view)
         if action_view not in ACTION_VIEWS:
             raise ValueError(f"action_view must be one of {list(ACTION_VIEWS)}, got {action_view!r}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -173,12 +178,15 @@ class VMIMOEnv(gym.Env):
         return flat
 
     def _info_reset(self) -> dict[str, Any]:
-        return {"queue": self.core.queue_lengths()[0].copy(), "p_joint": self.core.p_joint[0].copy(),
+        info = {"queue": self.core.queue_lengths()[0].copy(), "p_joint": self.core.p_joint[0].copy(),
                 "action_mask": self.action_masks()}
+        if self._info_bs_view:
+            info["bs_view"] = self.bs_view().to_dict()
+        return info
 
     def _info(self, res: StepResult, native: dict[str, np.ndarray]) -> dict[str, Any]:
         e = res.energy_j[0]
-        return {
+        info = {
             "accuracy_term": float(res.accuracy_term[0]),
             "energy_term": float(res.energy_term[0]),
             "energy_j": float(e.sum()),
@@ -198,6 +206,9 @@ class VMIMOEnv(gym.Env):
             "action": native,
             "action_mask": self.action_masks(),
         }
+        if self._info_bs_view:
+            info["bs_view"] = self.bs_view().to_dict()
+        return info
 
     def render(self):
         from vmimo_env.render import render_ansi, render_rgb
@@ -207,6 +218,10 @@ class VMIMOEnv(gym.Env):
         if self.render_mode == "rgb_array":
             return render_rgb(self.core, 0, self._last)
         return None
+
+    def bs_view(self) -> BSView:
+        """What the BS knows at the start of the next slot (``vmimo_env.bs_view.BSView``, N = 1, read-only)."""
+        return self.core.bs_view()
 
 
 def make_observation_space(core: VMIMOCore) -> spaces.Space[Any]:

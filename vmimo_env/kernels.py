@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from vmimo_env import rules
+
 LATENT_DIM = 64
 
 
@@ -49,14 +51,11 @@ def plan_slot(t, head, tail, next_seq, slot_start, ring_scene, rx_len, rx_score,
         tail[i] += n_in
         slot_start[i, (t[i] + 1) % D1] = tail[i]
 
-        total = 0.0
-        for g in range(G):
-            total += bw_raw[i, g]
-        scale = 1.0 / max(total, 1.0)  # shares above 1 in total are scaled down, below 1 used as given
-        noise_w[i, 0] = 1.0
+        scale = rules.share_scale(bw_raw[i])  # the rules of vmimo_env.rules, compiled inline
+        noise_w[i, 0] = rules.IDLE_NOISE_W
         for g in range(G):
             band_hz[i, g] = bw_raw[i, g] * scale * total_bw_hz
-            noise_w[i, g + 1] = max(band_hz[i, g], 1e-30) * noise_psd
+            noise_w[i, g + 1] = rules.band_hz_noise_w(band_hz[i, g], noise_psd)
 
         for k in range(K):
             c = prefix_levels[comp_idx[i, k]]
@@ -65,15 +64,14 @@ def plan_slot(t, head, tail, next_seq, slot_start, ring_scene, rx_len, rx_score,
             ns = 0
             if g > 0:
                 queue = tail[i] - max(next_seq[i, k], head[i])
-                uses = np.floor(band_hz[i, g - 1] * slot_s)
-                fit = int(uses // (c // 2))
-                cap = int(np.floor(encode_capacity * p_joint[i, k] + 0.5))
-                ns = min(queue, fit, cap)
+                fit = rules.latents_that_fit(band_hz[i, g - 1], c, slot_s)
+                cap = rules.encode_cap(p_joint[i, k], encode_capacity)
+                ns = rules.latents_sent(queue, fit, cap)
             n_send[i, k] = ns
             if ns > 0:
                 geff[i, k] = g
                 power_w[i, k] = power_levels_w[power_idx[i, k]]
-                airtime[i, k] = ns * (c // 2) / band_hz[i, g - 1]
+                airtime[i, k] = rules.airtime_s(ns, c, band_hz[i, g - 1])
             else:
                 geff[i, k] = 0
                 power_w[i, k] = 0.0
@@ -165,12 +163,57 @@ def gather_received(close_env, close_pos, nc, ring_scene, rx_len, rx_snr, rx_off
 
 
 @njit(cache=True)
+def scene_age(t, slot_start_row, seq, deadline):
+    """Slots since scene ``seq`` arrived (at most ``deadline``): the slot starts after its sequence number, among the
+    last ``deadline`` ones (``slot_start[tau]`` counts the scenes that arrived before slot ``tau``)."""
+    D1 = slot_start_row.shape[0]
+    age = 0
+    for d in range(deadline):
+        tau = t - d
+        if tau >= 0 and slot_start_row[tau % D1] > seq:
+            age += 1
+    return age
+
+
+@njit(cache=True)
+def pending_scenes(t, head, tail, next_seq, slot_start, rx_len, device_modality, deadline,  # state (read only)
+                   hol_age, valid, held, slack, queued, unheld):  # outputs
+    """What the BS knows of its pending scenes, oldest first (row j = sequence number ``head + j``).
+
+    ``hol_age`` (N, K) age of each device's head-of-line scene (0 with an empty queue), ``valid`` (N, S) pending
+    rows, ``held`` (N, S, M) prefix the BS holds per modality (0: not held), ``slack`` (N, S) slots left to deliver
+    the scene, this one included (``deadline - age``), ``queued`` (N, S, K) the scene waits in device k's queue,
+    ``unheld`` (N, K) queued latents of each device whose modality the BS does not hold yet.
+    """
+    N, K = next_seq.shape
+    S = rx_len.shape[1]
+    M = rx_len.shape[2]
+    for i in range(N):
+        for k in range(K):
+            first = max(next_seq[i, k], head[i])
+            hol_age[i, k] = scene_age(t[i], slot_start[i], first, deadline) if tail[i] > first else 0
+            unheld[i, k] = 0
+        for j in range(S):
+            seq = head[i] + j
+            pos = seq % S
+            ok = seq < tail[i]
+            valid[i, j] = ok
+            slack[i, j] = deadline - scene_age(t[i], slot_start[i], seq, deadline) if ok else 0
+            for m in range(M):
+                held[i, j, m] = rx_len[i, pos, m] if ok else 0
+            for k in range(K):
+                q = ok and seq >= next_seq[i, k]
+                queued[i, j, k] = q
+                if q and rx_len[i, pos, device_modality[k]] == 0:
+                    unheld[i, k] += 1
+
+
+@njit(cache=True)
 def observe(h, gain, t, head, tail, next_seq, slot_start, p_joint, modality_onehot, max_power_w, ref_noise_w,
             queue_scale, deadline, horizon, full_csi, out):
     """Write the flat observation of every environment into ``out`` (N, obs_dim); layout in ``VMIMOCore``."""
     N, K, Nr = h.shape
     M = modality_onehot.shape[1]
-    D1 = slot_start.shape[1]
     norm2 = np.empty(K)
     for i in range(N):
         c = 0
@@ -184,12 +227,7 @@ def observe(h, gain, t, head, tail, next_seq, slot_start, p_joint, modality_oneh
             first = max(next_seq[i, k], head[i])
             q = tail[i] - first
             out[i, c + 2 * K + k] = q / queue_scale
-            age = 0
-            if q > 0:  # slots since the head-of-line scene arrived: slot starts after its sequence number
-                for d in range(deadline):
-                    tau = t[i] - d
-                    if tau >= 0 and slot_start[i, tau % D1] > first:
-                        age += 1
+            age = scene_age(t[i], slot_start[i], first, deadline) if q > 0 else 0
             out[i, c + 3 * K + k] = age / deadline
             out[i, c + 4 * K + k] = p_joint[i, k]
         c = 5 * K
@@ -220,7 +258,7 @@ def observe(h, gain, t, head, tail, next_seq, slot_start, p_joint, modality_oneh
 
 
 @njit(cache=True)
-def mmse_sinr(h, power_w, group, noise_w, num_groups, out):
+def mmse_sinr_into(h, power_w, group, noise_w, num_groups, out):
     """Post-MMSE SINR of every device, written into ``out`` (N, K); the compiled twin of
     ``receivers.post_receiver_sinr(..., receiver="mmse")`` (tested equal), used on the hot path.
 

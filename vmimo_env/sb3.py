@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvStepReturn
 
+from vmimo_env.bs_view import BSView
 from vmimo_env.vector import VMIMOVectorEnv
 
 EPISODE_KEYS = ("accuracy_term", "energy_term", "energy_j", "energy_tx_j", "energy_circuit_j", "energy_encode_j",
@@ -77,6 +78,9 @@ class VMIMOSB3VecEnv(VecEnv):
             self._ep_len[trunc] = 0
             for v in self._ep_sums.values():
                 v[trunc] = 0.0
+        if "bs_view" in infos:  # info_bs_view=True: each environment's own row
+            for i, view in enumerate(BSView.from_dict(infos["bs_view"]).unbatch()):
+                out[i]["bs_view"] = view.to_dict()
         return obs, rew.astype(np.float32), trunc.copy(), out
 
     def close(self) -> None:
@@ -97,6 +101,9 @@ class VMIMOSB3VecEnv(VecEnv):
         if method_name == "action_masks":
             masks = self.action_masks()
             return [masks[i] for i in self._get_indices(indices)]
+        if method_name == "bs_view":  # per environment, as SB3's other VecEnvs return it
+            view = self.bs_view()
+            return [view.row(i) for i in self._get_indices(indices)]
         fn = getattr(self.venv, method_name)
         return [fn(*method_args, **method_kwargs) for _ in self._get_indices(indices)]
 
@@ -105,3 +112,10 @@ class VMIMOSB3VecEnv(VecEnv):
 
     def get_images(self) -> Sequence[np.ndarray | None]:
         return [None for _ in range(self.num_envs)]
+
+    def bs_view(self) -> BSView:
+        """What the BS knows at the start of the next slot, all environments (``vmimo_env.bs_view.BSView``).
+
+        ``env_method("bs_view")`` gives one single-environment view per index; with ``info_bs_view=True`` (a
+        ``VMIMOVectorEnv`` keyword) every step's per-environment info carries its row as ``info["bs_view"]``."""
+        return self.venv.bs_view()

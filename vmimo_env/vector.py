@@ -20,6 +20,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from vmimo_env.bs_view import BSView, check_info_flag
 from vmimo_env.config import ScenarioConfig
 from vmimo_env.core import StepResult, VMIMOCore
 from vmimo_env.env import action_masks, make_observation_space
@@ -36,7 +37,8 @@ class VMIMOVectorEnv(VectorEnv):
     def __init__(self, num_envs: int = 1, scenario: str | None = None,
                  config: ScenarioConfig | str | dict | None = None, action_view: str = "dict",
                  checkpoint: str | None = None, pool_size: int = 4096, render_mode: str | None = None,
-                 **overrides: Any) -> None:
+                 info_bs_view: bool = False, **overrides: Any) -> None:
+        self._info_bs_view = check_info_flag(info_bs_view)
         if not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
         if action_view not in ACTION_VIEWS:
@@ -75,7 +77,10 @@ class VMIMOVectorEnv(VectorEnv):
         self._ever_reset = True
         self.core.reset(ids, seeds)
         self._needs_reset = False
-        return self._obs(), {"queue": self.core.queue_lengths(), "p_joint": self.core.p_joint.copy()}
+        info = {"queue": self.core.queue_lengths(), "p_joint": self.core.p_joint.copy()}
+        if self._info_bs_view:
+            info["bs_view"] = self.bs_view().to_dict()
+        return self._obs(), info
 
     def decode_action(self, actions: Any) -> dict[str, np.ndarray]:
         if self.action_view == "dict":
@@ -106,6 +111,8 @@ class VMIMOVectorEnv(VectorEnv):
             infos["_final_info"] = truncated.copy()
             self.core.reset(done, None)
             obs = self._obs()
+        if self._info_bs_view:  # after the autoreset: the view of the slot the returned obs starts
+            infos["bs_view"] = self.bs_view().to_dict()
         return obs, res.reward.copy(), terminated, truncated, infos
 
     def action_masks(self) -> np.ndarray:
@@ -116,6 +123,12 @@ class VMIMOVectorEnv(VectorEnv):
         if self.cfg.obs_mode == "dict":
             return {k: flat[:, a:b] for k, (a, b) in self.core.obs_layout().items()}
         return flat
+
+    def bs_view(self) -> BSView:
+        """What the BS knows at the start of the next slot, all N environments (``vmimo_env.bs_view.BSView``).
+
+        With ``info_bs_view=True`` the step and reset infos carry it as ``infos["bs_view"]`` (``to_dict()``)."""
+        return self.core.bs_view()
 
 
 def step_infos(res: StepResult) -> dict[str, np.ndarray]:
