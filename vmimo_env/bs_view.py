@@ -105,6 +105,10 @@ class BSView:
                 raise ValueError(f"BSView.{name} must have shape {want} (N={N} environments, K={K}, Nr={Nr}, "
                                  f"S={S}), got {got}")
 
+    def __repr__(self) -> str:
+        return (f"BSView(N={self.N}, K={self.K}, Nr={self.Nr}, G={self.G}, t={self.t.tolist()}, "
+                f"pending={self.scene_valid.sum(axis=1).tolist()}, checkpoint={self.checkpoint!r})")
+
     # ------------------------------------------------------------------ sizes
     @property
     def N(self) -> int:
@@ -327,10 +331,13 @@ def view_fetcher(env: Any) -> tuple[Callable[[], BSView], bool]:
 
 def view_from_info(info: Any) -> BSView | None:
     """The ``BSView`` in a step's info (``info["bs_view"]``, or a list of per-environment infos as SB3 returns
-    them), None when the info carries none."""
+    them), None when the info carries none (or only as a Gymnasium ``SyncVectorEnv`` merges dict entries, field by
+    field with ``_``-masks; ``view_fetcher`` then gets it through ``call("bs_view")``)."""
     if isinstance(info, Mapping):
         v = info.get("bs_view")
-        return None if v is None else BSView.from_dict(v)
+        if v is None or (isinstance(v, Mapping) and "_t" in v):
+            return None  # absent, or merged field by field by a Gymnasium Sync/AsyncVectorEnv: fetch it instead
+        return BSView.from_dict(v)
     if isinstance(info, (list, tuple)) and info and all(isinstance(i, Mapping) and "bs_view" in i for i in info):
         return BSView.stack([i["bs_view"] for i in info])
     return None

@@ -15,13 +15,82 @@ order too, so closing a slot's scenes is advancing ``head``.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
-
-from vmimo_env import rules
+from numba import njit, vectorize
 
 LATENT_DIM = 64
 
 
+# ====================================================================== the slot's rules (public in vmimo_env.rules)
+# Defined here, beside the kernels that inline them, because numba's on-disk cache of a kernel is keyed on its own
+# source file only: a rule edited in another module would leave the cached kernels running the old one.
+IDLE_NOISE_W = 1.0  # column 0 of a receiver noise array: finite and positive, never read (idle devices)
+MIN_BAND_HZ = 1e-30  # an empty band still gets a positive noise power, so a receiver never divides by zero
+
+
+@vectorize(["int64(float64, float64)"], cache=True)
+def encode_cap(p_joint, capacity):
+    """Latents a device can encode this slot, ``floor(capacity · p_joint + 0.5)`` (round half up), int64.
+
+    ``p_joint`` is the device's compute × memory availability, ``capacity`` ``ScenarioConfig.encode_capacity``
+    (latents per slot at ``p_joint = 1``). Broadcasts like a numpy ufunc.
+    """
+    return np.int64(np.floor(capacity * p_joint + 0.5))
+
+
+@vectorize(["float64(float64, float64)"], cache=True)
+def band_hz_noise_w(band_hz, noise_psd_w_hz):
+    """Noise power (W) of a band of ``band_hz`` Hz at PSD ``noise_psd_w_hz``: ``max(band_hz, 1e-30) · N0``."""
+    return max(band_hz, MIN_BAND_HZ) * noise_psd_w_hz
+
+
+@vectorize(["int64(int64)"], cache=True)
+def uses_per_latent(prefix):
+    """Complex channel uses of one latent of ``prefix`` reals (analog, two reals per complex use): ``c // 2``."""
+    return prefix // 2
+
+
+@vectorize(["int64(float64, int64, float64)"], cache=True)
+def latents_that_fit(band_hz, prefix, slot_s):
+    """Latents of ``prefix`` reals that fit in one slot of ``slot_s`` s on a band of ``band_hz`` Hz:
+    ``floor(band_hz · slot_s) // (prefix // 2)`` (int64; the band carries ``floor(W T)`` complex uses)."""
+    uses = np.floor(band_hz * slot_s)
+    return np.int64(uses // uses_per_latent(prefix))
+
+
+@vectorize(["int64(int64, int64, int64)"], cache=True)
+def latents_sent(queue, fit, cap):
+    """Latents a scheduled device sends this slot: ``min(queue, fit, encode cap)`` (queue after the arrivals)."""
+    return min(queue, fit, cap)
+
+
+@vectorize(["float64(int64, int64, float64)"], cache=True)
+def airtime_s(num_latents, prefix, band_hz):
+    """Seconds on air to send ``num_latents`` latents of ``prefix`` reals on ``band_hz`` Hz (0 when it sends none):
+    ``n · (prefix // 2) / band_hz``, i.e. ``energy.airtime_s`` of the latents' channel uses (one use per Hz·s)."""
+    if num_latents <= 0:
+        return 0.0
+    return num_latents * uses_per_latent(prefix) / band_hz
+
+
+@njit(cache=True)
+def share_scale(bw_row):
+    """Factor applied to one environment's raw shares (G,): ``1 / max(Σ shares, 1)`` (sum in float64, in order)."""
+    total = 0.0
+    for g in range(bw_row.shape[0]):
+        total += bw_row[g]
+    return 1.0 / max(total, 1.0)
+
+
+@njit(cache=True)
+def band_shares_into(bw, out):
+    """Shares of the band (N, G) the slot uses for raw shares ``bw`` (N, G), written into ``out``."""
+    for i in range(bw.shape[0]):
+        scale = share_scale(bw[i])
+        for g in range(bw.shape[1]):
+            out[i, g] = bw[i, g] * scale
+
+
+# ====================================================================== kernels
 @njit(cache=True)
 def plan_slot(t, head, tail, next_seq, slot_start, ring_scene, rx_len, rx_score,  # state (modified)
               group, power_idx, comp_idx, bw_raw, p_joint, u,  # action and this slot's uniforms
@@ -51,11 +120,11 @@ def plan_slot(t, head, tail, next_seq, slot_start, ring_scene, rx_len, rx_score,
         tail[i] += n_in
         slot_start[i, (t[i] + 1) % D1] = tail[i]
 
-        scale = rules.share_scale(bw_raw[i])  # the rules of vmimo_env.rules, compiled inline
-        noise_w[i, 0] = rules.IDLE_NOISE_W
+        scale = share_scale(bw_raw[i])  # the slot's rules (vmimo_env.rules), compiled inline
+        noise_w[i, 0] = IDLE_NOISE_W
         for g in range(G):
             band_hz[i, g] = bw_raw[i, g] * scale * total_bw_hz
-            noise_w[i, g + 1] = rules.band_hz_noise_w(band_hz[i, g], noise_psd)
+            noise_w[i, g + 1] = band_hz_noise_w(band_hz[i, g], noise_psd)
 
         for k in range(K):
             c = prefix_levels[comp_idx[i, k]]
@@ -64,14 +133,14 @@ def plan_slot(t, head, tail, next_seq, slot_start, ring_scene, rx_len, rx_score,
             ns = 0
             if g > 0:
                 queue = tail[i] - max(next_seq[i, k], head[i])
-                fit = rules.latents_that_fit(band_hz[i, g - 1], c, slot_s)
-                cap = rules.encode_cap(p_joint[i, k], encode_capacity)
-                ns = rules.latents_sent(queue, fit, cap)
+                fit = latents_that_fit(band_hz[i, g - 1], c, slot_s)
+                cap = encode_cap(p_joint[i, k], encode_capacity)
+                ns = latents_sent(queue, fit, cap)
             n_send[i, k] = ns
             if ns > 0:
                 geff[i, k] = g
                 power_w[i, k] = power_levels_w[power_idx[i, k]]
-                airtime[i, k] = rules.airtime_s(ns, c, band_hz[i, g - 1])
+                airtime[i, k] = airtime_s(ns, c, band_hz[i, g - 1])
             else:
                 geff[i, k] = 0
                 power_w[i, k] = 0.0

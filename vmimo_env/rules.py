@@ -2,9 +2,11 @@
 
 The compiled kernels (``vmimo_env.kernels``), the core (``vmimo_env.core``) and every policy that predicts what an
 action will do (``agents``, through ``vmimo_env.bs_view``) call these functions, so a rule cannot drift between
-the simulator and a scheduler's model of it. The element-wise rules are numba ufuncs (``@vectorize``): called
-from numpy they broadcast like any ufunc; called from a ``@njit`` kernel on scalars they compile inline, so the
-hot path pays nothing for the indirection.
+the simulator and a scheduler's model of it: this module is where to read and change them. The element-wise
+rules are numba ufuncs (``@vectorize``): called from numpy they broadcast like any ufunc; called from a ``@njit``
+kernel on scalars they compile inline, so the hot path pays nothing for the indirection. They are defined in
+``vmimo_env.kernels`` next to the kernels that inline them (numba's on-disk cache of a kernel only tracks its own
+source file) and exported here; the numpy-level rules are defined here.
 
 =========================  =====================================================================================
 rule                       definition
@@ -30,76 +32,19 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from numba import njit, vectorize
 
-from vmimo_env import energy, receivers
-
-IDLE_NOISE_W = 1.0  # column 0 of a receiver noise array: finite and positive, never read (idle devices)
-MIN_BAND_HZ = 1e-30  # an empty band still gets a positive noise power, so a receiver never divides by zero
-
-
-# ====================================================================== element-wise rules (numba ufuncs)
-@vectorize(["int64(float64, float64)"], cache=True)
-def encode_cap(p_joint, capacity):
-    """Latents a device can encode this slot, ``floor(capacity · p_joint + 0.5)`` (round half up), int64.
-
-    ``p_joint`` is the device's compute × memory availability, ``capacity`` ``ScenarioConfig.encode_capacity``
-    (latents per slot at ``p_joint = 1``). Broadcasts like a numpy ufunc.
-    """
-    return np.int64(np.floor(capacity * p_joint + 0.5))
-
-
-@vectorize(["float64(float64, float64)"], cache=True)
-def band_hz_noise_w(band_hz, noise_psd_w_hz):
-    """Noise power (W) of a band of ``band_hz`` Hz at PSD ``noise_psd_w_hz``: ``max(band_hz, 1e-30) · N0``."""
-    return max(band_hz, MIN_BAND_HZ) * noise_psd_w_hz
-
-
-@vectorize(["int64(int64)"], cache=True)
-def uses_per_latent(prefix):
-    """Complex channel uses of one latent of ``prefix`` reals (analog, two reals per complex use): ``c // 2``."""
-    return prefix // 2
-
-
-@vectorize(["int64(float64, int64, float64)"], cache=True)
-def latents_that_fit(band_hz, prefix, slot_s):
-    """Latents of ``prefix`` reals that fit in one slot of ``slot_s`` s on a band of ``band_hz`` Hz:
-    ``floor(band_hz · slot_s) // (prefix // 2)`` (int64; the band carries ``floor(W T)`` complex uses)."""
-    uses = np.floor(band_hz * slot_s)
-    return np.int64(uses // uses_per_latent(prefix))
-
-
-@vectorize(["int64(int64, int64, int64)"], cache=True)
-def latents_sent(queue, fit, cap):
-    """Latents a scheduled device sends this slot: ``min(queue, fit, encode cap)`` (queue after the arrivals)."""
-    return min(queue, fit, cap)
-
-
-@vectorize(["float64(int64, int64, float64)"], cache=True)
-def airtime_s(num_latents, prefix, band_hz):
-    """Seconds on air to send ``num_latents`` latents of ``prefix`` reals on ``band_hz`` Hz (0 when it sends none):
-    ``n · (prefix // 2) / band_hz``, i.e. ``energy.airtime_s`` of the latents' channel uses (one use per Hz·s)."""
-    if num_latents <= 0:
-        return 0.0
-    return num_latents * uses_per_latent(prefix) / band_hz
-
-
-# ====================================================================== bandwidth split
-@njit(cache=True)
-def share_scale(bw_row):
-    """Factor applied to one environment's raw shares (G,): ``1 / max(Σ shares, 1)`` (sum in float64, in order)."""
-    total = 0.0
-    for g in range(bw_row.shape[0]):
-        total += bw_row[g]
-    return 1.0 / max(total, 1.0)
-
-
-@njit(cache=True)
-def _band_shares_into(bw, out):
-    for i in range(bw.shape[0]):
-        scale = share_scale(bw[i])
-        for g in range(bw.shape[1]):
-            out[i, g] = bw[i, g] * scale
+from vmimo_env import energy, kernels, receivers
+from vmimo_env.kernels import (  # noqa: F401  (defined next to the kernels that inline them, public here)
+    IDLE_NOISE_W,
+    MIN_BAND_HZ,
+    airtime_s,
+    band_hz_noise_w,
+    encode_cap,
+    latents_sent,
+    latents_that_fit,
+    share_scale,
+    uses_per_latent,
+)
 
 
 def band_shares(bw_raw: Any) -> np.ndarray:
@@ -113,7 +58,7 @@ def band_shares(bw_raw: Any) -> np.ndarray:
         raise ValueError(f"bw_raw must have a last axis of G group shares, got a scalar {raw!r}")
     flat = np.ascontiguousarray(raw.reshape(-1, raw.shape[-1]), dtype=np.float64 if raw.dtype.kind != "f" else None)
     out = np.empty(flat.shape)
-    _band_shares_into(flat, out)
+    kernels.band_shares_into(flat, out)
     return out.reshape(raw.shape)
 
 
@@ -185,8 +130,6 @@ def slot_sinr(cfg: Any, h: np.ndarray, power_w: np.ndarray, group: np.ndarray, n
     ``receiver`` overrides ``cfg.receiver`` (``None``: the scenario's own receiver, or the cooperative SVD array
     when ``cfg.cooperative``); ``out`` (N, K) is written by the compiled MMSE kernel when it is used.
     """
-    from vmimo_env import kernels
-
     if receiver is None and cfg.cooperative:
         return receivers.cooperative_svd_sinr(h, power_w, group, noise_w, cfg.num_groups)
     rx = cfg.receiver if receiver is None else receiver
