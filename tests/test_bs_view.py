@@ -130,6 +130,9 @@ def test_plain_dict_pickle_and_batching_round_trip() -> None:
     same(BSView.stack(rows), view)
     same(BSView.stack([r.to_dict() for r in rows]), view)
     same(view.take([2, 0]), BSView.stack([rows[2], rows[0]]))
+    split = BSView.split_dict(plain)
+    assert len(split) == 3 and all(not d["queue"].flags.writeable for d in split)
+    same(BSView.stack(split), view)
     np.testing.assert_array_equal(view.row(1).queue[0], view.queue[1])
 
 

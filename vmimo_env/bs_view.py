@@ -15,6 +15,7 @@ The model assumes the BS estimates the CSI and receives queue and compute/memory
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -88,22 +89,14 @@ class BSView:
         if not isinstance(self.cfg, ScenarioConfig):
             raise TypeError(f"cfg must be a ScenarioConfig, got {type(self.cfg).__name__}")
         for name in (*PER_ENV_FIELDS, *SHARED_ARRAY_FIELDS):
-            arr = np.array(getattr(self, name))  # a private copy: the source may change, the view must not
-            arr.flags.writeable = False
-            object.__setattr__(self, name, arr)
-        cfg = self.cfg
+            object.__setattr__(self, name, frozen(getattr(self, name)))
         N = int(self.t.shape[0]) if self.t.ndim == 1 else -1
-        K, Nr, S, M = cfg.num_devices, cfg.num_antennas, cfg.max_pending, len(MODALITIES)
-        shapes = {"t": (N,), "h": (N, K, Nr), "gain": (N, K), "queue": (N, K), "hol_age": (N, K),
-                  "p_joint": (N, K), "encode_cap": (N, K), "queue_unheld": (N, K), "scene_valid": (N, S),
-                  "scene_held": (N, S, M), "scene_slack": (N, S), "scene_queued": (N, S, K),
-                  "device_modality": (K,), "encoder_mflops": (K,),
-                  "power_levels_w": (len(cfg.power_levels_db),), "prefix_levels": (len(cfg.compression_levels),)}
-        for name, want in shapes.items():
+        for name, want in _expected_shapes(self.cfg, N):
             got = getattr(self, name).shape
             if N < 1 or got != want:
-                raise ValueError(f"BSView.{name} must have shape {want} (N={N} environments, K={K}, Nr={Nr}, "
-                                 f"S={S}), got {got}")
+                cfg = self.cfg
+                raise ValueError(f"BSView.{name} must have shape {want} (N={N} environments, K={cfg.num_devices}, "
+                                 f"Nr={cfg.num_antennas}, S={cfg.max_pending}), got {got}")
 
     def __repr__(self) -> str:
         return (f"BSView(N={self.N}, K={self.K}, Nr={self.Nr}, G={self.G}, t={self.t.tolist()}, "
@@ -138,9 +131,9 @@ class BSView:
     # ------------------------------------------------------------------ plain form
     def to_dict(self) -> dict[str, Any]:
         """Plain, picklable form: every array field (read-only numpy arrays), ``cfg`` as a dict of builtins
-        (``ScenarioConfig.to_dict()``) and the scalar fields."""
+        (``ScenarioConfig`` field -> value, tuples as tuples) and the scalar fields."""
         out: dict[str, Any] = {name: getattr(self, name) for name in (*PER_ENV_FIELDS, *SHARED_ARRAY_FIELDS)}
-        out["cfg"] = self.cfg.to_dict()
+        out["cfg"] = dict(_cfg_items(self.cfg))
         out.update({name: getattr(self, name) for name in SCALAR_FIELDS})
         return out
 
@@ -156,7 +149,10 @@ class BSView:
         if missing or extra:
             raise ValueError(f"BS view dict keys: missing {missing}, unexpected {extra}")
         cfg = data["cfg"]
-        cfg = cfg if isinstance(cfg, ScenarioConfig) else ScenarioConfig.from_dict(cfg)
+        if not isinstance(cfg, ScenarioConfig):
+            if not isinstance(cfg, Mapping):
+                raise TypeError(f"a BS view dict's cfg must be a mapping of scenario parameters, got {cfg!r}")
+            cfg = _cfg_from_items(tuple((k, tuple(v) if type(v) is list else v) for k, v in cfg.items()))
         return cls(**{k: v for k, v in data.items() if k != "cfg"}, cfg=cfg)
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -181,6 +177,14 @@ class BSView:
         per_env = {name: np.concatenate([getattr(v, name) for v in views]) for name in PER_ENV_FIELDS}
         return dataclasses.replace(first, **per_env)
 
+    @staticmethod
+    def split_dict(data: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """One plain dict (N = 1) per environment of a view's plain dict (``to_dict()``), without building views:
+        per-environment arrays are read-only slices of the batched ones (cheap enough for every step's infos)."""
+        n = int(np.shape(data["t"])[0])
+        return [{**data, "cfg": dict(data["cfg"]), **{name: data[name][i:i + 1] for name in PER_ENV_FIELDS}}
+                for i in range(n)]
+
     def take(self, rows: Sequence[int] | np.ndarray) -> BSView:
         """The view of environments ``rows`` (in that order, repeats allowed)."""
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
@@ -195,6 +199,37 @@ class BSView:
     def unbatch(self) -> list[BSView]:
         """One N = 1 view per environment."""
         return [self.row(i) for i in range(self.N)]
+
+
+def frozen(x: Any) -> np.ndarray:
+    """``x`` as a read-only array that nothing else can change: a read-only array owning its data is kept, anything
+    else (writeable, or a view of another array) is copied first."""
+    arr = np.asarray(x)
+    if arr.flags.writeable or arr.base is not None:
+        arr = arr.copy()
+        arr.flags.writeable = False
+    return arr
+
+
+@functools.lru_cache(maxsize=64)
+def _cfg_items(cfg: ScenarioConfig) -> tuple[tuple[str, Any], ...]:
+    """The scenario as (name, builtin value) pairs, tuples kept (immutable, so the cached pairs stay as built)."""
+    return tuple((name, getattr(cfg, name)) for name in cfg.field_names())
+
+
+@functools.lru_cache(maxsize=64)
+def _expected_shapes(cfg: ScenarioConfig, N: int) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    K, Nr, S, M = cfg.num_devices, cfg.num_antennas, cfg.max_pending, len(MODALITIES)
+    return (("t", (N,)), ("h", (N, K, Nr)), ("gain", (N, K)), ("queue", (N, K)), ("hol_age", (N, K)),
+            ("p_joint", (N, K)), ("encode_cap", (N, K)), ("queue_unheld", (N, K)), ("scene_valid", (N, S)),
+            ("scene_held", (N, S, M)), ("scene_slack", (N, S)), ("scene_queued", (N, S, K)),
+            ("device_modality", (K,)), ("encoder_mflops", (K,)), ("power_levels_w", (len(cfg.power_levels_db),)),
+            ("prefix_levels", (len(cfg.compression_levels),)))
+
+
+@functools.lru_cache(maxsize=64)
+def _cfg_from_items(items: tuple[tuple[str, Any], ...]) -> ScenarioConfig:
+    return ScenarioConfig.from_dict(dict(items))
 
 
 # ====================================================================== predictions of a candidate action

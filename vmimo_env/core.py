@@ -323,11 +323,13 @@ class VMIMOCore:
         kernels.pending_scenes(self.t, self.head, self.tail, self.next_seq, self.slot_start, self.rx_len,
                                self.device_modality, self.D, hol_age, valid, held, slack, queued, unheld)
         checkpoint, pool_seed, pool_size = self.model_source
-        return BSView(t=self.t.copy(), h=self.h.copy(), gain=self.gain.copy(), queue=self.queue_lengths(),
-                      hol_age=hol_age, p_joint=self.p_joint.copy(),
-                      encode_cap=rules.encode_cap(self.p_joint, self.cfg.encode_capacity),
-                      queue_unheld=unheld, scene_valid=valid, scene_held=held, scene_slack=slack,
-                      scene_queued=queued, device_modality=self.device_modality, encoder_mflops=self.encoder_mflops,
+        fresh = {"t": self.t.copy(), "h": self.h.copy(), "gain": self.gain.copy(), "queue": self.queue_lengths(),
+                 "hol_age": hol_age, "p_joint": self.p_joint.copy(),
+                 "encode_cap": rules.encode_cap(self.p_joint, self.cfg.encode_capacity), "queue_unheld": unheld,
+                 "scene_valid": valid, "scene_held": held, "scene_slack": slack, "scene_queued": queued}
+        for arr in fresh.values():  # new arrays nothing else holds: read-only, so the view keeps them uncopied
+            arr.flags.writeable = False
+        return BSView(**fresh, device_modality=self.device_modality, encoder_mflops=self.encoder_mflops,
                       power_levels_w=self.power_levels_w, prefix_levels=self.prefix_levels, cfg=self.cfg,
                       checkpoint=checkpoint, pool_seed=pool_seed, pool_size=pool_size)
 

@@ -79,8 +79,8 @@ class VMIMOSB3VecEnv(VecEnv):
             for v in self._ep_sums.values():
                 v[trunc] = 0.0
         if "bs_view" in infos:  # info_bs_view=True: each environment's own row
-            for i, view in enumerate(BSView.from_dict(infos["bs_view"]).unbatch()):
-                out[i]["bs_view"] = view.to_dict()
+            for i, row in enumerate(BSView.split_dict(infos["bs_view"])):
+                out[i]["bs_view"] = row
         return obs, rew.astype(np.float32), trunc.copy(), out
 
     def close(self) -> None:
