@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import vmimo_env
-from vmimo_env import rules
+from vmimo_env import energy, rules
 from vmimo_env.bs_view import BSView, action_energy_j, band_hz, planned_latents, predict_sinr
 from vmimo_env.vector import VMIMOVectorEnv
 
@@ -193,6 +193,8 @@ def test_encode_cap_rounds_half_up_and_energy_per_latent_is_the_energy_model() -
     assert e == pytest.approx((0.1 / cfg.pa_efficiency + cfg.circuit_power_w) * t + 2.0 * cfg.encode_energy_j_per_mflop)
     assert rules.latents_that_fit(5000.0, 16, 0.01) == 6 and rules.latents_that_fit(5000.0, 128, 0.01) == 0
     assert rules.latents_sent(3, 6, 2) == 2
+    n, c, w = np.array([0, 1, 5]), np.array([16, 64, 4]), np.array([5000.0, 2500.0, 1e4])
+    np.testing.assert_allclose(rules.airtime_s(n, c, w), energy.channel_airtime_s(n * (c // 2), w), rtol=1e-15)
     noise = rules.receiver_noise_w(np.array([[0.5, 0.0]]), cfg)
     assert noise[0, 0] == rules.IDLE_NOISE_W and noise[0, 2] > 0
     assert noise[0, 1] == pytest.approx(0.5 * cfg.total_bandwidth_hz * cfg.noise_psd_w_hz)

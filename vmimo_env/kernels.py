@@ -66,7 +66,7 @@ def latents_sent(queue, fit, cap):
 @vectorize(["float64(int64, int64, float64)"], cache=True)
 def airtime_s(num_latents, prefix, band_hz):
     """Seconds on air to send ``num_latents`` latents of ``prefix`` reals on ``band_hz`` Hz (0 when it sends none):
-    ``n · (prefix // 2) / band_hz``, i.e. ``energy.airtime_s`` of the latents' channel uses (one use per Hz·s)."""
+    ``n · (prefix // 2) / band_hz``: ``energy.channel_airtime_s`` of the latents' channel uses (one per Hz·s)."""
     if num_latents <= 0:
         return 0.0
     return num_latents * uses_per_latent(prefix) / band_hz
