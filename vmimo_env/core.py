@@ -13,15 +13,15 @@ All state lives in arrays with a leading environment axis; ``VMIMOEnv`` is the `
    received value is the sent value plus N(0, 1 / SINR) noise (unit-power latents). When two devices of one
    modality deliver the same scene, the BS keeps the better copy (longer prefix, then higher SINR).
 5. The encode cap ``round(encode_capacity * p_joint)`` comes from the seed's compute/memory process.
-
-Every rule above that a scheduler may want to predict is written once in ``vmimo_env.rules`` (the compiled
-kernels call the same definitions); what the BS knows at the start of a slot is ``VMIMOCore.bs_view()``.
 6. Scenes that every device has delivered, or whose deadline has come, are classified by the frozen fusion
    head in one batched call on the latents actually received. An expired scene with nothing received is wrong.
    With heterogeneous devices the received foreign latents are first mapped into the head's latent space by the
    BS aligner (``vmimo_env.heterogeneous``), or fed raw with ``aligner="none"``.
 7. Energy (transmit, circuit, encoding, D2D) is charged; reward = correct / arrival_rate - λ_E E / E_ref.
 8. Fading and the resource process advance one slot.
+
+Every rule above that a scheduler may want to predict is written once in ``vmimo_env.rules`` (the compiled
+kernels call the same definitions); what the BS knows at the start of a slot is ``VMIMOCore.bs_view()``.
 """
 
 from __future__ import annotations
