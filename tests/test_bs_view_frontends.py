@@ -196,3 +196,9 @@ def test_heuristics_read_no_simulator_internals() -> None:
             if pattern.search(line.split("#", 1)[0]):
                 found.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")
     assert not found, "\n".join(found)
+
+
+def test_oracle_refuses_a_front_end_without_the_simulator(subproc) -> None:
+    """The oracle plans on the simulator itself; behind a process boundary it says so instead of guessing."""
+    with pytest.raises(TypeError, match="in-process VMIMO env"):
+        make_policy("oracle", subproc)
