@@ -1,7 +1,7 @@
 """A clairvoyant planner: the oracle reference (an upper bound in practice) for small scenarios.
 
 Each slot and each environment, the oracle copies the environment's full state *including its random stream*
-(``VMIMOCore.replicate(i, n)``), so it knows the future: this slot's arrivals, the fading, the latent noise and
+(``VMIMOCore.replicate(rows)``), so it knows the future: this slot's arrivals, the fading, the latent noise and
 which scenes the frozen model will classify correctly. It then searches a discretised action space:
 
 1. **candidates**: the actions of every heuristic for this slot (they cover sensible groupings, powers and
@@ -20,16 +20,21 @@ at once (``lookahead=0`` gives that myopic variant).
 It optimises the clairvoyant reward-to-go of a rollout (Bertsekas' rollout algorithm with perfect foresight), is
 not a proven bound (the search is local and the horizon finite), and costs ~``(candidates + K (G + L_p + L_c) +
 5 G) × (lookahead + 1)`` environment steps per slot: use it for evaluation on small scenarios, not for training.
+Being clairvoyant, it needs the simulator in its own process (a ``gym.make`` env, wrapped or not, the native
+vector env or a ``VMIMOCore``): it uses the core's public ``replicate``, ``step`` and ``bs_view`` only, and
+decides like every heuristic from the BS view.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
-from agents.heuristics.base import Heuristic, resolve_core
+from agents.heuristics.base import Heuristic
 from agents.policies import register_policy
+from vmimo_env.bs_view import BSView
 
 BANDWIDTH_LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
 DEFAULT_CANDIDATES = ("round_robin", "greedy", "proportional_fair", "fractional_power", "sus", "max_weight",
@@ -40,8 +45,8 @@ DEFAULT_CANDIDATES = ("round_robin", "greedy", "proportional_fair", "fractional_
 class OraclePolicy(Heuristic):
     """Clairvoyant rollout planner over a discretised action space (see the module docstring).
 
-    Reads the whole ``VMIMOCore`` state, including its random number generators (the future), through
-    ``core.replicate``. Parameters: ``lookahead`` slots scored after the decision (default: ``deadline_slots``),
+    Knows the whole ``VMIMOCore`` state, including its random number generators (the future), through
+    ``VMIMOCore.replicate``. Parameters: ``lookahead`` slots scored after the decision (default: ``deadline_slots``),
     ``rounds`` of coordinate descent, ``candidates`` (heuristic names proposing starting points), ``base``
     (heuristic used in the lookahead rollouts).
     """
@@ -54,12 +59,12 @@ class OraclePolicy(Heuristic):
         super().__init__(env, **kwargs)
         from agents.policies import make_policy
 
-        core, _ = resolve_core(env)
-        self.lookahead = core.cfg.deadline_slots if lookahead is None else int(lookahead)
+        self.sim = simulator_of(env)
+        self.lookahead = self.cfg.deadline_slots if lookahead is None else int(lookahead)
         self.rounds = int(rounds)
         self.env_chunk = int(env_chunk)  # environments searched together (bounds the replicated core's memory)
         self.base_name = base
-        self.proposers = [make_policy(name, core) for name in candidates]
+        self.proposers = [make_policy(name, self.view) for name in candidates]
         self.prev: dict[str, np.ndarray] | None = None
         self.last_scores: np.ndarray | None = None
 
@@ -72,7 +77,8 @@ class OraclePolicy(Heuristic):
     # ------------------------------------------------------------------ search
     def act_batch(self, info: dict[str, Any]) -> dict[str, np.ndarray]:
         N, K, G = self.N, self.K, self.G
-        proposals = [p.act_batch(info) for p in self.proposers]
+        view = self.view
+        proposals = [p.act_view(view, info) for p in self.proposers]
         idle = {"group": np.zeros((N, K), np.int64), "power": np.zeros((N, K), np.int64),
                 "compression": np.zeros((N, K), np.int64), "bandwidth": np.zeros((N, G))}
         proposals.append(idle)
@@ -84,11 +90,11 @@ class OraclePolicy(Heuristic):
             ids = np.arange(lo, min(N, lo + self.env_chunk))
             # 1. candidates of every proposer, all environments of the chunk in one batched rollout
             cands = [(int(i), {k: np.asarray(p[k][i]) for k in p}) for i in ids for p in proposals]
-            self._keep_best(cands, self._score(cands), best, scores)
+            self._keep_best(cands, self._score(view, cands), best, scores)
             # 2. coordinate descent around each environment's incumbent
             for _ in range(self.rounds):
                 neigh = [(int(i), b) for i in ids for b in self._neighbours({k: v[i] for k, v in best.items()})]
-                if not neigh or not self._keep_best(neigh, self._score(neigh), best, scores):
+                if not neigh or not self._keep_best(neigh, self._score(view, neigh), best, scores):
                     break
         self.prev = {k: v.copy() for k, v in best.items()}
         self.last_scores = scores
@@ -114,7 +120,7 @@ class OraclePolicy(Heuristic):
         """Single-coordinate changes of ``a`` that can change the outcome (an idle device's power and prefix
         cannot, nor can the band share of an empty group)."""
         K, G = self.K, self.G
-        L_c = len(self.core.prefix_levels)
+        L_c = len(self.view.prefix_levels)
         out = []
 
         def changed(key: str, idx: int, value: Any) -> dict[str, np.ndarray]:
@@ -133,58 +139,44 @@ class OraclePolicy(Heuristic):
                         if abs(lvl - float(a["bandwidth"][g])) > 1e-6]
         return out
 
-    def _score(self, cands: list[tuple[int, dict[str, np.ndarray]]]) -> np.ndarray:
+    def _score(self, view: BSView, cands: list[tuple[int, dict[str, np.ndarray]]]) -> np.ndarray:
         """Reward of each (env, action) candidate for this slot plus ``lookahead`` base-policy slots, every row on
         its environment's known future."""
         from agents.policies import make_policy
 
         rows = np.array([i for i, _ in cands])
-        rep = replicate_rows(self.core, rows)
+        rep = self.sim.replicate(rows)
         g = np.stack([c["group"] for _, c in cands]).astype(np.int64)
         p = np.stack([c["power"] for _, c in cands]).astype(np.int64)
         c_ = np.stack([c["compression"] for _, c in cands]).astype(np.int64)
         b = np.stack([c["bandwidth"] for _, c in cands]).astype(np.float64)
         total = rep.step(g, p, c_, b).reward.astype(np.float64)
-        left = self.core.cfg.horizon - self.core.t[rows] - 1  # no reward after the episode's last slot
+        left = self.cfg.horizon - view.t[rows] - 1  # no reward after the episode's last slot
         steps = int(min(self.lookahead, left.max()))
         if steps > 0:
-            base = make_policy(self.base_name, rep)
+            rep_view = rep.bs_view()
+            base = make_policy(self.base_name, rep_view)
             for s in range(steps):
-                a = base.act_batch({})
+                a = base.act_view(rep_view if s == 0 else rep.bs_view(), {})
                 r = rep.step(a["group"], a["power"], a["compression"], a["bandwidth"]).reward
                 total += np.where(s < left, r, 0.0)
         return total
 
 
-def replicate_rows(core: Any, rows: np.ndarray) -> Any:
-    """A core whose environment ``j`` is an exact copy (state and random stream) of ``core``'s ``rows[j]``.
-
-    ``VMIMOCore.replicate(i, n)`` copies one environment n times; the oracle scores candidates of many
-    environments in one step, so this generalises it to a list of rows with the same fields ``replicate`` copies
-    (``VMIMOCore._STATE``, the block RNG). Falls back to stitching ``replicate`` calls if the layout differs.
-    """
-    import copy
-
-    from vmimo_env.rng import BlockRNG
-
-    rows = np.asarray(rows, dtype=np.int64)
-    try:
-        new = object.__new__(type(core))
-        new.__dict__.update(core.__dict__)
-        new.N = len(rows)
-        new._rows = np.arange(len(rows))
-        for name in core._STATE:
-            setattr(new, name, np.array(getattr(core, name)[rows]))
-        old = core.rng
-        rng = BlockRNG(len(rows), old.n_uniform, old.n_normal, old.block)
-        rng.generators = [copy.deepcopy(old.generators[i]) for i in rows.tolist()]
-        rng._uniform[:] = old._uniform[rows]
-        rng._normal[:] = old._normal[rows]
-        rng._ptr[:] = old._ptr[rows]
-        new.rng = rng
-        new._alloc_buffers()
-        return new
-    except AttributeError:
-        if len(np.unique(rows)) == 1:
-            return core.replicate(int(rows[0]), len(rows))
-        raise
+def simulator_of(env: Any) -> Any:
+    """The ``VMIMOCore`` behind an in-process VMIMO front end, through public attributes (``get_wrapper_attr``
+    for a wrapped Gymnasium env, ``unwrapped`` for a vector env); the oracle uses its ``replicate`` only."""
+    if callable(getattr(env, "replicate", None)):
+        return env
+    core = None
+    if isinstance(env, gym.vector.VectorEnv):
+        core = getattr(env.unwrapped, "core", None)
+    elif isinstance(env, gym.Env):
+        try:
+            core = env.get_wrapper_attr("core")
+        except AttributeError:
+            core = None
+    if core is None or not callable(getattr(core, "replicate", None)):
+        raise TypeError(f"the oracle plans on the simulator itself (VMIMOCore.replicate), so it needs an in-process "
+                        f"VMIMO env (gym.make, the native vector env or a VMIMOCore), got {type(env).__name__}")
+    return core

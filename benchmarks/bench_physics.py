@@ -11,7 +11,7 @@ warmed up, then timed with ``time.perf_counter`` in several repeats of many slot
 
 ``--tune-malloc`` raises glibc's mmap/trim thresholds first (``physics.tune_glibc_malloc``): on the project's
 VMs every freed temporary above 128 KiB otherwise goes back to the OS and costs page faults when reused.
-``--compiled`` adds a column with the environment's numba MMSE kernel (``vmimo_env.kernels.mmse_sinr``) in
+``--compiled`` adds a column with the environment's numba MMSE kernel (``vmimo_env.kernels.mmse_sinr_into``) in
 place of the numpy receiver, for comparison. BLAS runs single-threaded unless ``OPENBLAS_NUM_THREADS`` is set.
 """
 
@@ -31,7 +31,7 @@ from collections.abc import Callable  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from vmimo_env import physics  # noqa: E402
+from vmimo_env import physics, rules  # noqa: E402
 from vmimo_env.config import ScenarioConfig  # noqa: E402
 
 NUM_GROUPS = 3
@@ -47,7 +47,7 @@ def make_slot(num_envs: int, k: int, nr: int, receiver: str, compiled: bool, see
     white = [physics.complex_innovation(rng.standard_normal((*shape, 2 * nr))) for _ in range(NUM_PREPARED)]
     groups = [rng.integers(0, NUM_GROUPS + 1, shape) for _ in range(NUM_PREPARED)]
     powers = [cfg.max_power_w * 10 ** (rng.choice(cfg.power_levels_db, shape) / 10) for _ in range(NUM_PREPARED)]
-    noise = [physics.group_noise_w(cfg, rng.dirichlet(np.ones(NUM_GROUPS), num_envs)) for _ in range(NUM_PREPARED)]
+    noise = [rules.receiver_noise_w(rng.dirichlet(np.ones(NUM_GROUPS), num_envs), cfg) for _ in range(NUM_PREPARED)]
     airtime = [cfg.slot_s * rng.random(shape) * (g > 0) for g in groups]
     latents = [rng.integers(0, 4, shape) * (g > 0) for g in groups]
     mflops = np.full(k, 1.5)
@@ -64,7 +64,7 @@ def make_slot(num_envs: int, k: int, nr: int, receiver: str, compiled: bool, see
     def run_compiled(i: int) -> None:
         j = i % NUM_PREPARED
         h = physics.fading_step(links, white[j])
-        kernels.mmse_sinr(h, powers[j], groups[j], noise[j], NUM_GROUPS, out)
+        kernels.mmse_sinr_into(h, powers[j], groups[j], noise[j], NUM_GROUPS, out)
         energy.device_energy_j(powers[j], airtime[j], latents[j], mflops, pa_efficiency=cfg.pa_efficiency,
                                circuit_power_w=cfg.circuit_power_w, j_per_mflop=cfg.encode_energy_j_per_mflop)
     return run_compiled

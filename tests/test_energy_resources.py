@@ -17,7 +17,7 @@ def test_energy_formulas() -> None:
     assert energy.encode_energy_j(3, 2.5, 1e-4) == pytest.approx(7.5e-4)  # 3 latents x 2.5 MFLOPs x 0.1 mJ
     assert energy.d2d_energy_j(1000, 1e-7) == pytest.approx(1e-4)
     # 128 channel uses in a 6.4 kHz band take 20 ms; no band, no air time
-    np.testing.assert_allclose(energy.airtime_s([128, 128], [6400.0, 0.0]), [0.02, 0.0])
+    np.testing.assert_allclose(energy.channel_airtime_s([128, 128], [6400.0, 0.0]), [0.02, 0.0])
     p = np.array([[0.2, 0.0], [0.05, 0.1]])
     t = np.array([[0.005, 0.0], [0.01, 0.002]])
     n = np.array([[3, 0], [1, 2]])

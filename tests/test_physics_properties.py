@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vmimo_env import geometry, pathloss, physics, receivers, resources
+from vmimo_env import geometry, pathloss, physics, receivers, resources, rules
 from vmimo_env.config import ScenarioConfig
 
 SETTINGS = settings(max_examples=40, deadline=None)
@@ -79,7 +79,7 @@ def test_physics_slot_over_random_scenarios(cfg: ScenarioConfig, n: int, seed: i
         power = cfg.max_power_w * rng.random((n, k))
         group = rng.integers(0, g + 1, (n, k))
         shares = rng.dirichlet(np.ones(g), n)
-        noise = physics.group_noise_w(cfg, shares)
+        noise = rules.receiver_noise_w(shares, cfg)
         airtime = cfg.slot_s * rng.random((n, k)) * (group > 0)
         white = physics.complex_innovation(rng.standard_normal((n, k, 2 * nr)))
         sinr, e = physics.physics_slot(links, white, power, group, noise, airtime, rng.integers(0, 5, (n, k)),

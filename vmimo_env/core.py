@@ -19,20 +19,26 @@ All state lives in arrays with a leading environment axis; ``VMIMOEnv`` is the `
    BS aligner (``vmimo_env.heterogeneous``), or fed raw with ``aligner="none"``.
 7. Energy (transmit, circuit, encoding, D2D) is charged; reward = correct / arrival_rate - λ_E E / E_ref.
 8. Fading and the resource process advance one slot.
+
+Every rule above that a scheduler may want to predict is written once in ``vmimo_env.rules`` (the compiled
+kernels call the same definitions); what the BS knows at the start of a slot is ``VMIMOCore.bs_view()``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from vmimo_env import channel, energy, kernels, obs_spec, physics, receivers, resources
+from vmimo_env import channel, energy, kernels, obs_spec, physics, resources, rules
 from vmimo_env.config import MODALITIES, ScenarioConfig
 from vmimo_env.kernels import LATENT_DIM
 from vmimo_env.rng import BlockRNG, make_noise_table
 from vmimo_env.scenes import ScenePool
+
+if TYPE_CHECKING:
+    from vmimo_env.bs_view import BSView
 
 MAX_ARRIVALS = 8  # per slot; P(Poisson(3) > 8) < 4e-3, and arrivals beyond are dropped and counted wrong
 
@@ -172,6 +178,8 @@ class VMIMOCore:
         self.A = A = MAX_ARRIVALS
         self.pool = pool
         self.model = model
+        # which frozen head the BS runs and which scenes it was calibrated on (for the BS view's policies)
+        self.model_source = (pool.checkpoint, pool.seed, pool.size)
         # heterogeneous devices: the devices send foreign latents (another pool) and the BS may align them first
         self.bs_aligner = None
         if cfg.heterogeneous_devices != "none":
@@ -192,9 +200,6 @@ class VMIMOCore:
         self.rho = channel.doppler_rho(cfg.speed_mps, cfg.carrier_hz, cfg.slot_s)
         self.spatial_sqrt = channel.exponential_correlation_sqrt(self.Nr, cfg.spatial_correlation)
         self.res_params = resources.ResourceParams.from_config(cfg)  # not per step: hashing a config costs µs
-        # the compiled MMSE builds each device's covariance without it: fastest up to 8 antennas (measured in
-        # benchmarks/bench_physics.py --compiled); beyond, numpy's batched LAPACK wins
-        self._compiled_mmse = cfg.receiver == "mmse" and cfg.num_antennas <= 8
         # Poisson arrivals by inversion of a precomputed CDF (one uniform per slot, no sampler call per env)
         lam = cfg.arrival_rate
         pmf = np.exp(-lam) * np.cumprod(np.r_[1.0, lam / np.arange(1, 4 * A)])
@@ -298,13 +303,7 @@ class VMIMOCore:
                           cfg.encode_capacity, cfg.total_bandwidth_hz, cfg.slot_s, cfg.noise_psd_w_hz, A,
                           n_send, geff, power_w, prefix, airtime, self._band_hz, self._noise_w,
                           self._arrived, self._dropped)
-        if cfg.cooperative:
-            sinr = receivers.cooperative_svd_sinr(self.h, power_w, geff, self._noise_w, self.G)
-        elif self._compiled_mmse:  # compiled twin of receivers.post_receiver_sinr (tested equal)
-            sinr = self._sinr
-            kernels.mmse_sinr(self.h, power_w, geff, self._noise_w, self.G, sinr)
-        else:
-            sinr = receivers.post_receiver_sinr(self.h, power_w, geff, self._noise_w, self.G, receiver=cfg.receiver)
+        sinr = rules.slot_sinr(cfg, self.h, power_w, geff, self._noise_w, out=self._sinr)
         nc = kernels.deliver_and_close(self.t, self.head, self.tail, self.next_seq, self.slot_start, self.rx_len,
                                        self.rx_score, self.rx_snr, self.rx_off, n_send, prefix, sinr, u[:, 1 + A:],
                                        self.device_modality, self.noise_span, self.D, self._close_env,
@@ -312,15 +311,13 @@ class VMIMOCore:
         self._soft_correct = None
         correct = self._classify(nc)
 
-        e_tx = energy.transmit_energy_j(power_w, airtime, cfg.pa_efficiency)
-        e_circ = energy.circuit_energy_j(airtime, cfg.circuit_power_w)
-        e_enc = energy.encode_energy_j(n_send, self.encoder_mflops, cfg.encode_energy_j_per_mflop)
+        e_tx, e_circ, e_enc = rules.device_energy_j(power_w, airtime, n_send, self.encoder_mflops, cfg)
         energy_j = np.empty((self.N, 4))
         energy_j[:, 0] = e_tx.sum(1)
         energy_j[:, 1] = e_circ.sum(1)
         energy_j[:, 2] = e_enc.sum(1)
         if cfg.cooperative:
-            sym = self._coop_symbols(geff, n_send, prefix)
+            sym = rules.d2d_symbols(geff, n_send, prefix, self.G)
             energy_j[:, 3] = energy.d2d_energy_j(sym, cfg.d2d_energy_j_per_symbol).sum(1)
         else:
             energy_j[:, 3] = 0.0
@@ -328,7 +325,7 @@ class VMIMOCore:
             acc_term = (np.zeros(self.N) if self._soft_correct is None else self._soft_correct) / cfg.arrival_rate
         else:
             acc_term = correct / cfg.arrival_rate
-        en_term = energy_j.sum(1) * (cfg.energy_weight / cfg.energy_ref_j)
+        en_term = rules.energy_term(energy_j.sum(1), cfg)
         reward = acc_term - en_term
 
         self._advance(z)
@@ -357,13 +354,6 @@ class VMIMOCore:
             self._soft_correct = np.bincount(env_of, weights=p_true, minlength=self.N)
         hit = logits.argmax(axis=1) == labels
         return np.bincount(env_of[hit], minlength=self.N)
-
-    def _coop_symbols(self, geff: np.ndarray, n_send: np.ndarray, prefix: np.ndarray) -> np.ndarray:
-        """D2D symbols each device sends in cooperative mode: its latents to every other group member."""
-        members = np.stack([(geff == g + 1).sum(1) for g in range(self.G)], axis=1)  # (N, G)
-        gidx = np.maximum(geff - 1, 0)
-        others = np.where(geff > 0, np.take_along_axis(members, gidx, axis=1) - 1, 0)
-        return n_send * (prefix // 2) * others
 
     def _advance(self, z: np.ndarray) -> None:
         N, K, Nr = self.N, self.K, self.Nr
@@ -398,32 +388,60 @@ class VMIMOCore:
                         self.D, spec.start, spec.offset, spec.scale, spec.clip_low, spec.clip_high, out)
         return out.copy()
 
+    # ================================================================== what the BS knows
+    def bs_view(self) -> BSView:
+        """A read-only snapshot of what the BS knows at the start of this slot, for all N environments
+        (fields in ``vmimo_env.bs_view.BSView``); later steps never change it."""
+        from vmimo_env.bs_view import BSView
+
+        N, K, S, M = self.N, self.K, self.S, self.M
+        hol_age = np.empty((N, K), dtype=np.int64)
+        valid = np.empty((N, S), dtype=bool)
+        held = np.empty((N, S, M), dtype=np.int64)
+        slack = np.empty((N, S), dtype=np.int64)
+        queued = np.empty((N, S, K), dtype=bool)
+        unheld = np.empty((N, K), dtype=np.int64)
+        kernels.pending_scenes(self.t, self.head, self.tail, self.next_seq, self.slot_start, self.rx_len,
+                               self.device_modality, self.D, hol_age, valid, held, slack, queued, unheld)
+        checkpoint, pool_seed, pool_size = self.model_source
+        fresh = {"t": self.t.copy(), "h": self.h.copy(), "gain": self.gain.copy(), "queue": self.queue_lengths(),
+                 "hol_age": hol_age, "p_joint": self.p_joint.copy(),
+                 "encode_cap": rules.encode_cap(self.p_joint, self.cfg.encode_capacity), "queue_unheld": unheld,
+                 "scene_valid": valid, "scene_held": held, "scene_slack": slack, "scene_queued": queued}
+        for arr in fresh.values():  # new arrays nothing else holds: read-only, so the view keeps them uncopied
+            arr.flags.writeable = False
+        return BSView(**fresh, device_modality=self.device_modality, encoder_mflops=self.encoder_mflops,
+                      power_levels_w=self.power_levels_w, prefix_levels=self.prefix_levels, cfg=self.cfg,
+                      checkpoint=checkpoint, pool_seed=pool_seed, pool_size=pool_size)
+
     # ================================================================== copies for planning
-    _STATE = ("t", "gain", "h_los", "scat_scale", "h_scat", "h", "res_state", "p_joint", "dist_m", "los", "head",
-              "tail", "next_seq", "slot_start", "ring_scene", "rx_len", "rx_score", "rx_snr", "rx_off")
+    # every per-environment state array (leading N axis); the rest of the core is shared by all environments
+    STATE_FIELDS = ("t", "gain", "h_los", "scat_scale", "h_scat", "h", "res_state", "p_joint", "dist_m", "los",
+                    "head", "tail", "next_seq", "slot_start", "ring_scene", "rx_len", "rx_score", "rx_snr", "rx_off")
 
-    def replicate(self, i: int, n: int) -> VMIMOCore:
-        """A new core of ``n`` environments, each an exact copy of environment ``i`` (state and random stream).
+    def replicate(self, rows: np.ndarray | list[int] | int, n: int | None = None) -> VMIMOCore:
+        """A new core whose environment ``j`` is an exact copy of this core's environment ``rows[j]`` (state and
+        random stream); ``replicate(i, n)`` is short for ``replicate([i] * n)``.
 
-        Stepping it with ``n`` different actions evaluates them all on the same future (same arrivals, fading
-        and noise): what a clairvoyant one-step planner such as the oracle in ``agents`` needs. The pool, the
-        model and the noise table are shared, not copied.
+        Stepping it with different actions evaluates them all on the same future (same arrivals, fading and
+        noise): what a clairvoyant planner such as the oracle in ``agents`` needs. The source is not changed and
+        the copies share no state with it; the pool, the model and the noise table are shared, not copied.
         """
         import copy
 
-        new = object.__new__(VMIMOCore)
-        new.__dict__.update(self.__dict__)
-        new.N = n
-        new._rows = np.arange(n)
-        for name in self._STATE:
-            arr = getattr(self, name)
-            setattr(new, name, np.repeat(arr[i:i + 1], n, axis=0))
-        rng = BlockRNG(n, self.rng.n_uniform, self.rng.n_normal, self.rng.block)
-        rng.generators = [copy.deepcopy(self.rng.generators[i]) for _ in range(n)]
-        rng._uniform[:] = self.rng._uniform[i]
-        rng._normal[:] = self.rng._normal[i]
-        rng._ptr[:] = self.rng._ptr[i]
-        new.rng = rng
+        if n is not None:
+            if not isinstance(rows, (int, np.integer)):
+                raise TypeError(f"replicate(i, n) takes one environment index i, got {rows!r}")
+            rows = np.full(int(n), int(rows), dtype=np.int64)
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if rows.size == 0 or rows.min() < 0 or rows.max() >= self.N:
+            raise ValueError(f"rows must be a non-empty list of environment indices in [0, {self.N - 1}], "
+                             f"got {rows.tolist()}")
+        new = copy.copy(self)
+        new.N = int(rows.size)
+        for name in self.STATE_FIELDS:
+            setattr(new, name, getattr(self, name)[rows])  # fancy indexing: a copy
+        new.rng = self.rng.take(rows)
         new._alloc_buffers()
         return new
 

@@ -18,8 +18,9 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 
-def airtime_s(channel_uses: ArrayLike, bandwidth_hz: ArrayLike) -> np.ndarray:
-    """Seconds on air to send ``channel_uses`` complex symbols in ``bandwidth_hz`` (0 where the band is 0)."""
+def channel_airtime_s(channel_uses: ArrayLike, bandwidth_hz: ArrayLike) -> np.ndarray:
+    """Seconds on air to send ``channel_uses`` complex symbols in ``bandwidth_hz`` (0 where the band is 0); the
+    slot's air time of ``n`` latents is ``vmimo_env.rules.airtime_s``, this for ``n · (prefix // 2)`` uses."""
     uses = np.asarray(channel_uses, dtype=np.float64)
     bw = np.asarray(bandwidth_hz, dtype=np.float64)
     return np.divide(uses, bw, out=np.zeros(np.broadcast(uses, bw).shape), where=bw > 0)

@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from vmimo_env.bs_view import BSView, check_info_flag
 from vmimo_env.config import MODALITIES, ScenarioConfig
 from vmimo_env.core import StepResult, VMIMOCore
 from vmimo_env.frontend import FrontEnd, all_valid_mask, check_action_view, observation_space
@@ -93,7 +94,8 @@ class VMIMOEnv(gym.Env):
     ``gym.make("VMIMO-v0", **kwargs)`` takes every ``ScenarioConfig`` field as a keyword (validated, a bad value
     raises ``ValueError`` naming it), plus ``scenario`` (a name from ``vmimo_env.scenario.SCENARIOS``),
     ``config`` (a ``ScenarioConfig``, dict or YAML path), ``action_view`` (``dict``/``multidiscrete``/``box``),
-    ``render_mode`` (``rgb_array``/``ansi``/``human``), ``checkpoint`` (another frozen student) and ``pool_size``.
+    ``render_mode`` (``rgb_array``/``ansi``/``human``), ``checkpoint`` (another frozen student), ``pool_size`` and
+    ``info_bs_view`` (bool, default False: add ``info["bs_view"]``, see Info).
     Scenario, config and keywords merge in that order, later ones winning field by field
     (``vmimo_env.scenario.make_config``): ``gym.make("VMIMO-Small-v0", config="x.yaml")`` is the small scenario
     with the file's fields on top.
@@ -103,7 +105,8 @@ class VMIMOEnv(gym.Env):
     ``step`` returns the keys of ``vmimo_env.core.INFO_FIELDS`` (``StepResult.to_info``), shared with
     ``VMIMOVectorEnv``, whose values carry a leading N axis (a scalar here is an (N,) array there); ``reset``
     returns ``queue``, ``p_joint`` and ``action_mask``. ``tests/test_frontend.py`` checks this table against the
-    schema.
+    schema. With ``info_bs_view=True`` both also carry ``bs_view``: what the BS knows at the start of the next slot
+    (``BSView.to_dict()`` of ``vmimo_env.bs_view``); ``env.bs_view()`` returns the same on demand.
 
     | Key | Shape (single env) | Unit | Meaning |
     | --- | --- | --- | --- |
@@ -134,8 +137,9 @@ class VMIMOEnv(gym.Env):
 
     def __init__(self, scenario: str | None = None, config: ScenarioConfig | str | dict | None = None,
                  action_view: str = "dict", render_mode: str | None = None, checkpoint: str | None = None,
-                 pool_size: int = 4096, **overrides: Any) -> None:
+                 pool_size: int = 4096, info_bs_view: bool = False, **overrides: Any) -> None:
         super().__init__()
+        self._info_bs_view = check_info_flag(info_bs_view)
         check_action_view(action_view)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
@@ -158,7 +162,10 @@ class VMIMOEnv(gym.Env):
         self._last = None
         if self.render_mode == "human":
             self.render()
-        return self.frontend.observation(), self.frontend.reset_info()
+        info = self.frontend.reset_info()
+        if self._info_bs_view:
+            info["bs_view"] = self.bs_view().to_dict()
+        return self.frontend.observation(), info
 
     def step(self, action: Any):
         if self._needs_reset:
@@ -172,7 +179,10 @@ class VMIMOEnv(gym.Env):
             self._needs_reset = True
         if self.render_mode == "human":
             self.render()
-        return fe.observation(), float(res.reward[0]), False, truncated, fe.info(res, native)
+        info = fe.info(res, native)
+        if self._info_bs_view:
+            info["bs_view"] = self.bs_view().to_dict()
+        return fe.observation(), float(res.reward[0]), False, truncated, info
 
     def decode_action(self, action: Any) -> dict[str, np.ndarray]:
         """Any view's action to validated native arrays (group, power, compression, bandwidth)."""
@@ -194,6 +204,10 @@ class VMIMOEnv(gym.Env):
         from vmimo_env.render import render
 
         return render(self.core, 0, self._last, self.render_mode)
+
+    def bs_view(self) -> BSView:
+        """What the BS knows at the start of the next slot (``vmimo_env.bs_view.BSView``, N = 1, read-only)."""
+        return self.core.bs_view()
 
 
 def make_observation_space(core: VMIMOCore) -> spaces.Space[Any]:

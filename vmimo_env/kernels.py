@@ -15,13 +15,84 @@ order too, so closing a slot's scenes is advancing ``head``.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, vectorize
 
 from vmimo_env.obs_spec import CORRELATION, CSI, GAIN_DB, HOL_AGE, MODALITY, P_JOINT, QUEUE, SNR_DB, TIME
 
 LATENT_DIM = 64
 
 
+# ====================================================================== the slot's rules (public in vmimo_env.rules)
+# Defined here, beside the kernels that inline them, because numba's on-disk cache of a kernel is keyed on its own
+# source file only: a rule edited in another module would leave the cached kernels running the old one.
+IDLE_NOISE_W = 1.0  # column 0 of a receiver noise array: finite and positive, never read (idle devices)
+MIN_BAND_HZ = 1e-30  # an empty band still gets a positive noise power, so a receiver never divides by zero
+
+
+@vectorize(["int64(float64, float64)"], cache=True)
+def encode_cap(p_joint, capacity):
+    """Latents a device can encode this slot, ``floor(capacity · p_joint + 0.5)`` (round half up), int64.
+
+    ``p_joint`` is the device's compute × memory availability, ``capacity`` ``ScenarioConfig.encode_capacity``
+    (latents per slot at ``p_joint = 1``). Broadcasts like a numpy ufunc.
+    """
+    return np.int64(np.floor(capacity * p_joint + 0.5))
+
+
+@vectorize(["float64(float64, float64)"], cache=True)
+def band_hz_noise_w(band_hz, noise_psd_w_hz):
+    """Noise power (W) of a band of ``band_hz`` Hz at PSD ``noise_psd_w_hz``: ``max(band_hz, 1e-30) · N0``."""
+    return max(band_hz, MIN_BAND_HZ) * noise_psd_w_hz
+
+
+@vectorize(["int64(int64)"], cache=True)
+def uses_per_latent(prefix):
+    """Complex channel uses of one latent of ``prefix`` reals (analog, two reals per complex use): ``c // 2``."""
+    return prefix // 2
+
+
+@vectorize(["int64(float64, int64, float64)"], cache=True)
+def latents_that_fit(band_hz, prefix, slot_s):
+    """Latents of ``prefix`` reals that fit in one slot of ``slot_s`` s on a band of ``band_hz`` Hz:
+    ``floor(band_hz · slot_s) // (prefix // 2)`` (int64; the band carries ``floor(W T)`` complex uses)."""
+    uses = np.floor(band_hz * slot_s)
+    return np.int64(uses // uses_per_latent(prefix))
+
+
+@vectorize(["int64(int64, int64, int64)"], cache=True)
+def latents_sent(queue, fit, cap):
+    """Latents a scheduled device sends this slot: ``min(queue, fit, encode cap)`` (queue after the arrivals)."""
+    return min(queue, fit, cap)
+
+
+@vectorize(["float64(int64, int64, float64)"], cache=True)
+def airtime_s(num_latents, prefix, band_hz):
+    """Seconds on air to send ``num_latents`` latents of ``prefix`` reals on ``band_hz`` Hz (0 when it sends none):
+    ``n · (prefix // 2) / band_hz``: ``energy.channel_airtime_s`` of the latents' channel uses (one per Hz·s)."""
+    if num_latents <= 0:
+        return 0.0
+    return num_latents * uses_per_latent(prefix) / band_hz
+
+
+@njit(cache=True)
+def share_scale(bw_row):
+    """Factor applied to one environment's raw shares (G,): ``1 / max(Σ shares, 1)`` (sum in float64, in order)."""
+    total = 0.0
+    for g in range(bw_row.shape[0]):
+        total += bw_row[g]
+    return 1.0 / max(total, 1.0)
+
+
+@njit(cache=True)
+def band_shares_into(bw, out):
+    """Shares of the band (N, G) the slot uses for raw shares ``bw`` (N, G), written into ``out``."""
+    for i in range(bw.shape[0]):
+        scale = share_scale(bw[i])
+        for g in range(bw.shape[1]):
+            out[i, g] = bw[i, g] * scale
+
+
+# ====================================================================== kernels
 @njit(cache=True)
 def plan_slot(t, head, tail, next_seq, slot_start, ring_scene, rx_len, rx_score,  # state (modified)
               group, power_idx, comp_idx, bw_raw, p_joint, u,  # action and this slot's uniforms
@@ -51,14 +122,11 @@ def plan_slot(t, head, tail, next_seq, slot_start, ring_scene, rx_len, rx_score,
         tail[i] += n_in
         slot_start[i, (t[i] + 1) % D1] = tail[i]
 
-        total = 0.0
-        for g in range(G):
-            total += bw_raw[i, g]
-        scale = 1.0 / max(total, 1.0)  # shares above 1 in total are scaled down, below 1 used as given
-        noise_w[i, 0] = 1.0
+        scale = share_scale(bw_raw[i])  # the slot's rules (vmimo_env.rules), compiled inline
+        noise_w[i, 0] = IDLE_NOISE_W
         for g in range(G):
             band_hz[i, g] = bw_raw[i, g] * scale * total_bw_hz
-            noise_w[i, g + 1] = max(band_hz[i, g], 1e-30) * noise_psd
+            noise_w[i, g + 1] = band_hz_noise_w(band_hz[i, g], noise_psd)
 
         for k in range(K):
             c = prefix_levels[comp_idx[i, k]]
@@ -67,15 +135,14 @@ def plan_slot(t, head, tail, next_seq, slot_start, ring_scene, rx_len, rx_score,
             ns = 0
             if g > 0:
                 queue = tail[i] - max(next_seq[i, k], head[i])
-                uses = np.floor(band_hz[i, g - 1] * slot_s)
-                fit = int(uses // (c // 2))
-                cap = int(np.floor(encode_capacity * p_joint[i, k] + 0.5))
-                ns = min(queue, fit, cap)
+                fit = latents_that_fit(band_hz[i, g - 1], c, slot_s)
+                cap = encode_cap(p_joint[i, k], encode_capacity)
+                ns = latents_sent(queue, fit, cap)
             n_send[i, k] = ns
             if ns > 0:
                 geff[i, k] = g
                 power_w[i, k] = power_levels_w[power_idx[i, k]]
-                airtime[i, k] = ns * (c // 2) / band_hz[i, g - 1]
+                airtime[i, k] = airtime_s(ns, c, band_hz[i, g - 1])
             else:
                 geff[i, k] = 0
                 power_w[i, k] = 0.0
@@ -186,6 +253,52 @@ def _block(j, start, offset, scale, clip_low, clip_high):
 
 
 @njit(cache=True)
+def scene_age(t, slot_start_row, seq, deadline):
+    """Slots since scene ``seq`` arrived (at most ``deadline``): the slot starts after its sequence number, among the
+    last ``deadline`` ones (``slot_start[tau]`` counts the scenes that arrived before slot ``tau``)."""
+    D1 = slot_start_row.shape[0]
+    age = 0
+    for d in range(deadline):
+        tau = t - d
+        if tau >= 0 and slot_start_row[tau % D1] > seq:
+            age += 1
+    return age
+
+
+@njit(cache=True)
+def pending_scenes(t, head, tail, next_seq, slot_start, rx_len, device_modality, deadline,  # state (read only)
+                   hol_age, valid, held, slack, queued, unheld):  # outputs
+    """What the BS knows of its pending scenes, oldest first (row j = sequence number ``head + j``).
+
+    ``hol_age`` (N, K) age of each device's head-of-line scene (0 with an empty queue), ``valid`` (N, S) pending
+    rows, ``held`` (N, S, M) prefix the BS holds per modality (0: not held), ``slack`` (N, S) slots left to deliver
+    the scene, this one included (``deadline - age``), ``queued`` (N, S, K) the scene waits in device k's queue,
+    ``unheld`` (N, K) queued latents of each device whose modality the BS does not hold yet.
+    """
+    N, K = next_seq.shape
+    S = rx_len.shape[1]
+    M = rx_len.shape[2]
+    for i in range(N):
+        for k in range(K):
+            first = max(next_seq[i, k], head[i])
+            hol_age[i, k] = scene_age(t[i], slot_start[i], first, deadline) if tail[i] > first else 0
+            unheld[i, k] = 0
+        for j in range(S):
+            seq = head[i] + j
+            pos = seq % S
+            ok = seq < tail[i]
+            valid[i, j] = ok
+            slack[i, j] = deadline - scene_age(t[i], slot_start[i], seq, deadline) if ok else 0
+            for m in range(M):
+                held[i, j, m] = rx_len[i, pos, m] if ok else 0
+            for k in range(K):
+                q = ok and seq >= next_seq[i, k]
+                queued[i, j, k] = q
+                if q and rx_len[i, pos, device_modality[k]] == 0:
+                    unheld[i, k] += 1
+
+
+@njit(cache=True)
 def observe(h, gain, t, head, tail, next_seq, slot_start, p_joint, modality_onehot, max_power_w, ref_noise_w,
             deadline, start, offset, scale, clip_low, clip_high, out):
     """Write the flat observation of every environment into ``out`` (N, obs_dim).
@@ -196,7 +309,6 @@ def observe(h, gain, t, head, tail, next_seq, slot_start, p_joint, modality_oneh
     """
     N, K, Nr = h.shape
     M = modality_onehot.shape[1]
-    D1 = slot_start.shape[1]
     # each block's constants as scalars, read once (loads from the arrays inside the loops are not hoisted)
     s_gain, i_gain, o_gain, c_gain, l_gain, h_gain = _block(GAIN_DB, start, offset, scale, clip_low, clip_high)
     s_snr, i_snr, o_snr, c_snr, l_snr, h_snr = _block(SNR_DB, start, offset, scale, clip_low, clip_high)
@@ -220,12 +332,7 @@ def observe(h, gain, t, head, tail, next_seq, slot_start, p_joint, modality_oneh
             first = max(next_seq[i, k], head[i])
             q = tail[i] - first
             out[i, s_q + k] = _scaled(float(q), i_q, o_q, c_q, l_q, h_q)
-            age = 0
-            if q > 0:  # slots since the head-of-line scene arrived: slot starts after its sequence number
-                for d in range(deadline):
-                    tau = t[i] - d
-                    if tau >= 0 and slot_start[i, tau % D1] > first:
-                        age += 1
+            age = scene_age(t[i], slot_start[i], first, deadline) if q > 0 else 0
             out[i, s_age + k] = _scaled(float(age), i_age, o_age, c_age, l_age, h_age)
             out[i, s_pj + k] = _scaled(p_joint[i, k], i_pj, o_pj, c_pj, l_pj, h_pj)
         for k in range(K):
@@ -256,7 +363,7 @@ def observe(h, gain, t, head, tail, next_seq, slot_start, p_joint, modality_oneh
 
 
 @njit(cache=True)
-def mmse_sinr(h, power_w, group, noise_w, num_groups, out):
+def mmse_sinr_into(h, power_w, group, noise_w, num_groups, out):
     """Post-MMSE SINR of every device, written into ``out`` (N, K); the compiled twin of
     ``receivers.post_receiver_sinr(..., receiver="mmse")`` (tested equal), used on the hot path.
 

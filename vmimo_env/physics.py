@@ -95,13 +95,6 @@ def fading_step(state: LinkState, white: np.ndarray) -> np.ndarray:
     return state.channel()
 
 
-def group_noise_w(cfg: ScenarioConfig, shares: np.ndarray) -> np.ndarray:
-    """Noise power (N, G + 1) in each group's band for bandwidth ``shares`` (N, G) of the total band; column 0
-    (idle) gets the full-band noise so it is finite and positive, though receivers never read it."""
-    band = np.concatenate([np.ones((shares.shape[0], 1)), shares], axis=1) * cfg.total_bandwidth_hz
-    return receivers.noise_power_w(band, cfg.noise_psd_w_hz)
-
-
 def physics_slot(state: LinkState, white: np.ndarray, power_w: np.ndarray, group: np.ndarray,
                  noise_w: np.ndarray, airtime_s: np.ndarray, num_latents: np.ndarray, mflops_per_latent: np.ndarray,
                  cfg: ScenarioConfig) -> tuple[np.ndarray, np.ndarray]:

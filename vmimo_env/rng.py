@@ -72,6 +72,22 @@ class BlockRNG:
         """A child generator for one-off draws at reset (device drops, initial channels)."""
         return self.generators[env_id].spawn(1)[0]
 
+    def take(self, rows: np.ndarray) -> BlockRNG:
+        """A new ``BlockRNG`` whose environment ``j`` continues environment ``rows[j]``'s stream exactly (its
+        generator state and the unread rest of its block are copied; rows may repeat). ``self`` is unchanged."""
+        import copy
+
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if rows.size == 0 or rows.min() < 0 or rows.max() >= self.num_envs:
+            raise ValueError(f"rows must be a non-empty list of indices in [0, {self.num_envs - 1}], "
+                             f"got {rows.tolist()}")
+        new = BlockRNG(int(rows.size), self.n_uniform, self.n_normal, self.block)
+        new.generators = [copy.deepcopy(self.generators[i]) for i in rows.tolist()]
+        new._uniform[:] = self._uniform[rows]
+        new._normal[:] = self._normal[rows]
+        new._ptr[:] = self._ptr[rows]
+        return new
+
     def next(self) -> tuple[np.ndarray, np.ndarray]:
         """Return this slot's (uniform (N, n_uniform), normal (N, n_normal)) draws and advance."""
         stale = np.flatnonzero(self._ptr >= self.block)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvStepReturn
 
+from vmimo_env.bs_view import BSView
 from vmimo_env.vector import VMIMOVectorEnv
 
 # per-episode sums of these step-info keys (``core.INFO_FIELDS``) go into ``info["episode"]``
@@ -141,6 +142,9 @@ class VMIMOSB3VecEnv(VecEnv):
                 ep.update(stats.sums_of(i))
                 out[i] = {"terminal_observation": final[i], "TimeLimit.truncated": True, "episode": ep}
             stats.clear(trunc)
+        if "bs_view" in infos:  # info_bs_view=True: each environment's own row
+            for i, row in enumerate(BSView.split_dict(infos["bs_view"])):
+                out[i]["bs_view"] = row
         return obs, rew.astype(np.float32), trunc.copy(), out
 
     def close(self) -> None:
@@ -161,6 +165,9 @@ class VMIMOSB3VecEnv(VecEnv):
         if method_name == "action_masks":
             masks = self.action_masks()
             return [masks[i] for i in self._get_indices(indices)]
+        if method_name == "bs_view":  # per environment, as SB3's other VecEnvs return it
+            view = self.bs_view()
+            return [view.row(i) for i in self._get_indices(indices)]
         fn = getattr(self.venv, method_name)
         return [fn(*method_args, **method_kwargs) for _ in self._get_indices(indices)]
 
@@ -169,3 +176,10 @@ class VMIMOSB3VecEnv(VecEnv):
 
     def get_images(self) -> Sequence[np.ndarray | None]:
         return [None for _ in range(self.num_envs)]
+
+    def bs_view(self) -> BSView:
+        """What the BS knows at the start of the next slot, all environments (``vmimo_env.bs_view.BSView``).
+
+        ``env_method("bs_view")`` gives one single-environment view per index; with ``info_bs_view=True`` (a
+        ``VMIMOVectorEnv`` keyword) every step's per-environment info carries its row as ``info["bs_view"]``."""
+        return self.venv.bs_view()

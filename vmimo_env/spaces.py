@@ -213,9 +213,11 @@ class ActionLayout:
 
 
 def normalise_shares(raw: np.ndarray) -> np.ndarray:
-    """Raw group shares ``(..., G)`` in [0, 1] to shares that sum to at most 1 (scaled down if over)."""
-    total = raw.sum(axis=-1, keepdims=True)
-    return raw / np.maximum(total, 1.0)
+    """Raw group shares ``(..., G)`` in [0, 1] to shares that sum to at most 1 (scaled down if over): the slot's
+    rule, ``vmimo_env.rules.band_shares``."""
+    from vmimo_env.rules import band_shares
+
+    return band_shares(raw)
 
 
 def _lead(batch: Batch) -> tuple[int, ...] | None:

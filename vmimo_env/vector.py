@@ -20,6 +20,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from vmimo_env.bs_view import BSView, check_info_flag
 from vmimo_env.config import ScenarioConfig
 from vmimo_env.core import INFO_KEYS
 from vmimo_env.frontend import FrontEnd, check_action_view
@@ -37,7 +38,8 @@ class VMIMOVectorEnv(VectorEnv):
     def __init__(self, num_envs: int = 1, scenario: str | None = None,
                  config: ScenarioConfig | str | dict | None = None, action_view: str = "dict",
                  checkpoint: str | None = None, pool_size: int = 4096, render_mode: str | None = None,
-                 max_episode_steps: int | None = None, **overrides: Any) -> None:
+                 max_episode_steps: int | None = None, info_bs_view: bool = False, **overrides: Any) -> None:
+        self._info_bs_view = check_info_flag(info_bs_view)
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
         check_action_view(action_view)
@@ -61,7 +63,10 @@ class VMIMOVectorEnv(VectorEnv):
         ids = self._ids if mask is None else np.flatnonzero(np.asarray(mask, dtype=bool))
         self.frontend.reset(ids, seed, self.np_random)
         self._needs_reset = False
-        return self._obs(), self.frontend.reset_info()
+        info = self.frontend.reset_info()
+        if self._info_bs_view:
+            info["bs_view"] = self.bs_view().to_dict()
+        return self._obs(), info
 
     def decode_action(self, actions: Any) -> dict[str, np.ndarray]:
         """A batch of actions (any view) to validated native arrays (num_envs, n)."""
@@ -85,6 +90,8 @@ class VMIMOVectorEnv(VectorEnv):
             infos["_final_info"] = truncated.copy()
             self.core.reset(done, None)
             obs = self._obs()
+        if self._info_bs_view:  # after the autoreset: the view of the slot the returned obs starts
+            infos["bs_view"] = self.bs_view().to_dict()
         return obs, res.reward.copy(), terminated, truncated, infos
 
     def action_masks(self) -> np.ndarray:
@@ -92,6 +99,12 @@ class VMIMOVectorEnv(VectorEnv):
 
     def _obs(self) -> np.ndarray | dict[str, np.ndarray]:
         return self.frontend.observation()
+
+    def bs_view(self) -> BSView:
+        """What the BS knows at the start of the next slot, all N environments (``vmimo_env.bs_view.BSView``).
+
+        With ``info_bs_view=True`` the step and reset infos carry it as ``infos["bs_view"]`` (``to_dict()``)."""
+        return self.core.bs_view()
 
 
 def _copy_info(infos: dict[str, Any]) -> dict[str, Any]:

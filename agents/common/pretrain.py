@@ -88,17 +88,16 @@ class PretrainConfig:
         return cfg
 
 
-def _base_vmimo_vector_env(venv: VecEnv) -> Any:
-    """The ``VMIMOVectorEnv`` inside SB3 wrappers (VecNormalize, the statistics wrapper, the batched adapter)."""
-    env: Any = venv
-    for _ in range(16):
-        inner = getattr(env, "venv", None)
-        if inner is None:
-            break
-        if getattr(inner, "core", None) is not None:
-            return inner
-        env = inner
-    raise ValueError("behaviour cloning needs the batched VMIMO VecEnv (--vec-env batched)")
+def _action_layout(venv: VecEnv) -> Any:
+    """The ``ActionLayout`` of a VecEnv of VMIMO environments, through SB3's public ``get_attr`` (wrappers such as
+    VecNormalize forward it); the heuristic itself reads the BS view through ``env_method("bs_view")``."""
+    try:
+        layout = venv.get_attr("layout", indices=[0])[0]
+    except AttributeError:
+        layout = None
+    if layout is None or not hasattr(layout, "to_multidiscrete"):
+        raise ValueError("behaviour cloning needs a VecEnv of VMIMO environments (--vec-env batched)")
+    return layout
 
 
 def collect_demonstrations(venv: VecEnv, heuristic: str, steps: int, action_view: str,
@@ -108,10 +107,9 @@ def collect_demonstrations(venv: VecEnv, heuristic: str, steps: int, action_view
     episode ``rewards`` (T, N)."""
     from agents.policies import make_policy
 
-    base = _base_vmimo_vector_env(venv)
-    layout = base.layout
+    layout = _action_layout(venv)
     to_flat = layout.to_multidiscrete if action_view == "multidiscrete" else layout.to_box
-    policy = make_policy(heuristic, base)
+    policy = make_policy(heuristic, venv)
     policy.reset(None)
     obs = venv.reset()
     N = venv.num_envs

@@ -15,4 +15,4 @@ name                   what it optimises (source in each class docstring)
 """
 
 from agents.heuristics import schedulers, semantic  # noqa: F401  (registration)
-from agents.heuristics.base import Heuristic, mmse_sinr, resolve_core  # noqa: F401
+from agents.heuristics.base import Heuristic  # noqa: F401

@@ -146,12 +146,22 @@ def calibrate(model: Any, latents: np.ndarray, labels: np.ndarray, prefixes: np.
 _CACHE: dict[tuple[int, tuple[int, ...]], AccuracyTable] = {}
 
 
-def accuracy_table_for(core: Any) -> AccuracyTable:
-    """The table for a core's frozen model and prefix levels (metadata if usable, else calibrated; cached)."""
-    key = (id(core.model), tuple(int(c) for c in core.prefix_levels))
+def accuracy_table_for(view: Any) -> AccuracyTable:
+    """The table for the frozen model the BS runs (``view.checkpoint``, loaded with ``vmimo_env.scenes.load_model``,
+    cached per process) and the view's prefix levels: the model's metadata if usable, else calibrated on the BS's
+    scene pool (``view.pool_seed`` / ``view.pool_size``); cached."""
+    from vmimo_env.scenes import build_pool, load_model
+
+    model = load_model(view.checkpoint)
+    prefixes = np.asarray(view.prefix_levels)
+    key = (id(model), tuple(int(c) for c in prefixes))
     if key not in _CACHE:
-        table = from_metadata(core.model, core.prefix_levels)
+        table = from_metadata(model, prefixes)
         if table is None:
-            table = calibrate(core.model, core.pool.latents, core.pool.labels, core.prefix_levels)
+            if view.pool_seed is None:
+                raise ValueError("the frozen model has no accuracy table and the BS view names no scene pool "
+                                 "(pool_seed is None) to calibrate one on")
+            pool = build_pool(view.pool_size, view.pool_seed, view.checkpoint)
+            table = calibrate(model, pool.latents, pool.labels, prefixes)
         _CACHE[key] = table
     return _CACHE[key]

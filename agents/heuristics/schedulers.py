@@ -18,22 +18,23 @@ from typing import Any
 
 import numpy as np
 
-from agents.heuristics.base import Heuristic, fill_groups, mmse_sinr, proportional_shares
+from agents.heuristics.base import Heuristic, fill_groups, proportional_shares
 from agents.policies import register_policy
+from vmimo_env.bs_view import predict_sinr
 
 
 @register_policy("random")
 class RandomPolicy(Heuristic):
     """Uniformly random native action (every component independently), seeded by ``reset(seed)``.
 
-    Optimises nothing: the floor every scheduler must clear. Uses only the action grid sizes of ``core.cfg``.
+    Optimises nothing: the floor every scheduler must clear. Uses only the action grid sizes of ``view.cfg``.
     """
 
     name = "random"
 
     def act_batch(self, info: dict[str, Any]) -> dict[str, np.ndarray]:
         N, K, G = self.N, self.K, self.G
-        cfg = self.core.cfg
+        cfg = self.cfg
         return {"group": self.rng.integers(0, G + 1, (N, K)), "power": self.rng.integers(0, self.L_p, (N, K)),
                 "compression": self.rng.integers(0, len(cfg.compression_levels), (N, K)),
                 "bandwidth": self.rng.random((N, G))}
@@ -44,7 +45,7 @@ class RoundRobinPolicy(Heuristic):
     """Round-robin: serve devices in cyclic order, ``Nr`` per group (Kleinrock's processor sharing).
 
     Optimises fairness of access (every device gets the same number of transmission opportunities), ignoring
-    channels and content. Reads ``core.p_joint`` (encode cap); keeps a per-environment pointer.
+    channels and content. Reads ``view.encode_cap``; keeps a per-environment pointer.
     """
 
     name = "round_robin"
@@ -76,7 +77,7 @@ class GreedyBestChannelPolicy(Heuristic):
     """Greedy best channel (max-SNR / max-C/I scheduling): the ``Nr`` devices of strongest channel.
 
     Optimises instantaneous sum SNR (throughput) with no regard to fairness or to what the data is worth; far
-    devices may starve. Reads ``core.h`` (‖h_k‖²), ``core.queue_lengths()``, ``core.p_joint`` (encode cap).
+    devices may starve. Reads ``view.h`` (‖h_k‖²) and ``view.encode_cap``.
     Source: Knopp & Humblet, "Information capacity and power control in single-cell multiuser communications",
     ICC 1995 (opportunistic max-SNR scheduling).
     """
@@ -99,9 +100,9 @@ class ProportionalFairPolicy(Heuristic):
     ``rate_k = log2(1 + SNR_k)`` is the instantaneous interference-free spectral efficiency over the band and
     ``avg_k`` an exponentially weighted average (window ``t_c`` slots) of the rate a device was actually served
     at, served meaning it delivered latents (``info["sent"]``; without it, being scheduled). Maximises
-    ``Σ_k log(avg throughput_k)`` in the long run. Reads ``core.h``, ``core.queue_lengths()``,
-    ``core.p_joint`` (encode cap) and ``info["sent"]``. Source: Viswanath, Tse & Laroia, "Opportunistic beamforming
-    using dumb antennas", IEEE Trans. Inf. Theory 48(6), 2002; Kelly 1997 for the utility.
+    ``Σ_k log(avg throughput_k)`` in the long run. Reads ``view.h``, ``view.encode_cap`` and ``info["sent"]``.
+    Source: Viswanath, Tse & Laroia, "Opportunistic beamforming using dumb antennas", IEEE Trans. Inf. Theory
+    48(6), 2002; Kelly 1997 for the utility.
     """
 
     name = "proportional_fair"
@@ -140,7 +141,7 @@ class FractionalPowerControlPolicy(RoundRobinPolicy):
     as a UE estimates it from the downlink reference signal), rounded *up* to the next power level. ``α < 1``
     compensates path loss only partly, trading cell-edge SNR for less interference and energy. Defaults
     ``P0 = −90 dBm``, ``α = 0.8`` put the median device (PL ≈ 100 dB) ~15 dB above the noise in the full band.
-    Reads ``core.gain`` plus what round-robin reads. Source: 3GPP TS 38.213 §7.1.1 (PUSCH power control);
+    Reads ``view.gain`` plus what round-robin reads. Source: 3GPP TS 38.213 §7.1.1 (PUSCH power control);
     Castellanos et al., "Performance of uplink fractional power control in UTRAN LTE", VTC Spring 2008.
     """
 
@@ -152,8 +153,8 @@ class FractionalPowerControlPolicy(RoundRobinPolicy):
 
     def act_batch(self, info: dict[str, Any]) -> dict[str, np.ndarray]:
         native = super().act_batch(info)
-        cfg = self.core.cfg
-        pl_db = -10.0 * np.log10(self.core.gain)
+        cfg = self.cfg
+        pl_db = -10.0 * np.log10(self.view.gain)
         p_dbm = np.minimum(cfg.max_power_dbm, self.p0_dbm + self.alpha * pl_db)
         levels_dbm = cfg.max_power_dbm + np.asarray(cfg.power_levels_db)
         # smallest level at or above the target (the top level if the target exceeds them all)
@@ -173,7 +174,8 @@ class SUSPolicy(Heuristic):
     correlated with every group) stay idle this slot. Then devices whose predicted MMSE SINR falls below
     ``min_sinr_db`` are dropped (they would deliver noise and still cost energy). Shares proportional to group
     size, max power, 16-real prefix. Optimises spatial separability (sum rate under zero-forcing-like
-    reception). Reads ``core.h``, ``core.queue_lengths()``, ``core.p_joint`` (encode cap).
+    reception). Reads ``view.h`` and ``view.encode_cap``; the SINR prediction is the environment's own MMSE
+    receiver on the view (``vmimo_env.bs_view.predict_sinr(..., receiver="mmse")``).
     Source: Yoo & Goldsmith, "On the optimality of multiantenna broadcast scheduling using zero-forcing
     beamforming", IEEE JSAC 24(3), 2006 (SUS, Section III).
     """
@@ -186,13 +188,10 @@ class SUSPolicy(Heuristic):
         self.min_sinr_db = float(min_sinr_db)
 
     def act_batch(self, info: dict[str, Any]) -> dict[str, np.ndarray]:
-        group = sus_groups(self.core.h, self.has_data(), self.Nr, self.G, self.alpha)
+        group = sus_groups(np.asarray(self.view.h), self.has_data(), self.Nr, self.G, self.alpha)
         native = self.defaults(group)
         if self.min_sinr_db > -np.inf:
-            from agents.heuristics.base import group_noise_w
-
-            sinr = mmse_sinr(self.core.h, self.core.power_levels_w[native["power"]], group,
-                             group_noise_w(self.core, native["bandwidth"]), self.G)
+            sinr = predict_sinr(self.view, group, native["power"], native["bandwidth"], receiver="mmse")
             weak = (group > 0) & (10.0 * np.log10(np.maximum(sinr, 1e-30)) < self.min_sinr_db)
             if weak.any():
                 native["group"] = np.where(weak, 0, group)

@@ -2,10 +2,10 @@
 
 Both value a latent by what it does to the frozen model's accuracy, read from
 :class:`~agents.heuristics.accuracy.AccuracyTable` (accuracy vs SNR × prefix × modality subset of the same frozen
-model that scores the reward), and price it with the environment's energy model (DESIGN.md §3, §6):
-
-``E_k(c, p) = (p / η + P_c) · (c / 2) / W_g + F_k · e_enc``  joules per latent of ``c`` reals at power ``p`` on
-a band of ``W_g`` Hz, ``F_k`` the encoder's MFLOPs; in reward units ``λ_E · E_k / E_ref``.
+model that scores the reward), and price it with the environment's own energy model, called not copied
+(``vmimo_env.rules.energy_per_latent``: ``E_k(c, p) = (p / η + P_c) · (c / 2) / W_g + F_k · e_enc`` joules per
+latent of ``c`` reals at power ``p`` on a band of ``W_g`` Hz, ``F_k`` the encoder's MFLOPs; in reward units
+``rules.energy_term``, ``λ_E · E_k / E_ref``).
 """
 
 from __future__ import annotations
@@ -17,18 +17,19 @@ import numpy as np
 from agents.heuristics.accuracy import accuracy_table_for
 from agents.heuristics.base import Heuristic, fill_groups, proportional_shares
 from agents.policies import register_policy
+from vmimo_env import rules
+from vmimo_env.bs_view import BSView
 
 
-def energy_cost_per_latent(core: Any, prefix: np.ndarray, power_w: np.ndarray, band_hz: np.ndarray | float
+def energy_cost_per_latent(view: BSView, prefix: Any, power_w: np.ndarray, band_hz: np.ndarray | float
                            ) -> np.ndarray:
-    """Reward-units energy cost ``λ_E E / E_ref`` of one latent (broadcast over the inputs; device axis last)."""
-    cfg = core.cfg
-    e = (power_w / cfg.pa_efficiency + cfg.circuit_power_w) * (prefix / 2.0) / np.maximum(band_hz, 1e-9)
-    e = e + core.encoder_mflops * cfg.encode_energy_j_per_mflop
-    return cfg.energy_weight * e / cfg.energy_ref_j
+    """Reward-units energy cost ``λ_E E / E_ref`` of one latent (broadcast over the inputs; device axis last),
+    from the environment's energy rule."""
+    e = rules.energy_per_latent(prefix, power_w, band_hz, view.encoder_mflops, view.cfg)
+    return rules.energy_term(e, view.cfg)
 
 
-def link_adaptation(core: Any, table: Any, share: float = 1.0, value_scale: np.ndarray | None = None
+def link_adaptation(view: BSView, table: Any, share: float = 1.0, value_scale: np.ndarray | None = None
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per device, the (prefix index, power index) maximising value − cost of one latent, and that utility.
 
@@ -38,13 +39,13 @@ def link_adaptation(core: Any, table: Any, share: float = 1.0, value_scale: np.n
     chance), degraded by the single-modality accuracy curve at this prefix and interference-free SNR over
     ``share`` of the band. ``cost = λ_E E_k(c, p) / E_ref``. Returns (comp (N, K), power (N, K), utility (N, K)).
     """
-    cfg = core.cfg
-    m = core.device_modality
-    n2 = (core.h.real**2 + core.h.imag**2).sum(axis=-1)  # (N, K)
+    cfg = view.cfg
+    m = view.device_modality
+    n2 = (view.h.real**2 + view.h.imag**2).sum(axis=-1)  # (N, K)
     band = cfg.total_bandwidth_hz * share
-    noise = cfg.noise_psd_w_hz * band
-    P = core.power_levels_w  # (L_p,)
-    C = core.prefix_levels  # (L_c,)
+    noise = rules.band_noise_w(share, cfg)
+    P = view.power_levels_w  # (L_p,)
+    C = view.prefix_levels  # (L_c,)
     snr_db = 10.0 * np.log10(np.maximum(P[None, None, :] * (n2 / noise)[..., None], 1e-30))  # (N, K, L_p)
     if value_scale is None:
         marg = table.marginal_value()
@@ -60,7 +61,7 @@ def link_adaptation(core: Any, table: Any, share: float = 1.0, value_scale: np.n
         acc = table.single(np.broadcast_to(m[None, :, None], snr_db.shape), snr_db, np.full(snr_db.shape, c))
         value = value_scale[m][None, :, None] * np.clip(acc - table.chance, 0, None) / denom[m][None, :, None]
         value = value / cfg.arrival_rate
-        cost = energy_cost_per_latent(core, float(c), P[None, :, None] * np.ones((1, 1, K)), band)  # (1, L_p, K)
+        cost = energy_cost_per_latent(view, c, P[None, :, None] * np.ones((1, 1, K)), band)  # (1, L_p, K)
         u = value - np.swapaxes(cost, 1, 2)
         pi = u.argmax(axis=-1)
         ui = np.take_along_axis(u, pi[..., None], axis=-1)[..., 0]
@@ -81,8 +82,8 @@ class MaxWeightPolicy(Heuristic):
     The ``Nr`` heaviest devices with positive weight form one group holding the whole band (``num_groups``
     groups of ``Nr`` with proportional shares if set higher). Optimises ``Σ_k queue_k · service value_k``, the
     Lyapunov-drift-minimising rule for queue stability, with the service valued in task accuracy net of energy.
-    Reads ``core.h``, ``core.queue_lengths()``, ``core.p_joint``, ``core.device_modality``,
-    ``core.encoder_mflops``, ``core.cfg`` and the frozen model's accuracy table (``core.model``).
+    Reads ``view.h``, ``view.queue``, ``view.encode_cap``, ``view.device_modality``, ``view.encoder_mflops``,
+    ``view.cfg`` and the frozen model's accuracy table (the model named by ``view.checkpoint``).
     Source: Tassiulas & Ephremides, "Stability properties of constrained queueing systems and scheduling policies
     for maximum throughput in multihop radio networks", IEEE Trans. Autom. Control 37(12), 1992.
     """
@@ -92,11 +93,11 @@ class MaxWeightPolicy(Heuristic):
     def __init__(self, env: Any, num_groups: int = 1, **kwargs: Any) -> None:
         super().__init__(env, **kwargs)
         self.num_groups = min(num_groups, self.G)
-        self.table = accuracy_table_for(self.core)
+        self.table = accuracy_table_for(self.view)
 
     def act_batch(self, info: dict[str, Any]) -> dict[str, np.ndarray]:
         share = 1.0 / self.num_groups
-        comp, power, util = link_adaptation(self.core, self.table, share=share)
+        comp, power, util = link_adaptation(self.view, self.table, share=share)
         weight = self.backlog() * np.maximum(util, 0.0)
         group = fill_groups(weight, self.has_data() & (weight > 0), self.Nr, self.num_groups)
         return {"group": group, "power": power, "compression": comp,
@@ -126,8 +127,8 @@ class NASVMIMOControllerPolicy(Heuristic):
     Power is the maximum throughout (the seed's controller maps streams, it does no power control). Defaults from
     the seed's ``configs/default.yaml``: ``η1 = 0.6``, ``λ = 1``, ``μ = 0.5``, ``q_m = 8``. Optimises the
     seed's end-to-end objective heuristically: use all DoF when they suffice, otherwise spend them on the
-    modalities that matter or compress everything. Reads ``core.h``, ``core.p_joint``, ``core.queue_lengths()``,
-    ``core.device_modality`` and the frozen model's accuracy table. Source: NAS-VMIMO (Qiu et al., "Task-oriented
+    modalities that matter or compress everything. Reads ``view.h``, ``view.p_joint``, ``view.encode_cap``,
+    ``view.device_modality`` and the frozen model's accuracy table. Source: NAS-VMIMO (Qiu et al., "Task-oriented
     multimodal wireless semantic communication via lightweight language models and virtual MIMO", public code
     Qiu1118/NAS_VMIMO, ``models/vmimo.py``, Algorithm 1 / Eq. 7–13).
     """
@@ -138,20 +139,19 @@ class NASVMIMOControllerPolicy(Heuristic):
                  soft_prefix: int = 32, compress_prefix: int = 8, **kwargs: Any) -> None:
         super().__init__(env, **kwargs)
         self.eta1, self.lam, self.mu, self.tau = eta1, lam, mu, tau
-        self.table = accuracy_table_for(self.core)
-        C = self.core.prefix_levels
+        self.table = accuracy_table_for(self.view)
+        C = self.view.prefix_levels
         self.full_level = len(C) - 1
         self.soft_level = int(np.abs(C - soft_prefix).argmin())
         self.comp_level_q = int(np.abs(C - compress_prefix).argmin())
         self.beta = self.table.modality_prior()
 
     def act_batch(self, info: dict[str, Any]) -> dict[str, np.ndarray]:
-        core = self.core
         N, K, G, r = self.N, self.K, self.G, self.Nr
         active = self.has_data()
         n_streams = active.sum(axis=1)
         n2 = self.channel_norm2()
-        pj = np.where(active, core.p_joint, np.nan)
+        pj = np.where(active, self.view.p_joint, np.nan)
         mean_pj = np.nan_to_num(np.nanmean(np.where(active.any(1, keepdims=True), pj, 1.0), axis=1), nan=1.0)
         case1 = n_streams <= r
         case2 = ~case1 & (mean_pj < self.eta1)
@@ -176,11 +176,10 @@ class NASVMIMOControllerPolicy(Heuristic):
                 "bandwidth": proportional_shares(group, G)}
 
     def _soft_selection(self, active: np.ndarray, n2: np.ndarray) -> np.ndarray:
-        core = self.core
         N, K, r, M = self.N, self.K, self.Nr, self.table.M
-        mod = core.device_modality
+        mod = self.view.device_modality
         snr_ok = self.snr_full_band() >= 1.0
-        p_succ_dev = core.p_joint * snr_ok  # (N, K)
+        p_succ_dev = self.view.p_joint * snr_ok  # (N, K)
         # per-modality success: the best device of that modality (NaN-free; absent modalities get -inf weight)
         present = np.zeros((N, M), dtype=bool)
         p_succ = np.zeros((N, M))
