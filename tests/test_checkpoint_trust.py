@@ -342,6 +342,7 @@ def test_checkpoints_written_by_train_agent_evaluate_like_the_model_in_memory(
         return out
 
     monkeypatch.setattr(ck, "save_checkpoint", save_and_evaluate)
+    monkeypatch.setattr(train_agent, "save_checkpoint", save_and_evaluate)  # imported by name there
     monkeypatch.setenv("WANDB_MODE", "disabled")
     summary = train_agent.main(["--algo", algo, "--env", ENV, "-n", "2000", "--n-envs", "4", "--seed", "1",
                                 "--eval-freq", "0", "--save-freq", "1000", "--baselines", "", "--log-folder",
