@@ -1,7 +1,5 @@
 """docs/ARCHITECTURE.md matches the code: the modules it names exist, every vmimo_env module is named, and the
 import direction it states holds (checked on the source with ``ast``, including imports inside functions).
-
-Modules listed under "Planned modules" are being added elsewhere: they need not exist yet and have no layer.
 """
 
 from __future__ import annotations
@@ -36,10 +34,6 @@ def _doc() -> str:
     return ARCH.read_text(encoding="utf-8")
 
 
-def _planned() -> set[str]:
-    return set(_first_column(_section(_doc(), "Planned modules")))
-
-
 def _named() -> list[str]:
     text = _doc()
     return [p for p in _first_column(text) if "/" in p or p.endswith(".py")]
@@ -58,8 +52,7 @@ def _layers() -> dict[str, int]:
 def test_every_named_module_exists() -> None:
     named = _named()
     assert len(named) > 40
-    planned = _planned()
-    missing = [p for p in named if p not in planned and not (ROOT / p).exists()]
+    missing = [p for p in named if not (ROOT / p).exists()]
     assert not missing, f"ARCHITECTURE.md names modules that do not exist: {missing}"
 
 
@@ -72,8 +65,7 @@ def test_every_vmimo_env_module_is_named() -> None:
 
 def test_every_vmimo_env_module_has_a_layer() -> None:
     layers = _layers()
-    planned = {Path(p).stem for p in _planned() if p.startswith("vmimo_env/")}
-    modules = {p.stem for p in (ROOT / "vmimo_env").glob("*.py")} - planned
+    modules = {p.stem for p in (ROOT / "vmimo_env").glob("*.py")}
     assert set(layers) == modules, f"layer column out of date: {sorted(modules ^ set(layers))}"
     assert set(layers.values()) <= {0, 1, 2, 3}
 
@@ -139,8 +131,7 @@ def test_vmimo_env_import_direction(path: Path) -> None:
 
     layers = _layers()
     me = path.stem
-    if me not in layers:
-        pytest.skip(f"{rel} is a planned module without a layer yet")
+    assert me in layers, f"{rel} has no layer in docs/ARCHITECTURE.md"
     for mod, _ in imports:
         parts = mod.split(".")
         if parts[0] != "vmimo_env" or len(parts) < 2 or parts[1] not in layers:

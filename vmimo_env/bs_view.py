@@ -7,7 +7,7 @@ A scheduler (a heuristic, a planner, a learned policy) should decide from this v
   return it (through wrappers: ``env.get_wrapper_attr("bs_view")()``, ``venv.env_method("bs_view")``);
 - ``gym.make(id, info_bs_view=True)`` (and the vector / SB3 front ends) add ``info["bs_view"]``, the view as a
   plain dict of arrays (``BSView.to_dict()``; ``BSView.from_dict`` restores it);
-- :func:`view_fetcher` turns any of those front ends into a function returning the current view.
+- ``vmimo_env.frontend.view_fetcher`` turns any of those front ends into a function returning the current view.
 
 The model assumes the BS estimates the CSI and receives queue and compute/memory reports, so all of it is known.
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -324,44 +324,6 @@ def action_energy_j(view: BSView, group: Any, power: Any, compression: Any, band
         sym = rules.d2d_symbols(g, n, c, view.G)
         total = total + energy.d2d_energy_j(sym, view.cfg.d2d_energy_j_per_symbol)
     return total
-
-
-# ====================================================================== getting the view from a front end
-def view_fetcher(env: Any) -> tuple[Callable[[], BSView], bool]:
-    """``(fetch, single)`` for a VMIMO front end, through public API only: ``fetch()`` returns the current
-    ``BSView``; ``single`` is True for a single (non-vector) Gymnasium env, whose actions are unbatched.
-
-    Accepts a ``BSView`` (returned as is), anything with a ``bs_view()`` method (``VMIMOCore``, ``VMIMOEnv``,
-    ``VMIMOVectorEnv``, ``VMIMOSB3VecEnv`` and SB3 wrappers around it), a wrapped Gymnasium env
-    (``get_wrapper_attr``), a Gymnasium vector env of VMIMO envs (``call``) and any SB3 ``VecEnv`` of VMIMO envs
-    incl. ``SubprocVecEnv`` (``env_method``).
-    """
-    import gymnasium as gym
-
-    if isinstance(env, BSView):
-        return (lambda: env), False
-    is_vector = isinstance(env, gym.vector.VectorEnv)
-    if not is_vector and isinstance(env, gym.Env):
-        try:
-            method = env.get_wrapper_attr("bs_view")
-        except AttributeError:
-            method = None
-        if callable(method):
-            return method, True
-    else:
-        method = getattr(env, "bs_view", None)  # SB3 wrappers forward attribute lookups to the VecEnv inside
-        if callable(method):
-            return method, False
-        if is_vector:
-            inner = getattr(env.unwrapped, "bs_view", None)
-            if callable(inner):
-                return inner, False
-            if hasattr(env, "call"):
-                return (lambda: BSView.stack(list(env.call("bs_view")))), False
-        if hasattr(env, "env_method") and hasattr(env, "num_envs"):  # an SB3 VecEnv
-            return (lambda: BSView.stack(env.env_method("bs_view"))), False
-    raise TypeError(f"{type(env).__name__} exposes no BS view (a VMIMO env, vector env, SB3 VecEnv or BSView "
-                    "is needed)")
 
 
 def view_from_info(info: Any) -> BSView | None:

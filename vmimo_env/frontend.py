@@ -12,11 +12,14 @@ environments do; later unseeded resets continue each environment's own stream.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from vmimo_env.bs_view import BSView
 from vmimo_env.config import ScenarioConfig, check_max_episode_steps
 from vmimo_env.core import StepResult, VMIMOCore
 from vmimo_env.memory import check_num_envs_memory
@@ -192,3 +195,39 @@ def all_valid_mask(layout: ActionLayout, num_envs: int) -> np.ndarray:
 
 __all__ = ["FrontEnd", "all_valid_mask", "check_action_view", "decode_action", "episode_seeds",
            "observation_space"]
+
+
+# ====================================================================== getting the view from a front end
+def view_fetcher(env: Any) -> tuple[Callable[[], BSView], bool]:
+    """``(fetch, single)`` for a VMIMO front end, through public API only: ``fetch()`` returns the current
+    ``BSView``; ``single`` is True for a single (non-vector) Gymnasium env, whose actions are unbatched.
+
+    Accepts a ``BSView`` (returned as is), anything with a ``bs_view()`` method (``VMIMOCore``, ``VMIMOEnv``,
+    ``VMIMOVectorEnv``, ``VMIMOSB3VecEnv`` and SB3 wrappers around it), a wrapped Gymnasium env
+    (``get_wrapper_attr``), a Gymnasium vector env of VMIMO envs (``call``) and any SB3 ``VecEnv`` of VMIMO envs
+    incl. ``SubprocVecEnv`` (``env_method``).
+    """
+    if isinstance(env, BSView):
+        return (lambda: env), False
+    is_vector = isinstance(env, gym.vector.VectorEnv)
+    if not is_vector and isinstance(env, gym.Env):
+        try:
+            method = env.get_wrapper_attr("bs_view")
+        except AttributeError:
+            method = None
+        if callable(method):
+            return method, True
+    else:
+        method = getattr(env, "bs_view", None)  # SB3 wrappers forward attribute lookups to the VecEnv inside
+        if callable(method):
+            return method, False
+        if is_vector:
+            inner = getattr(env.unwrapped, "bs_view", None)
+            if callable(inner):
+                return inner, False
+            if hasattr(env, "call"):
+                return (lambda: BSView.stack(list(env.call("bs_view")))), False
+        if hasattr(env, "env_method") and hasattr(env, "num_envs"):  # an SB3 VecEnv
+            return (lambda: BSView.stack(env.env_method("bs_view"))), False
+    raise TypeError(f"{type(env).__name__} exposes no BS view (a VMIMO env, vector env, SB3 VecEnv or BSView "
+                    "is needed)")

@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from vmimo_env import rules
-from vmimo_env.bs_view import BSView, view_fetcher, view_from_info
+from vmimo_env.bs_view import BSView, view_from_info
+from vmimo_env.frontend import view_fetcher
 
 DEFAULT_PREFIX = 16
 
