@@ -317,6 +317,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         callbacks.append(eval_cb)
     ckpt_cb = AtomicCheckpointCallback(save_freq, ckpt_dir, save, verbose=0)
     callbacks.append(ckpt_cb)
+    from agents.wandb_extras import WandbMediaCallback, log_model_artifacts  # W&B histograms, media, artifacts
+    callbacks.append(WandbMediaCallback(wandb_run, args.env, env_kwargs, eval_freq))
     if eval_cb is not None and pretrain_cfg is not None:  # the clone is a candidate best model too
         eval_cb.init_callback(model)
         eval_cb.num_timesteps = int(model.num_timesteps)
@@ -392,6 +394,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                      + ("  (upload: wandb sync " + wandb_run.run_dir + ")" if wandb_run.mode == "offline" else ""))
     print("\n" + "\n".join(lines), flush=True)
     wandb_run.summary_update({k: v for k, v in summary.items() if isinstance(v, (int, float, str))})
+    log_model_artifacts(wandb_run, {"best": summary.get("best_model"), "final": final_path}, env_id=args.env,
+                        algo=args.algo, seed=args.seed, steps=int(model.num_timesteps))
     wandb_run.finish(exit_code=130 if interrupted else 0)
     venv.close()
     with open(run_dir / "summary.yml", "w", encoding="utf-8") as fh:
