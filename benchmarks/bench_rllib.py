@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def sample_rate(num_env_runners: int, steps: int, repeats: int, env_id: str, env_config: dict,
                 envs_per_runner: int = 1) -> float:
     """Best-of-``repeats`` env steps/s sampled by ``num_env_runners`` remote runners in parallel."""
-    from examples.rllib_ppo import build_config
+    from vmimo_env.rllib import ppo_config
 
-    algo = build_config(env_id, num_env_runners, num_envs_per_env_runner=envs_per_runner, train_batch=steps,
+    algo = ppo_config(env_id, num_env_runners, num_envs_per_env_runner=envs_per_runner, train_batch=steps,
                         env_config=env_config).build_algo()
     try:
         group = algo.env_runner_group

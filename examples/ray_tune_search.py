@@ -28,10 +28,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import ray
     from ray import tune
 
-    from examples.rllib_ppo import build_config
+    from vmimo_env.rllib import ppo_config
 
     env_config = {} if args.horizon is None else {"horizon": args.horizon}
-    config = build_config(args.env_id, args.num_env_runners, train_batch=args.train_batch, env_config=env_config,
+    config = ppo_config(args.env_id, args.num_env_runners, train_batch=args.train_batch, env_config=env_config,
                           seed=args.seed)
     config.training(lr=tune.loguniform(1e-4, 3e-3), entropy_coeff=tune.uniform(0.0, 0.02),
                     clip_param=tune.choice([0.1, 0.2, 0.3]))

@@ -13,27 +13,6 @@ from pathlib import Path
 from typing import Any
 
 
-def build_config(env_id: str = "VMIMO-MultiDiscrete-v0", num_env_runners: int = 2, num_envs_per_env_runner: int = 1,
-                 train_batch: int = 400, env_config: dict[str, Any] | None = None, seed: int = 0, **training: Any):
-    """A PPOConfig on the new API stack with RLlib's default (sync) vectorisation of VMIMO sub-environments."""
-    from ray.rllib.algorithms.ppo import PPOConfig
-
-    from vmimo_env.rllib import register_rllib
-
-    register_rllib()  # plain VMIMO ids now resolve inside the remote env runners
-    fragment = max(1, train_batch // max(1, num_env_runners * num_envs_per_env_runner))
-    return (
-        PPOConfig()
-        .environment(env_id, env_config=dict(env_config or {}))
-        .env_runners(num_env_runners=num_env_runners, num_envs_per_env_runner=num_envs_per_env_runner,
-                     rollout_fragment_length=fragment, num_cpus_per_env_runner=1)
-        .learners(num_learners=0)
-        .training(train_batch_size_per_learner=train_batch, minibatch_size=min(128, train_batch), num_epochs=2,
-                  **training)
-        .debugging(seed=seed)
-    )
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--env-id", default="VMIMO-MultiDiscrete-v0")
@@ -51,12 +30,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import ray
     from ray.rllib.algorithms.algorithm import Algorithm
 
+    from vmimo_env.rllib import ppo_config
+
     env_config = {k: v for k, v in (("num_devices", args.num_devices), ("horizon", args.horizon)) if v is not None}
     started = not ray.is_initialized()
     if started:
         ray.init(address=args.address, num_cpus=None if args.address else args.num_cpus, include_dashboard=False)
     try:
-        algo = build_config(args.env_id, args.num_env_runners, train_batch=args.train_batch, env_config=env_config,
+        algo = ppo_config(args.env_id, args.num_env_runners, train_batch=args.train_batch, env_config=env_config,
                             seed=args.seed).build_algo()
         t0 = time.perf_counter()
         for it in range(args.iterations):

@@ -55,6 +55,29 @@ def make_multiagent_creator() -> Callable[[Any], Any]:
     return creator
 
 
+def ppo_config(env_id: str = "VMIMO-MultiDiscrete-v0", num_env_runners: int = 2, num_envs_per_env_runner: int = 1,
+               train_batch: int = 400, env_config: dict[str, Any] | None = None, seed: int = 0, **training: Any):
+    """A small ``PPOConfig`` (new API stack) for a VMIMO id, with RLlib's default (sync) vectorisation.
+
+    Registers the VMIMO ids first. ``train_batch`` env steps per iteration, split evenly over the runners;
+    ``training`` goes to ``PPOConfig.training`` (``lr``, ``entropy_coeff``, ``clip_param`` ...).
+    """
+    from ray.rllib.algorithms.ppo import PPOConfig
+
+    register_rllib()
+    fragment = max(1, train_batch // max(1, num_env_runners * num_envs_per_env_runner))
+    return (
+        PPOConfig()
+        .environment(env_id, env_config=dict(env_config or {}))
+        .env_runners(num_env_runners=num_env_runners, num_envs_per_env_runner=num_envs_per_env_runner,
+                     rollout_fragment_length=fragment, num_cpus_per_env_runner=1)
+        .learners(num_learners=0)
+        .training(train_batch_size_per_learner=train_batch, minibatch_size=min(128, train_batch), num_epochs=2,
+                  **training)
+        .debugging(seed=seed)
+    )
+
+
 def register_rllib(env_ids: Iterable[str] | None = None, multiagent: bool = False) -> list[str]:
     """Register VMIMO ids with Ray Tune's registry; returns the registered names.
 
@@ -81,4 +104,4 @@ def register_rllib(env_ids: Iterable[str] | None = None, multiagent: bool = Fals
     return ids
 
 
-__all__ = ["MULTIAGENT_ID", "make_env_creator", "make_multiagent_creator", "register_rllib"]
+__all__ = ["MULTIAGENT_ID", "make_env_creator", "make_multiagent_creator", "ppo_config", "register_rllib"]
