@@ -80,7 +80,7 @@ def test_multiagent_creator_wraps_the_parallel_env():
     from vmimo_env.rllib import make_multiagent_creator
 
     env = make_multiagent_creator()({"num_devices": 3, "horizon": 4})
-    obs, infos = env.reset(seed=0)
+    obs, _ = env.reset(seed=0)
     assert set(obs) == {"device_0", "device_1", "device_2"}
     obs, rew, _, trunc, _ = env.step({a: env.action_space[a].sample() for a in obs})
     assert len(set(rew.values())) == 1 and trunc["__all__"] is False  # one team reward; episode goes on

@@ -155,16 +155,16 @@ def test_sweep_config_matches_train_agent_flags() -> None:
     for name, spec in sweep["parameters"].items():
         assert name in ppo_args, name
         values[name] = spec["values"][0] if "values" in spec else spec["min"]
-    cmd = []
-    for tok in sweep["command"]:
-        if tok in ("${env}", "${interpreter}"):
-            continue
-        if tok == "${program}":
-            continue
-        if tok == "${args_no_hyphens}":
-            cmd += [f"{k}={v}" for k, v in values.items()]
-        else:
-            cmd.append(str(tok))
+    # the command exactly as `wandb agent` assembles it (wandb_agent.Agent._command_run)
+    from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
+
+    sweep_vars = create_sweep_command_args({"args": {k: {"value": v} for k, v in values.items()}})
+    sweep_vars.update(interpreter=["python"], program=[sweep["program"]], env=["/usr/bin/env"])
+    command = []
+    for tok in map(str, sweep["command"]):
+        command += (sweep_vars.get(tok[2:-1]) or []) if tok.startswith("${") and tok.endswith("}") else [tok]
+    assert command[:3] == ["/usr/bin/env", "python", "train_agent.py"]
+    cmd = command[3:]
     args = train_agent.parse_args(cmd)  # every flag exists (argparse exits on an unknown one)
     assert args.algo == "ppo"
     assert parse_assignments(args.hyperparams, "=") == values
