@@ -191,10 +191,11 @@ class WandbMediaCallback(BaseCallback):
             return
         if self.save_code:
             log_code(self.wandb_run, Path(__file__).resolve().parents[1])
-        self._env = self._make_env()
-        base = self._env.unwrapped
+        self._env = self.wandb_run._safe(self._make_env)  # an env without rgb rendering must not stop training
+        base = getattr(self._env, "unwrapped", None)
         if not hasattr(base, "layout"):  # not a VMIMO environment: nothing of ours to decode or render
-            self._env.close()
+            if self._env is not None:
+                self._env.close()
             self._env = None
             return
         self._layout, self._cfg = base.layout, base.cfg

@@ -15,6 +15,7 @@ import yaml
 import train_agent
 from agents import wandb_extras
 from agents.wandb_extras import DIST_KEYS, WandbMediaCallback, allocation_samples, info_samples
+from agents.wandb_logging import WandbRun
 
 try:  # the offline reader's home in tests/ (older trees keep it in agents.wandb_logging)
     from wandb_offline import _records, logged_keys, read_offline_run
@@ -168,3 +169,30 @@ def test_sweep_config_matches_train_agent_flags() -> None:
     args = train_agent.parse_args(cmd)  # every flag exists (argparse exits on an unknown one)
     assert args.algo == "ppo"
     assert parse_assignments(args.hyperparams, "=") == values
+
+
+def test_callback_is_inert_for_other_envs_and_when_wandb_is_off() -> None:
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+
+    class _Run:
+        active = True
+
+        def __init__(self):
+            self.logged = []
+
+        @staticmethod
+        def _safe(fn):
+            try:
+                return fn()
+            except Exception:
+                return None
+
+        def log(self, data, step):
+            self.logged.append((step, data))
+
+    for run, env_id in ((_Run(), "CartPole-v1"), (WandbRun("p", "disabled", {}), ENV)):
+        model = PPO("MlpPolicy", make_vec_env("CartPole-v1", 2), n_steps=16, batch_size=32, device="cpu")
+        cb = WandbMediaCallback(run, env_id, {}, 16, save_code=False)
+        model.learn(64, callback=cb)
+        assert cb._decode is None and cb.logged_steps == [] and getattr(run, "logged", []) == []
