@@ -22,7 +22,9 @@ SMALL = {"num_devices": 4, "horizon": 12}
 
 
 def test_parallel_api_and_seed():
-    parallel_api_test(vmimo_env.parallel_env(**SMALL), num_cycles=30)
+    env = vmimo_env.parallel_env(**SMALL)
+    parallel_api_test(env, num_cycles=30)
+    assert all(env.observation_spaces[a] is env.observation_space(a) for a in env.possible_agents)
     parallel_seed_test(lambda: vmimo_env.parallel_env(**SMALL), num_cycles=30)
 
 

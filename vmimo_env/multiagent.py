@@ -183,6 +183,9 @@ class VMIMOParallelEnv(ParallelEnv):
             self._act_spaces[agent] = spaces.MultiDiscrete(nvec)
         self._eye = eye
         self._flat: np.ndarray | None = None
+        # the dict form some PettingZoo tools read (SuperSuit, RLlib wrappers): the same objects
+        self.observation_spaces: dict[str, spaces.Box] = self._obs_spaces
+        self.action_spaces: dict[str, spaces.MultiDiscrete] = self._act_spaces
 
     # ------------------------------------------------------------------ spaces
     # PettingZoo requires the same space object on every call: they are built once in __init__
