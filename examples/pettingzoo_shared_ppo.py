@@ -5,6 +5,8 @@ device sees only its own slice of the cell (its gain, SNR, queue, modality, corr
 power and compression; the base station splits the band in proportion to the group sizes. The policy is shared
 (parameter sharing): ``make_shared_policy_vec_env`` gives SB3 one environment slot per (copy, device). The script
 trains, then compares the shared policy's team return with uniformly random per-device actions on the same seeds.
+SuperSuit (3.11) works too, if you prefer it: ``ss.concat_vec_envs_v1(ss.pettingzoo_env_to_vec_env_v1(env), n,
+base_class="stable_baselines3")`` gives the same one-slot-per-device layout.
 """
 
 from __future__ import annotations
