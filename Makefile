@@ -40,4 +40,4 @@ test-ray: venv-ray
 	$(RAY_VENV)/bin/python -m pytest -m ray
 
 bench-ray: venv-ray
-	$(RAY_VENV)/bin/python benchmarks/bench_rllib.py --runners 1 2
+	$(RAY_VENV)/bin/python benchmarks/bench_rllib.py --runners 1 2 --envs-per-runner 8
