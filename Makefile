@@ -27,3 +27,17 @@ bench: venv
 model: venv
 	.venv/bin/python -m semantic_models.build
 	.venv/bin/python -m semantic_models.build_variant
+
+# Ray/RLlib live in their own venv (RLlib pins its own gymnasium): created on first use
+RAY_VENV ?= .venv-ray
+.PHONY: venv-ray test-ray bench-ray
+venv-ray:
+	test -x $(RAY_VENV)/bin/python || python3 -m venv $(RAY_VENV)
+	$(RAY_VENV)/bin/python -m pip install --quiet -c constraints.txt torch  # the pinned CPU build, before anything pulls a CUDA one
+	$(RAY_VENV)/bin/python -m pip install --quiet -c constraints.txt -e ".[rllib,dev]"
+
+test-ray: venv-ray
+	$(RAY_VENV)/bin/python -m pytest -m ray
+
+bench-ray: venv-ray
+	$(RAY_VENV)/bin/python benchmarks/bench_rllib.py --runners 1 2 --envs-per-runner 8

@@ -92,6 +92,7 @@ from agents.evaluation import (
 )
 from agents.policies import algo_class
 from agents.registry import heuristic_names
+from agents.wandb_extras import WandbMediaCallback, log_model_artifacts
 from agents.wandb_logging import DEFAULT_INIT_TIMEOUT, WandbOutputFormat, WandbRun, api_key_configured, default_mode
 
 # built-in defaults, below the hyperparameter file and the command line (RunSettings)
@@ -619,6 +620,8 @@ def build_callbacks(s: RunSettings, saver: Saver, baselines: dict[str, PolicyRes
     saver.evaluator = eval_cb
     ckpt_cb = AtomicCheckpointCallback(s.save_freq, s.run_dir / "checkpoints", saver, verbose=0)
     callbacks.append(ckpt_cb)
+    # W&B histograms of the allocation and a rendered episode at each evaluation (nothing when W&B is off)
+    callbacks.append(WandbMediaCallback(wandb_run, s.env_id, s.eval_kwargs, s.eval_freq))
     return callbacks, eval_cb, ckpt_cb
 
 
@@ -713,6 +716,8 @@ def summarize(s: RunSettings, model: Any, saver: Saver, eval_cb: HeldOutEvalCall
                      + ("  (upload: wandb sync " + wandb_run.run_dir + ")" if wandb_run.mode == "offline" else ""))
     print("\n" + "\n".join(lines), flush=True)
     wandb_run.summary_update({k: v for k, v in summary.items() if isinstance(v, (int, float, str))})
+    log_model_artifacts(wandb_run, {"best": summary.get("best_model"), "final": final_path}, env_id=s.env_id,
+                        algo=s.algo, seed=s.seed, steps=int(model.num_timesteps))
     wandb_run.finish(exit_code=outcome["exit_code"])
     with open(s.run_dir / "summary.yml", "w", encoding="utf-8") as fh:
         yaml.safe_dump(jsonable(summary), fh, sort_keys=False)

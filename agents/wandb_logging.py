@@ -114,7 +114,8 @@ class WandbRun:
         settings = wandb.Settings(init_timeout=self.init_timeout, console="off", silent=True, x_disable_stats=True)
         kwargs: dict[str, Any] = {"project": project, "mode": mode, "config": config, "name": name,
                                   "group": group, "tags": tags, "job_type": job_type, "settings": settings,
-                                  "entity": self.entity, "reinit": "finish_previous"}
+                                  "entity": self.entity, "reinit": "finish_previous",
+                                  "save_code": True}  # the entry script; agents.wandb_extras.log_code the rest
         if self.dir is not None:
             Path(self.dir).mkdir(parents=True, exist_ok=True)
             kwargs["dir"] = self.dir

@@ -65,4 +65,8 @@ def __getattr__(name: str):
         from vmimo_env.vector import VMIMOVectorEnv
 
         return VMIMOVectorEnv
+    if name == "parallel_env":  # PettingZoo (optional extra "multiagent"): imported only when asked for
+        from vmimo_env.multiagent import parallel_env
+
+        return parallel_env
     raise AttributeError(name)
