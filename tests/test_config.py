@@ -232,3 +232,14 @@ def test_memory_estimate_bounds_the_traced_allocation(scenario: str, n1: int, n2
     measured = (peaks[1] - peaks[0]) / (n2 - n1)
     estimate = estimate_core_memory_bytes(cfg, 1)
     assert measured <= estimate <= 3.0 * measured, (measured, estimate)
+
+
+def test_unknown_keyword_never_suggests_itself() -> None:
+    """A constructor keyword passed where only scenario fields go is named as such, not 'did you mean' itself."""
+    import gymnasium as gym
+
+    with pytest.raises(TypeError, match="unexpected keyword argument 'num_envs'") as err:
+        gym.make("VMIMO-v0", num_envs=3)
+    assert "did you mean 'num_envs'" not in str(err.value)
+    with pytest.raises(TypeError, match="did you mean 'num_devices'"):
+        gym.make("VMIMO-v0", num_devics=3)

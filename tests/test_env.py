@@ -70,7 +70,8 @@ def test_same_seed_same_trajectory_different_seed_differs() -> None:
 
 def test_vector_env_i_equals_single_env_with_seed_plus_i() -> None:
     n, steps, seed = 3, 60, 11  # crosses the small scenario's 50-slot horizon: autoreset included
-    venv = gym.make_vec("VMIMO-Small-v0", num_envs=n, vectorization_mode="vector_entry_point")
+    venv = gym.make_vec("VMIMO-Small-v0", num_envs=n, vectorization_mode="vector_entry_point",
+                        autoreset_mode="same_step")  # NEXT_STEP: tests/test_vector_autoreset.py
     assert isinstance(venv.unwrapped, VMIMOVectorEnv)
     venv.action_space.seed(5)
     actions = [venv.action_space.sample() for _ in range(steps)]
@@ -93,7 +94,7 @@ def test_vector_env_i_equals_single_env_with_seed_plus_i() -> None:
 
 
 def test_vector_autoreset_same_step_gives_final_obs() -> None:
-    venv = VMIMOVectorEnv(num_envs=2, scenario="small", horizon=5)
+    venv = VMIMOVectorEnv(num_envs=2, scenario="small", horizon=5, autoreset_mode="same_step")
     venv.reset(seed=0)
     for _ in range(4):
         _, _, _, trunc, infos = venv.step(venv.action_space.sample())

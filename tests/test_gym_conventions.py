@@ -105,3 +105,15 @@ def test_rgb_frame_is_a_numpy_image() -> None:
     env.reset(seed=0)
     frame = env.render()
     assert isinstance(frame, np.ndarray) and frame.dtype == np.uint8 and frame.shape == (480, 480, 3)
+
+
+def test_training_envs_run_to_an_overridden_horizon() -> None:
+    from agents.common.envs import gym_make
+
+    env = gym_make("VMIMO-Small-v0", horizon=60)
+    env.reset(seed=0)
+    steps, trunc = 0, False
+    while not trunc:
+        _, _, _, trunc, _ = env.step(env.action_space.sample())
+        steps += 1
+    assert steps == 60

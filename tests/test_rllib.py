@@ -3,6 +3,7 @@ new API stack with 2 env runners, checkpoint and restore."""
 
 from __future__ import annotations
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
@@ -73,6 +74,33 @@ def test_ppo_two_env_runners_checkpoint_restore(ray_session, tmp_path):
         assert restored.train()["training_iteration"] == 4  # resumes from the saved iteration
     finally:
         restored.stop()
+
+
+@pytest.mark.parametrize("mode", ["SYNC", "VECTOR_ENTRY_POINT"])
+def test_episodes_keep_every_transition(ray_session, mode):
+    """RLlib sees whole episodes (length = horizon) both with its own SYNC vectorisation and with the native vector
+    env (VECTOR_ENTRY_POINT), which needs the NEXT_STEP autoreset the native env declares."""
+    from ray.rllib.algorithms.ppo import PPOConfig
+
+    from vmimo_env.rllib import register_rllib
+
+    register_rllib()
+    config = (
+        PPOConfig()
+        .environment("VMIMO-MultiDiscrete-v0", env_config={"num_devices": 4, "horizon": 10})
+        .env_runners(num_env_runners=0, num_envs_per_env_runner=2, rollout_fragment_length=40,
+                     gym_env_vectorize_mode=getattr(gym.VectorizeMode, mode))
+        .learners(num_learners=0)
+        .training(train_batch_size_per_learner=80, minibatch_size=40, num_epochs=1)
+        .debugging(seed=0)
+    )
+    algo = config.build_algo()
+    try:
+        res = algo.train()
+        assert res["env_runners"]["num_episodes"] >= 4
+        assert res["env_runners"]["episode_len_mean"] == 10
+    finally:
+        algo.stop()
 
 
 def test_multiagent_creator_wraps_the_parallel_env():

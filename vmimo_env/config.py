@@ -168,8 +168,10 @@ def unknown_parameter_error(unknown: list[str], valid: tuple[str, ...], owner: s
     """The error for unknown keywords, worded as Python's own (``... got an unexpected keyword argument 'x'``)."""
     first, rest = unknown[0], unknown[1:]
     msg = f"{owner} got an unexpected keyword argument {first!r}: unknown scenario parameter"
-    close = difflib.get_close_matches(first, valid, n=3, cutoff=0.6)
-    if close:
+    close = [c for c in difflib.get_close_matches(first, valid, n=4, cutoff=0.6) if c != first][:3]
+    if first in valid:  # a constructor keyword where only scenario fields go (e.g. num_envs for a single env)
+        msg += f" ({first!r} is a keyword of another constructor here, e.g. the vector env's)"
+    elif close:
         msg += f" (did you mean {' or '.join(repr(c) for c in close)}?)"
     if rest:
         msg += f"; also unknown: {', '.join(repr(k) for k in rest)}"

@@ -12,9 +12,10 @@ every worker) under a creator that imports ``vmimo_env`` inside the worker befor
 ``env_config`` holds ``gym.make`` keywords (scenario parameters); RLlib's own ``EnvContext`` fields
 (``worker_index``, ``vector_index``) are not passed on. RLlib seeds each sub-environment through ``reset(seed=...)``.
 
-Vectorisation: use RLlib's default (``gym_env_vectorize_mode`` SYNC, one ``VMIMOEnv`` per sub-environment). The
-native ``VMIMOVectorEnv`` (``VECTOR_ENTRY_POINT`` mode) needs ``NEXT_STEP`` autoreset to be read correctly by RLlib;
-it declares ``SAME_STEP`` today, with which RLlib loses one transition per episode.
+Vectorisation: RLlib's default (``gym_env_vectorize_mode`` SYNC) builds one ``VMIMOEnv`` per sub-environment; with
+``gym_env_vectorize_mode="VECTOR_ENTRY_POINT"`` each runner steps one native ``VMIMOVectorEnv`` for all its
+sub-environments instead. The native vector env autoresets ``NEXT_STEP`` (its default), which is what RLlib reads
+correctly (with ``SAME_STEP`` RLlib loses one transition per episode).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ MULTIAGENT_ID = "VMIMO-Parallel-v0"
 
 
 def make_env_creator(env_id: str) -> Callable[[Any], gym.Env]:
-    """A picklable RLlib env creator for ``env_id``: ``creator(env_config) -> gym.make(env_id, **env_config)``."""
+    """A picklable RLlib env creator for ``env_id``: ``creator(env_config) -> gym.make(env_id, **env_config)``, or
+    the native ``VMIMOVectorEnv`` when RLlib passes ``num_envs`` (``gym_env_vectorize_mode="VECTOR_ENTRY_POINT"``)."""
     if not isinstance(env_id, str):
         raise TypeError(f"env_id must be a str, got {type(env_id).__name__}")
 
@@ -36,6 +38,9 @@ def make_env_creator(env_id: str) -> Callable[[Any], gym.Env]:
         import vmimo_env  # noqa: F401  (registers the ids in this worker process)
 
         kwargs = dict(env_config or {})  # EnvContext is a dict; its worker fields are attributes, not keys
+        num_envs = kwargs.pop("num_envs", None)  # RLlib's VECTOR_ENTRY_POINT mode asks for a vector env this way
+        if num_envs is not None:
+            return gym.make_vec(env_id, num_envs=int(num_envs), vectorization_mode="vector_entry_point", **kwargs)
         return gym.make(env_id, **kwargs)
 
     creator.__name__ = f"make_{env_id.replace('-', '_')}"

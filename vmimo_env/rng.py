@@ -88,6 +88,19 @@ class BlockRNG:
         new._ptr[:] = self._ptr[rows]
         return new
 
+    def put(self, rows: np.ndarray, src: BlockRNG) -> None:
+        """Make environments ``rows`` continue ``src``'s streams (row ``j`` of ``src`` into ``rows[j]``): the inverse
+        of :meth:`take`, which a vector env uses to hold environments still for one step."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if rows.size != src.num_envs or (src.n_uniform, src.n_normal, src.block) != (
+                self.n_uniform, self.n_normal, self.block):
+            raise ValueError(f"src holds {src.num_envs} streams of another layout for {rows.size} rows")
+        for j, i in enumerate(rows.tolist()):
+            self.generators[i] = src.generators[j]
+        self._uniform[rows] = src._uniform
+        self._normal[rows] = src._normal
+        self._ptr[rows] = src._ptr
+
     def next(self) -> tuple[np.ndarray, np.ndarray]:
         """Return this slot's (uniform (N, n_uniform), normal (N, n_normal)) draws and advance."""
         stale = np.flatnonzero(self._ptr >= self.block)

@@ -109,7 +109,9 @@ class VMIMOSB3VecEnv(VecEnv):
                  allocation_stats: bool = False, **env_kwargs: Any) -> None:
         if action_view == "dict":
             raise ValueError("SB3 needs a flat action view: action_view must be 'multidiscrete' or 'box'")
-        self.venv = VMIMOVectorEnv(num_envs=num_envs, action_view=action_view, **env_kwargs)
+        # SB3 expects the ended episode's last observation in the same step (``terminal_observation``)
+        self.venv = VMIMOVectorEnv(num_envs=num_envs, action_view=action_view, autoreset_mode="same_step",
+                                   **env_kwargs)
         super().__init__(num_envs, self.venv.single_observation_space, self.venv.single_action_space)
         self._seed = seed
         self._actions: np.ndarray | None = None

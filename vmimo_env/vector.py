@@ -4,11 +4,20 @@ Registered as the ``vector_entry_point`` of every VMIMO id, so
 ``gym.make_vec("VMIMO-v0", num_envs=256, vectorization_mode="vector_entry_point")`` steps all 256 environments
 with one set of array operations and one call of the frozen model per step.
 
-Autoreset is ``SAME_STEP`` (declared in ``metadata``): an environment whose episode ends is reset within that
-step; the returned observation is the new episode's first, and the ended episode's last observation and info are
-in ``infos["final_obs"]`` / ``infos["final_info"]`` (masked by ``infos["_final_obs"]``). Seeding follows
-Gymnasium: ``reset(seed=s)`` seeds environment ``i`` with ``s + i``, so environment ``i`` reproduces
-``VMIMOEnv`` reset with seed ``s + i`` step for step.
+Autoreset: ``autoreset_mode="next_step"`` (default, Gymnasium's own default, which its vector wrappers and
+RLlib's ``VECTOR_ENTRY_POINT`` mode expect) or ``"same_step"``, declared in ``metadata["autoreset_mode"]``.
+
+- ``next_step``: the step that ends an episode returns its last observation with ``truncated`` set; the next
+  ``step`` call resets that environment instead of stepping it (its action is ignored) and returns the new
+  episode's first observation with reward 0, ``terminated = truncated = False`` and the reset info's values.
+  The other environments step as usual.
+- ``same_step``: an environment whose episode ends is reset within that step; the returned observation is the new
+  episode's first, and the ended episode's last observation and info are in ``infos["final_obs"]`` /
+  ``infos["final_info"]`` (masked by ``infos["_final_obs"]``). The SB3 adapter uses this mode.
+
+Either way environment ``i``'s trajectory is the same sequence of episodes. Seeding follows Gymnasium:
+``reset(seed=s)`` seeds environment ``i`` with ``s + i``, so environment ``i`` reproduces ``VMIMOEnv`` reset with
+seed ``s + i`` step for step.
 """
 
 from __future__ import annotations
@@ -33,13 +42,16 @@ class VMIMOVectorEnv(VectorEnv):
     scalars become (N,) arrays, its (K,) arrays (N, K)).
     """
 
-    metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.SAME_STEP}
+    metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
 
     def __init__(self, num_envs: int = 1, scenario: str | None = None,
                  config: ScenarioConfig | str | dict | None = None, action_view: str = "dict",
                  checkpoint: str | None = None, pool_size: int = 4096, render_mode: str | None = None,
-                 max_episode_steps: int | None = None, info_bs_view: bool = False, **overrides: Any) -> None:
+                 max_episode_steps: int | None = None, info_bs_view: bool = False,
+                 autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP, **overrides: Any) -> None:
         self._info_bs_view = check_info_flag(info_bs_view)
+        self.autoreset_mode = _check_autoreset_mode(autoreset_mode)
+        self.metadata = {**self.metadata, "autoreset_mode": self.autoreset_mode}
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
         check_action_view(action_view)
@@ -63,6 +75,7 @@ class VMIMOVectorEnv(VectorEnv):
         ids = self._ids if mask is None else np.flatnonzero(np.asarray(mask, dtype=bool))
         self.frontend.reset(ids, seed, self.np_random)
         self._needs_reset = False
+        self._pending = np.zeros(self.num_envs, dtype=bool)  # NEXT_STEP: reset at the next step
         info = self.frontend.reset_info()
         if self._info_bs_view:
             info["bs_view"] = self.bs_view().to_dict()
@@ -77,6 +90,35 @@ class VMIMOVectorEnv(VectorEnv):
             raise gym.error.ResetNeeded("Cannot call step() before reset()")
         fe = self.frontend
         native = fe.decode(actions)
+        if self.autoreset_mode == AutoresetMode.SAME_STEP:
+            return self._step_same(native)
+        pending = self._pending
+        held = None
+        if pending.any():
+            # the environments that ended last step start their next episode now and stay at its first slot:
+            # reset them, step everyone, then put their reset state and random streams back
+            ids = np.flatnonzero(pending)
+            self.core.reset(ids, None)
+            held = self.core.replicate(ids)
+        res = fe.step(native)
+        if held is not None:
+            for name in self.core.STATE_FIELDS:
+                getattr(self.core, name)[ids] = getattr(held, name)
+            self.core.rng.put(ids, held.rng)
+        truncated = fe.truncated()
+        infos = fe.info(res, native)
+        reward = res.reward.copy()
+        if held is not None:
+            truncated[ids] = False
+            reward[ids] = 0.0
+            _reset_rows(infos, ids, fe.reset_info())
+        self._pending = truncated.copy()
+        if self._info_bs_view:
+            infos["bs_view"] = self.bs_view().to_dict()
+        return self._obs(), reward, np.zeros(self.num_envs, dtype=bool), truncated, infos
+
+    def _step_same(self, native: dict[str, np.ndarray]):
+        fe = self.frontend
         res = fe.step(native)
         truncated = fe.truncated()
         terminated = np.zeros(self.num_envs, dtype=bool)
@@ -112,3 +154,26 @@ def _copy_info(infos: dict[str, Any]) -> dict[str, Any]:
     return {k: ({kk: vv.copy() for kk, vv in v.items()} if isinstance(v, dict) else v.copy())
             for k, v in infos.items() if k in INFO_KEYS}
 
+
+def _check_autoreset_mode(mode: Any) -> AutoresetMode:
+    """``"next_step"``/``"same_step"`` (or the ``AutoresetMode``) as an ``AutoresetMode``; ``ValueError`` otherwise."""
+    allowed = {"next_step": AutoresetMode.NEXT_STEP, "same_step": AutoresetMode.SAME_STEP}
+    if isinstance(mode, AutoresetMode) and mode in allowed.values():
+        return mode
+    if isinstance(mode, str) and mode.lower() in allowed:
+        return allowed[mode.lower()]
+    raise ValueError(f"autoreset_mode must be one of {sorted(allowed)}, got {mode!r}")
+
+
+def _reset_rows(infos: dict[str, Any], ids: np.ndarray, reset_info: dict[str, Any]) -> None:
+    """Rows ``ids`` of a batched step info as a reset leaves them: the reset info's values where it has the key,
+    zero for what a slot produces (nothing was sent, received or spent)."""
+    for key, value in infos.items():
+        if key in reset_info and isinstance(value, np.ndarray):
+            value[ids] = np.asarray(reset_info[key])[ids]
+        elif isinstance(value, np.ndarray):
+            value[ids] = 0
+        elif isinstance(value, dict):
+            for arr in value.values():
+                if isinstance(arr, np.ndarray):
+                    arr[ids] = 0

@@ -152,7 +152,14 @@ def gym_make(env_id: str, **kwargs: Any) -> gym.Env:
     know the VMIMO ids otherwise."""
     import vmimo_env  # noqa: F401
 
-    return gym.make(env_id, **kwargs)
+    env = gym.make(env_id, **kwargs)
+    horizon = getattr(env.unwrapped, "cfg", None) and env.unwrapped.cfg.horizon
+    if horizon and "max_episode_steps" not in kwargs and env.spec is not None \
+            and env.spec.max_episode_steps not in (None, horizon):
+        # a horizon override (env_kwargs) differs from the id's registered limit: let the episode run to it
+        env.close()
+        env = gym.make(env_id, max_episode_steps=horizon, **kwargs)
+    return env
 
 
 def make_eval_vector_env(env_id: str, env_kwargs: dict[str, Any] | None, num_envs: int,

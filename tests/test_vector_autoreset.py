@@ -1,0 +1,115 @@
+"""Autoreset of the native vector env: NEXT_STEP (default, what Gymnasium's vector wrappers and RLlib expect) and
+SAME_STEP (the SB3 adapter), both keeping environment i's trajectory equal to a single env seeded seed + i."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.vector import AutoresetMode
+
+import vmimo_env  # noqa: F401
+from vmimo_env.env import VMIMOEnv
+from vmimo_env.vector import VMIMOVectorEnv
+
+HORIZON = 6
+KW = {"scenario": "small", "horizon": HORIZON, "action_view": "multidiscrete"}
+
+
+def _actions(n_steps: int, num_envs: int, seed: int = 0) -> np.ndarray:
+    space = VMIMOEnv(**KW).action_space
+    space.seed(seed)
+    return np.array([[space.sample() for _ in range(num_envs)] for _ in range(n_steps)])
+
+
+def _single_run(seed: int, actions: np.ndarray) -> list[tuple[np.ndarray, float]]:
+    """(obs after the step, reward) of a single env that resets after each truncation (actions consumed in order)."""
+    env = VMIMOEnv(**KW)
+    env.reset(seed=seed)
+    out = []
+    for a in actions:
+        obs, r, _, trunc, _ = env.step(a)
+        out.append((obs.copy(), r))
+        if trunc:
+            env.reset()
+    return out
+
+
+def test_next_step_is_the_default_and_declared() -> None:
+    venv = gym.make_vec("VMIMO-Small-v0", num_envs=2, vectorization_mode="vector_entry_point")
+    assert venv.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
+    assert VMIMOVectorEnv(num_envs=2, autoreset_mode="same_step", **KW).metadata["autoreset_mode"] == \
+        AutoresetMode.SAME_STEP
+    with pytest.raises(ValueError, match="autoreset_mode"):
+        VMIMOVectorEnv(num_envs=2, autoreset_mode="sometimes", **KW)
+
+
+def test_next_step_trajectories_equal_single_envs_across_episodes() -> None:
+    n, seed, steps = 3, 40, 3 * (HORIZON + 1) + 2
+    venv = VMIMOVectorEnv(num_envs=n, **KW)
+    obs, _ = venv.reset(seed=seed)
+    acts = _actions(steps, n)
+    got: list[list[tuple[np.ndarray, float]]] = [[] for _ in range(n)]
+    used: list[list[np.ndarray]] = [[] for _ in range(n)]
+    pending = np.zeros(n, dtype=bool)
+    for t in range(steps):
+        obs, r, term, trunc, info = venv.step(acts[t])
+        assert not term.any()
+        for i in range(n):
+            if pending[i]:  # the autoreset step: a first observation, nothing earned, the action ignored
+                assert r[i] == 0.0 and not trunc[i] and info["sent"][i].sum() == 0
+                continue
+            got[i].append((obs[i].copy(), float(r[i])))
+            used[i].append(acts[t][i])
+        pending = trunc.copy()
+    for i in range(n):
+        ref = _single_run(seed + i, np.array(used[i]))
+        assert len(ref) == len(got[i]) > 2 * HORIZON
+        for (o_ref, r_ref), (o, rr) in zip(ref, got[i], strict=True):
+            np.testing.assert_array_equal(o, o_ref)
+            assert rr == r_ref
+
+
+def test_next_step_truncates_at_the_horizon_then_returns_the_first_observation() -> None:
+    venv = VMIMOVectorEnv(num_envs=2, **KW)
+    venv.reset(seed=3)
+    acts = _actions(HORIZON + 1, 2)
+    for t in range(HORIZON):
+        _, _, _, trunc, _ = venv.step(acts[t])
+        assert trunc.all() == (t == HORIZON - 1)
+    obs, r, _, trunc, _ = venv.step(acts[HORIZON])
+    assert not trunc.any() and np.all(r == 0.0)
+    fresh = VMIMOEnv(**KW)
+    # the new episode's first observation: time entry back at 0, and finite within the space
+    assert venv.single_observation_space.contains(obs[0]) and fresh.observation_space.contains(obs[1])
+    lay = fresh.obs_layout()
+    np.testing.assert_array_equal(obs[:, lay["time"]], 0.0)
+
+
+def test_gymnasium_vector_wrappers_accept_the_native_vector_env() -> None:
+    """Gymnasium's vector observation wrappers refuse SAME_STEP; with NEXT_STEP they run and see whole episodes."""
+    venv = gym.make_vec("VMIMO-Small-v0", num_envs=2, vectorization_mode="vector_entry_point",
+                        action_view="multidiscrete", horizon=HORIZON)
+    venv = gym.wrappers.vector.RecordEpisodeStatistics(gym.wrappers.vector.NormalizeObservation(venv))
+    venv.reset(seed=0)
+    venv.action_space.seed(0)
+    lengths = []
+    for _ in range(2 * HORIZON + 2):
+        _, _, _, _, info = venv.step(venv.action_space.sample())
+        if "episode" in info:
+            lengths += info["episode"]["l"][info["_episode"]].tolist()
+    assert lengths and set(lengths) == {HORIZON}
+    with pytest.raises(ValueError, match="autoreset"):
+        gym.wrappers.vector.NormalizeObservation(VMIMOVectorEnv(num_envs=2, autoreset_mode="same_step", **KW))
+
+
+def test_same_step_mode_keeps_final_observation() -> None:
+    venv = VMIMOVectorEnv(num_envs=2, autoreset_mode="same_step", **KW)
+    venv.reset(seed=1)
+    acts = _actions(HORIZON, 2)
+    for t in range(HORIZON):
+        obs, _, _, trunc, info = venv.step(acts[t])
+    assert trunc.all() and info["_final_obs"].all()
+    lay = VMIMOEnv(**KW).obs_layout()
+    np.testing.assert_array_equal(obs[:, lay["time"]], 0.0)  # already the next episode
+    assert np.all(info["final_obs"][:, lay["time"]] > 0)
