@@ -93,7 +93,8 @@ def device_pool(pool_size: int, seed: int, checkpoint: str | None, modalities: t
         lat[:, m] = variant.encode(m, feats[MODALITIES[m]])
         mflops[m] = variant.encoder_mflops[m]
     lat.setflags(write=False)
-    return ScenePool(lat, base.labels, seed=seed, checkpoint=checkpoint, encoder_mflops=tuple(mflops))
+    return ScenePool(lat, base.labels, seed=seed, checkpoint=checkpoint, encoder_mflops=tuple(mflops),
+                     source=(device_pool, (pool_size, seed, checkpoint, modalities)))
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,9 @@ classes leave every class hundreds of times.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -34,10 +35,19 @@ class ScenePool:
     seed: int | None = None
     checkpoint: str | None = None
     encoder_mflops: tuple[float, ...] | None = None
+    # (function, args) that rebuild this pool deterministically (cached per process); None for a hand-built pool
+    source: tuple[Any, tuple] | None = field(default=None, compare=False, repr=False)
 
     @property
     def size(self) -> int:
         return int(self.labels.shape[0])
+
+    def __reduce__(self):
+        # pickled as its recipe, not its megabytes: a subprocess or Ray worker rebuilds (or finds in its cache) the
+        # same scenes bit for bit instead of receiving them
+        if self.source is not None:
+            return self.source
+        return (ScenePool, (self.latents, self.labels, self.seed, self.checkpoint, self.encoder_mflops))
 
 
 def load_model(checkpoint: str | None = None):
@@ -70,4 +80,4 @@ def _build_pool(pool_size: int, seed: int, checkpoint: str | None) -> ScenePool:
     lat.setflags(write=False)
     labels = np.asarray(labels, dtype=np.int64)
     labels.setflags(write=False)
-    return ScenePool(lat, labels, seed=seed, checkpoint=checkpoint)
+    return ScenePool(lat, labels, seed=seed, checkpoint=checkpoint, source=(build_pool, (pool_size, seed, checkpoint)))
