@@ -64,7 +64,7 @@ def test_env_docstring_info_table_is_rendered_from_the_schema() -> None:
 
 
 def test_vector_final_info_is_a_copy_of_the_last_step_info() -> None:
-    venv = VMIMOVectorEnv(num_envs=2, scenario="small", horizon=3)
+    venv = VMIMOVectorEnv(num_envs=2, scenario="small", horizon=3, autoreset_mode="same_step")
     venv.reset(seed=0)
     for _ in range(3):
         _, _, _, trunc, infos = venv.step(venv.action_space.sample())
