@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import ndtr, ndtri
 
 from vmimo_env import channel, energy, geometry, pathloss, receivers, resources
 from vmimo_env.config import ScenarioConfig
@@ -27,10 +28,28 @@ class LinkStart:
     d2d_m: np.ndarray  # (K,) BS-device horizontal distance
     los: np.ndarray  # (K,) bool, LOS state (Rician) or NLOS (Rayleigh)
     gain: np.ndarray  # (K,) large-scale linear power gain (path loss and shadowing)
-    h_los: np.ndarray  # (K, Nr) sqrt(K/(K+1)) a(theta): the static LOS part of h before the large-scale gain
+    h_los: np.ndarray  # (K, Nr) sqrt(K/(K+1)) a(theta): the LOS part of h before the large-scale gain
     scat_scale: np.ndarray  # (K,) sqrt(1/(K+1))
     h_scat: np.ndarray  # (K, Nr) scattered part, stationary CN(0, C)
     res_state: np.ndarray  # (K, 2) compute/memory resource state, stationary law
+    pos_xy: np.ndarray  # (K, 2) device position (m); without mobility (d cos theta, d sin theta), no draw
+    heading: np.ndarray  # (K,) direction of motion (rad), drawn with mobility only (else 0)
+    k_factor: np.ndarray  # (K,) linear Rician K-factor the device has when LOS (fixed or log-normal)
+    shadow_z: np.ndarray  # (K, 2) normalised shadowing fields (LOS, NLOS), N(0, 1); used with mobility
+    los_z: np.ndarray  # (K,) Gaussian LOS field, LOS iff Phi(los_z) < Pr_LOS (umi); used with mobility
+
+
+def los_term(theta_rad: np.ndarray, d3d_m: np.ndarray, los: np.ndarray, k_factor: np.ndarray, num_antennas: int,
+             carrier_hz: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """``(h_los (..., Nr), scat_scale (...))``: the LOS part ``sqrt(K/(K+1)) a(theta)`` (times the propagation
+    phase ``exp(-j 2 pi d_3D / lambda)`` when ``carrier_hz`` is given, i.e. with mobility) and ``sqrt(1/(K+1))``,
+    with the device's K-factor where it is LOS and 0 (Rayleigh) where not."""
+    los_w, scat_w = channel.rician_weights(np.where(los, k_factor, 0.0))
+    h = channel.ula_steering(theta_rad, num_antennas)
+    if carrier_hz is not None:
+        los_w = los_w * np.exp(-2j * np.pi * d3d_m * (carrier_hz / pathloss.SPEED_OF_LIGHT_MPS))
+    h *= los_w[..., None]
+    return h, scat_w
 
 
 def initial_link_state(g: np.random.Generator, cfg: ScenarioConfig, spatial_sqrt: np.ndarray | None) -> LinkStart:
@@ -41,22 +60,133 @@ def initial_link_state(g: np.random.Generator, cfg: ScenarioConfig, spatial_sqrt
     arrival uniform in [-pi/2, pi/2); the scattered fading and the resource process from their stationary laws.
     ``spatial_sqrt`` is the BS correlation's Cholesky factor (None: i.i.d. antennas). ``VMIMOCore.reset`` and
     :func:`init_links` both use it, so the physics facade starts exactly where the environment does.
+
+    Draw order (v0): distances, LOS uniforms (``umi``), shadowing normals (if on), angles, scattered fading,
+    resources. Then, only when enabled, so that v0 streams are unchanged: the log-normal K-factors (K normals),
+    and with mobility the headings (K uniforms) and the shadowing field of the other LOS state (K normals). With
+    mobility the angle draw is read as the azimuth ``phi = 2 theta`` (uniform in [-pi, pi)), so the position
+    ``d (cos phi, sin phi)`` is uniform by area, the broadside angle is ``arcsin(sin phi)`` and the LOS field
+    starts at ``Phi^-1`` of the LOS uniform (the same LOS state).
     """
     K, Nr = cfg.num_devices, cfg.num_antennas
     d2d = geometry.drop_devices(g, K, cfg.min_distance_m, cfg.cell_radius_m)
     d3d = np.sqrt(d2d**2 + (cfg.bs_height_m - cfg.ut_height_m) ** 2)
     if cfg.fading == "umi":
-        los = g.random(K) < pathloss.umi_los_probability(d2d)
+        u_los = g.random(K)
+        los = u_los < pathloss.umi_los_probability(d2d)
     else:
+        u_los = None
         los = np.full(K, cfg.fading == "rician")
     pl_db = pathloss.umi_pathloss_db(d3d, d2d, cfg.carrier_hz, cfg.bs_height_m, cfg.ut_height_m, los)
-    shadow = g.standard_normal(K) * pathloss.umi_shadowing_std_db(los) if cfg.shadowing else np.zeros(K)
-    gain_db = -(pl_db + shadow)
-    los_w, scat_w = channel.rician_weights(np.where(los, 10.0 ** (cfg.rician_k_db / 10.0), 0.0))
-    h_los_dir = channel.ula_steering(g.uniform(-np.pi / 2, np.pi / 2, K), Nr)
+    shadow_n = g.standard_normal(K) if cfg.shadowing else np.zeros(K)
+    gain_db = -(pl_db + shadow_n * pathloss.umi_shadowing_std_db(los))
+    angle = g.uniform(-np.pi / 2, np.pi / 2, K)
     h_scat = channel.correlate(channel.sample_rayleigh(g, (K, Nr)), spatial_sqrt)
     res = resources.stationary_state(g, (K,), cfg)
-    return LinkStart(d2d, los, 10.0 ** (gain_db / 10.0), h_los_dir * los_w[:, None], scat_w, h_scat, res)
+    # ---- draws of the v1 options, after every v0 draw
+    if cfg.k_factor_model == "lognormal":
+        k_db = cfg.rician_k_mu_db + cfg.rician_k_sigma_db * g.standard_normal(K)
+        k_factor = 10.0 ** (k_db / 10.0)
+    else:  # the scalar power v0 computed, so the weights are bit-identical
+        k_factor = np.full(K, 10.0 ** (cfg.rician_k_db / 10.0))
+    heading = np.zeros(K)
+    los_z = np.zeros(K)
+    if cfg.mobility:
+        heading = g.uniform(-np.pi, np.pi, K)
+        other = g.standard_normal(K)  # the field of the state the device is not in (TR 38.901 keeps both)
+        shadow_z = np.stack([np.where(los, shadow_n, other), np.where(los, other, shadow_n)], axis=-1)
+        phi = 2.0 * angle
+        pos = d2d[:, None] * np.stack([np.cos(phi), np.sin(phi)], axis=-1)
+        theta = geometry.broadside_angle_rad(pos)
+        if u_los is not None:
+            los_z = ndtri(np.clip(u_los, 1e-300, 1.0 - 1e-16))
+        h_los, scat_w = los_term(theta, d3d, los, k_factor, Nr, cfg.carrier_hz)
+    else:
+        shadow_z = np.stack([np.where(los, shadow_n, 0.0), np.where(los, 0.0, shadow_n)], axis=-1)
+        pos = d2d[:, None] * np.stack([np.cos(angle), np.sin(angle)], axis=-1)
+        h_los, scat_w = los_term(angle, d3d, los, k_factor, Nr, None)
+    return LinkStart(d2d, los, 10.0 ** (gain_db / 10.0), h_los, scat_w, h_scat, res, pos, heading, k_factor,
+                     shadow_z, los_z)
+
+
+@dataclass(frozen=True)
+class MobilityParams:
+    """Per-slot constants of the large-scale evolution (``cfg.mobility``), computed once per core.
+
+    ``step_m = v T`` is the path length a device travels per slot; each decorrelation factor is
+    ``exp(-step_m / d_corr)``, so a field sampled along the track has the Gudmundson correlation
+    ``exp(-s / d_corr)`` at travelled distance ``s``; ``turn_std_rad = sqrt(step_m / HEADING_DIFFUSION_M)``.
+    """
+
+    step_m: float
+    turn_std_rad: float
+    shadow_a: np.ndarray  # (2,) LOS, NLOS shadowing fields
+    los_a: float  # LOS field
+    speed_mps: float
+    slot_s: float
+    min_distance_m: float
+    cell_radius_m: float
+    bs_height_m: float
+    ut_height_m: float
+    carrier_hz: float
+    num_antennas: int
+    umi: bool
+    shadowing: bool
+
+    @classmethod
+    def from_config(cls, cfg: ScenarioConfig) -> MobilityParams:
+        step = cfg.speed_mps * cfg.slot_s
+        return cls(step, math.sqrt(step / geometry.HEADING_DIFFUSION_M),
+                   np.exp(-step / np.array([cfg.shadow_corr_los_m, cfg.shadow_corr_nlos_m])),
+                   math.exp(-step / cfg.los_corr_m), cfg.speed_mps, cfg.slot_s, cfg.min_distance_m,
+                   cfg.cell_radius_m, cfg.bs_height_m, cfg.ut_height_m, cfg.carrier_hz, cfg.num_antennas,
+                   cfg.fading == "umi", cfg.shadowing)
+
+
+MOBILITY_NORMALS_PER_DEVICE = 4  # per slot: heading turn, LOS shadowing, NLOS shadowing, LOS field
+
+
+@dataclass
+class LargeScale:
+    """The large-scale state of N environments after one slot of motion (arrays (N, K), ``pos_xy`` (N, K, 2))."""
+
+    pos_xy: np.ndarray
+    heading: np.ndarray
+    shadow_z: np.ndarray  # (N, K, 2)
+    los_z: np.ndarray
+    d2d_m: np.ndarray
+    los: np.ndarray
+    gain: np.ndarray
+    h_los: np.ndarray  # (N, K, Nr)
+    scat_scale: np.ndarray
+
+
+def large_scale_step(p: MobilityParams, pos_xy: np.ndarray, heading: np.ndarray, shadow_z: np.ndarray,
+                     los_z: np.ndarray, los: np.ndarray, k_factor: np.ndarray, z: np.ndarray) -> LargeScale:
+    """One slot of the large-scale evolution of moving devices (``cfg.mobility``), vectorised over (N, K).
+
+    ``z`` holds the slot's standard normals, shape (N, 4, K): heading turn, LOS and NLOS shadowing innovations,
+    LOS-field innovation. Devices move ``v T`` along a heading that diffuses (``geometry.mobility_step``, with
+    reflection at the annulus edges); each shadowing field and the LOS field are AR(1) along the track with
+    coefficient ``exp(-v T / d_corr)`` (Gudmundson); with ``fading = "umi"`` a device is LOS iff
+    ``Phi(los_z) < Pr_LOS(d_2D)`` (spatially consistent LOS state, TR 38.901 section 7.6.3.3), otherwise ``los``
+    is kept. Path loss, shadowing (the field of the current state), gain and the LOS term follow.
+    """
+    pos, heading = geometry.mobility_step(pos_xy, heading, p.speed_mps, p.slot_s, p.turn_std_rad * z[:, 0],
+                                          p.min_distance_m, p.cell_radius_m)
+    a = p.shadow_a
+    shadow_z = a * shadow_z + np.sqrt(1.0 - a * a) * np.moveaxis(z[:, 1:3], 1, -1)
+    d2d, d3d = geometry.distances_m(pos, p.bs_height_m, p.ut_height_m)
+    if p.umi:
+        los_z = p.los_a * los_z + math.sqrt(1.0 - p.los_a * p.los_a) * z[:, 3]
+        los = ndtr(los_z) < pathloss.umi_los_probability(d2d)
+    pl_db = pathloss.umi_pathloss_db(d3d, d2d, p.carrier_hz, p.bs_height_m, p.ut_height_m, los)
+    if p.shadowing:
+        pl_db += np.where(los, pathloss.UMI_SHADOW_STD_LOS_DB * shadow_z[..., 0],
+                          pathloss.UMI_SHADOW_STD_NLOS_DB * shadow_z[..., 1])
+    gain = 10.0 ** (-pl_db / 10.0)
+    h_los, scat_w = los_term(geometry.broadside_angle_rad(pos), d3d, los, k_factor, p.num_antennas, p.carrier_hz)
+    return LargeScale(pos, heading, shadow_z, los_z, d2d, los, gain, h_los, scat_w)
 
 
 @dataclass
@@ -70,8 +200,13 @@ class LinkState:
     scat_scale: np.ndarray  # (N, K) sqrt(1/(K+1))
     scatter: np.ndarray  # (N, K, Nr) Gauss-Markov scattered part, stationary CN(0, C)
     res_state: np.ndarray  # (N, K, 2) resource state
-    rho: float  # slot-to-slot correlation J0(2 pi f_d T)
+    rho: float  # slot-to-slot correlation from J0(2 pi f_d T) (``doppler_rule``)
     corr_sqrt: np.ndarray | None  # (Nr, Nr) Cholesky factor of the spatial correlation, None if i.i.d.
+    pos_xy: np.ndarray  # (N, K, 2) device positions (m)
+    heading: np.ndarray  # (N, K) direction of motion (rad)
+    k_factor: np.ndarray  # (N, K) linear K-factor of each device when LOS
+    shadow_z: np.ndarray  # (N, K, 2) normalised LOS / NLOS shadowing fields
+    los_z: np.ndarray  # (N, K) Gaussian LOS field
 
     def channel(self) -> np.ndarray:
         """Current channel h (N, K, Nr) including the large-scale amplitude (the core's composition)."""
@@ -84,9 +219,10 @@ def init_links(cfg: ScenarioConfig, rng: np.random.Generator, num_envs: int) -> 
     corr_sqrt = channel.exponential_correlation_sqrt(cfg.num_antennas, cfg.spatial_correlation)
     starts = [initial_link_state(child, cfg, corr_sqrt) for child in rng.spawn(num_envs)]
     stack = {name: np.stack([getattr(s, name) for s in starts]) for name in LinkStart.__dataclass_fields__}
-    rho = float(channel.doppler_rho(cfg.speed_mps, cfg.carrier_hz, cfg.slot_s))
+    rho = float(channel.doppler_rho(cfg.speed_mps, cfg.carrier_hz, cfg.slot_s, cfg.doppler_rule))
     return LinkState(stack["d2d_m"], stack["los"], stack["gain"], stack["h_los"], stack["scat_scale"],
-                     stack["h_scat"], stack["res_state"], rho, corr_sqrt)
+                     stack["h_scat"], stack["res_state"], rho, corr_sqrt, stack["pos_xy"], stack["heading"],
+                     stack["k_factor"], stack["shadow_z"], stack["los_z"])
 
 
 def fading_step(state: LinkState, white: np.ndarray) -> np.ndarray:
