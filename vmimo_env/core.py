@@ -377,11 +377,9 @@ class VMIMOCore:
         self.h_scat = channel.gauss_markov_step(self.h_scat, self.rho, w)
         if self.mobility is not None:  # the devices move: the large-scale state and the LOS term follow
             base = 2 * K * Nr + 2 * K
-            ls = physics.large_scale_step(self.mobility, self.pos_xy, self.heading, self.shadow_z, self.los_z,
-                                          self.los, self.k_factor, z[:, base:].reshape(N, -1, K))
-            self.pos_xy, self.heading, self.shadow_z, self.los_z = ls.pos_xy, ls.heading, ls.shadow_z, ls.los_z
-            self.dist_m, self.los, self.gain, self.h_los, self.scat_scale = (ls.d2d_m, ls.los, ls.gain, ls.h_los,
-                                                                             ls.scat_scale)
+            physics.large_scale_step(self.mobility, self.pos_xy, self.heading, self.shadow_z, self.los_z, self.los,
+                                     self.k_factor, z[:, base:].reshape(N, -1, K), self.dist_m, self.gain,
+                                     self.h_los, self.scat_scale)
         self.h = channel.compose_channel(self.h_scat, self.h_los, self.scat_scale, self.gain)
         eps = z[:, 2 * K * Nr:2 * K * Nr + 2 * K].reshape(N, K, 2)
         self.res_state = resources.ar1_step(self.res_state, eps, self.res_params)

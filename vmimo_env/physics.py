@@ -15,9 +15,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import ndtr, ndtri
+from scipy.special import ndtri
 
-from vmimo_env import channel, energy, geometry, pathloss, receivers, resources
+from vmimo_env import channel, energy, geometry, mobility, pathloss, receivers, resources
 from vmimo_env.config import ScenarioConfig
 
 
@@ -146,47 +146,29 @@ class MobilityParams:
 MOBILITY_NORMALS_PER_DEVICE = 4  # per slot: heading turn, LOS shadowing, NLOS shadowing, LOS field
 
 
-@dataclass
-class LargeScale:
-    """The large-scale state of N environments after one slot of motion (arrays (N, K), ``pos_xy`` (N, K, 2))."""
-
-    pos_xy: np.ndarray
-    heading: np.ndarray
-    shadow_z: np.ndarray  # (N, K, 2)
-    los_z: np.ndarray
-    d2d_m: np.ndarray
-    los: np.ndarray
-    gain: np.ndarray
-    h_los: np.ndarray  # (N, K, Nr)
-    scat_scale: np.ndarray
-
-
 def large_scale_step(p: MobilityParams, pos_xy: np.ndarray, heading: np.ndarray, shadow_z: np.ndarray,
-                     los_z: np.ndarray, los: np.ndarray, k_factor: np.ndarray, z: np.ndarray) -> LargeScale:
-    """One slot of the large-scale evolution of moving devices (``cfg.mobility``), vectorised over (N, K).
+                     los_z: np.ndarray, los: np.ndarray, k_factor: np.ndarray, z: np.ndarray, d2d_m: np.ndarray,
+                     gain: np.ndarray, h_los: np.ndarray, scat_scale: np.ndarray) -> None:
+    """One slot of the large-scale evolution of moving devices (``cfg.mobility``), in place over (N, K).
 
     ``z`` holds the slot's standard normals, shape (N, 4, K): heading turn, LOS and NLOS shadowing innovations,
     LOS-field innovation. Devices move ``v T`` along a heading that diffuses (``geometry.mobility_step``, with
-    reflection at the annulus edges); each shadowing field and the LOS field are AR(1) along the track with
-    coefficient ``exp(-v T / d_corr)`` (Gudmundson); with ``fading = "umi"`` a device is LOS iff
-    ``Phi(los_z) < Pr_LOS(d_2D)`` (spatially consistent LOS state, TR 38.901 section 7.6.3.3), otherwise ``los``
-    is kept. Path loss, shadowing (the field of the current state), gain and the LOS term follow.
+    reflection at the annulus edges); each shadowing field (``shadow_z`` (N, K, 2): LOS, NLOS) and the LOS field
+    ``los_z`` are AR(1) along the track with coefficient ``exp(-v T / d_corr)`` (Gudmundson); with
+    ``fading = "umi"`` a device is LOS iff ``Phi(los_z) < Pr_LOS(d_2D)`` (spatially consistent LOS state,
+    TR 38.901 section 7.6.3.3), otherwise ``los`` is kept. Then ``d2d_m``, ``gain`` (path loss and the shadowing
+    field of the current state), ``h_los`` (:func:`los_term` at the new angle and path length) and ``scat_scale``
+    are overwritten. Runs the compiled loop ``vmimo_env.mobility.large_scale_kernel``.
     """
-    pos, heading = geometry.mobility_step(pos_xy, heading, p.speed_mps, p.slot_s, p.turn_std_rad * z[:, 0],
-                                          p.min_distance_m, p.cell_radius_m)
-    a = p.shadow_a
-    shadow_z = a * shadow_z + np.sqrt(1.0 - a * a) * np.moveaxis(z[:, 1:3], 1, -1)
-    d2d, d3d = geometry.distances_m(pos, p.bs_height_m, p.ut_height_m)
-    if p.umi:
-        los_z = p.los_a * los_z + math.sqrt(1.0 - p.los_a * p.los_a) * z[:, 3]
-        los = ndtr(los_z) < pathloss.umi_los_probability(d2d)
-    pl_db = pathloss.umi_pathloss_db(d3d, d2d, p.carrier_hz, p.bs_height_m, p.ut_height_m, los)
-    if p.shadowing:
-        pl_db += np.where(los, pathloss.UMI_SHADOW_STD_LOS_DB * shadow_z[..., 0],
-                          pathloss.UMI_SHADOW_STD_NLOS_DB * shadow_z[..., 1])
-    gain = 10.0 ** (-pl_db / 10.0)
-    h_los, scat_w = los_term(geometry.broadside_angle_rad(pos), d3d, los, k_factor, p.num_antennas, p.carrier_hz)
-    return LargeScale(pos, heading, shadow_z, los_z, d2d, los, gain, h_los, scat_w)
+    n, k = heading.shape
+    if z.shape != (n, MOBILITY_NORMALS_PER_DEVICE, k):
+        raise ValueError(f"z must have shape {(n, MOBILITY_NORMALS_PER_DEVICE, k)} (N, normals, K), got {z.shape}")
+    d_bp = float(pathloss.breakpoint_distance_m(p.carrier_hz, p.bs_height_m, p.ut_height_m))
+    mobility.large_scale_kernel(pos_xy, heading, shadow_z, los_z, los, k_factor, z, p.step_m, p.turn_std_rad,
+                                float(p.shadow_a[0]), float(p.shadow_a[1]), p.los_a, p.min_distance_m,
+                                p.cell_radius_m, p.bs_height_m, p.ut_height_m, p.carrier_hz, d_bp,
+                                pathloss.UMI_SHADOW_STD_LOS_DB, pathloss.UMI_SHADOW_STD_NLOS_DB, p.umi, p.shadowing,
+                                d2d_m, gain, h_los, scat_scale)
 
 
 @dataclass
