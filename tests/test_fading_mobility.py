@@ -327,3 +327,20 @@ def test_compiled_motion_is_geometry_mobility_step() -> None:
         np.testing.assert_allclose(links.pos_xy, want_pos, rtol=0, atol=1e-9)
         np.testing.assert_allclose(np.angle(np.exp(1j * (links.heading - want_heading))), 0.0, atol=1e-9)
     assert crossed > 100  # the reflections were exercised
+
+
+def test_compiled_path_loss_constants_are_pathloss_ones() -> None:
+    assert physics._MOB_MIN_D2D_M == pathloss.UMI_MIN_D2D_M
+    # devices inside the 10 m clamp and beyond the breakpoint, LOS and NLOS, against pathloss.umi_pathloss_db
+    cfg = ScenarioConfig(num_devices=64, mobility=True, min_distance_m=2.0, cell_radius_m=400.0, shadowing=False)
+    links = physics.init_links(cfg, np.random.default_rng(8), 20)
+    rng = np.random.default_rng(0)
+    links.los[:] = rng.random(links.los.shape) < 0.5
+    radius, phi = rng.uniform(2.5, 399.0, links.los.shape), rng.uniform(-np.pi, np.pi, links.los.shape)
+    links.pos_xy[:] = np.stack([radius * np.cos(phi), radius * np.sin(phi)], axis=-1)
+    pm = physics.MobilityParams.from_config(cfg.replace(fading="rician"))  # keep the LOS state set above
+    _advance(links, pm, np.zeros((20, 4, 64)))
+    d2d, d3d = geometry.distances_m(links.pos_xy, cfg.bs_height_m, cfg.ut_height_m)
+    assert (d2d < 10).any() and (d2d > 250).any()
+    pl = pathloss.umi_pathloss_db(d3d, d2d, cfg.carrier_hz, cfg.bs_height_m, cfg.ut_height_m, links.los)
+    np.testing.assert_allclose(-10 * np.log10(links.gain), pl, atol=1e-9)

@@ -1,23 +1,27 @@
-"""Facade over the physical layer: the start state of an environment's links, the per-slot fading update, and a
-reference composition of one physics slot (fading -> SINR for all groups -> energy).
+"""Facade over the physical layer: the start state of an environment's links, the per-slot fading update, the
+per-slot large-scale evolution of moving devices, and a reference composition of one physics slot (fading -> SINR
+for all groups -> energy).
 
 The start state has one composition, :func:`initial_link_state`, used by the environment core at every reset and
 by :func:`init_links` here, so the benchmark (``benchmarks/bench_physics.py``), the tests and users who want the
-channel without the queues start from exactly the environment's law.
+channel without the queues start from exactly the environment's law. With ``ScenarioConfig.mobility`` the core
+moves the large-scale state every slot with :func:`large_scale_step` (one compiled loop over (N, K)).
 Shapes: N environments, K devices, Nr BS antennas, G groups.
 """
 
 from __future__ import annotations
 
+import cmath
 import ctypes
 import ctypes.util
 import math
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 from scipy.special import ndtri
 
-from vmimo_env import channel, energy, geometry, mobility, pathloss, receivers, resources
+from vmimo_env import channel, energy, geometry, pathloss, receivers, resources
 from vmimo_env.config import ScenarioConfig
 
 
@@ -146,6 +150,101 @@ class MobilityParams:
 MOBILITY_NORMALS_PER_DEVICE = 4  # per slot: heading turn, LOS shadowing, NLOS shadowing, LOS field
 
 
+# ====================================================================== compiled mobility slot
+# Why a compiled loop: at the environment's sizes (K = 8 devices) a numpy composition of these few scalar formulas
+# costs one array pass per operation, several times a whole v0 slot; one loop over (N, K) costs a few microseconds.
+# The scalar formulas of pathloss (TR 38.901 UMi), geometry.mobility_step and los_term are restated here, next to
+# the kernel, because numba's on-disk cache of a kernel is keyed on its own source file only;
+# tests/test_fading_mobility.py checks them against the numpy definitions they restate.
+_MOB_TWO_PI = 2.0 * math.pi
+_MOB_SQRT_HALF = math.sqrt(0.5)
+_MOB_MIN_D2D_M = 10.0  # pathloss.UMI_MIN_D2D_M (a module constant read inside a compiled kernel is frozen into it)
+
+
+@njit(cache=True, inline="always")
+def _umi_pathloss_db(d2d, log_fc_ghz, h_bs, h_ut, d_bp, log_bp_term, los):
+    """``pathloss.umi_pathloss_db`` for one device (d_3D from d_2D and the heights); ``log_fc_ghz`` =
+    log10(f_c / GHz) and ``log_bp_term`` = log10(d'_BP^2 + (h_BS - h_UT)^2) are per-scenario constants."""
+    d2 = max(d2d, _MOB_MIN_D2D_M)
+    log_d3 = math.log10(max(math.sqrt(d2d * d2d + (h_bs - h_ut) ** 2), d2))
+    if d2 <= d_bp:
+        pl_los = 32.4 + 21.0 * log_d3 + 20.0 * log_fc_ghz
+    else:
+        pl_los = 32.4 + 40.0 * log_d3 + 20.0 * log_fc_ghz - 9.5 * log_bp_term
+    if los:
+        return pl_los
+    pl_nlos = 35.3 * log_d3 + 22.4 + 21.3 * log_fc_ghz - 0.3 * (h_ut - 1.5)
+    return max(pl_los, pl_nlos)
+
+
+@njit(cache=True, inline="always")
+def _umi_los_probability(d2d):
+    """``pathloss.umi_los_probability`` for one device."""
+    d = max(d2d, 1e-9)
+    if d <= 18.0:
+        return 1.0
+    return 18.0 / d + math.exp(-d / 36.0) * (1.0 - 18.0 / d)
+
+
+@njit(cache=True)
+def large_scale_kernel(pos, heading, shadow_z, los_z, los, k_factor, z,  # state (modified) and the slot's normals
+                       step_m, turn_std, a_los, a_nlos, a_field, r_min, r_max, h_bs, h_ut, fc_hz, d_bp,
+                       sigma_los_db, sigma_nlos_db, umi, shadowing,
+                       d2d_out, gain_out, h_los_out, scat_out):
+    """Advance every device of every environment one slot (see the module docstring); ``z`` is (N, 4, K)."""
+    n_env, n_dev = heading.shape
+    n_ant = h_los_out.shape[2]
+    b_los, b_nlos, b_field = math.sqrt(1 - a_los * a_los), math.sqrt(1 - a_nlos * a_nlos), math.sqrt(1 - a_field ** 2)
+    wavenumber = _MOB_TWO_PI * fc_hz / 299_792_458.0
+    log_fc_ghz = math.log10(fc_hz / 1e9)
+    log_bp_term = math.log10(d_bp * d_bp + (h_bs - h_ut) ** 2)
+    for i in range(n_env):
+        for k in range(n_dev):
+            # motion: diffusing heading, step, mirror back into the annulus and reflect the heading there
+            hd = heading[i, k] + turn_std * z[i, 0, k]
+            ux, uy = math.cos(hd), math.sin(hd)
+            x = pos[i, k, 0] + step_m * ux
+            y = pos[i, k, 1] + step_m * uy
+            r = max(math.hypot(x, y), 1e-12)
+            if r > r_max or r < r_min:
+                r_new = 2.0 * r_max - r if r > r_max else 2.0 * r_min - r
+                x, y = x * (r_new / r), y * (r_new / r)
+                nx, ny = x / r_new, y / r_new
+                dot = ux * nx + uy * ny
+                hd = math.atan2(uy - 2.0 * dot * ny, ux - 2.0 * dot * nx)
+            heading[i, k] = (hd + math.pi) % _MOB_TWO_PI - math.pi
+            pos[i, k, 0] = x
+            pos[i, k, 1] = y
+            d2d = math.hypot(x, y)
+            d2d_out[i, k] = d2d
+            # fields along the track (Gudmundson), the LOS state, the large-scale gain
+            shadow_z[i, k, 0] = a_los * shadow_z[i, k, 0] + b_los * z[i, 1, k]
+            shadow_z[i, k, 1] = a_nlos * shadow_z[i, k, 1] + b_nlos * z[i, 2, k]
+            if umi:
+                lz = a_field * los_z[i, k] + b_field * z[i, 3, k]
+                los_z[i, k] = lz
+                los[i, k] = 0.5 * math.erfc(-lz * _MOB_SQRT_HALF) < _umi_los_probability(d2d)
+            is_los = los[i, k]
+            loss_db = _umi_pathloss_db(d2d, log_fc_ghz, h_bs, h_ut, d_bp, log_bp_term, is_los)
+            if shadowing:
+                loss_db += sigma_los_db * shadow_z[i, k, 0] if is_los else sigma_nlos_db * shadow_z[i, k, 1]
+            gain_out[i, k] = 10.0 ** (-loss_db / 10.0)
+            # the LOS term at the new angle and path length
+            kf = k_factor[i, k] if is_los else 0.0
+            scat_out[i, k] = math.sqrt(1.0 / (kf + 1.0))
+            if not is_los:  # Rayleigh: no LOS term (and no transcendental to pay for it)
+                for m in range(n_ant):
+                    h_los_out[i, k, m] = 0.0
+                continue
+            d3d = math.sqrt(d2d * d2d + (h_bs - h_ut) ** 2)
+            w = math.sqrt(kf / (kf + 1.0)) * cmath.exp(-1j * wavenumber * d3d)
+            s = min(max(y / max(d2d, 1e-12), -1.0), 1.0)  # sin of the broadside angle
+            step = cmath.exp(1j * math.pi * s)  # a_m = step^m: one complex exp per device, not one per antenna
+            for m in range(n_ant):
+                h_los_out[i, k, m] = w
+                w *= step
+
+
 def large_scale_step(p: MobilityParams, pos_xy: np.ndarray, heading: np.ndarray, shadow_z: np.ndarray,
                      los_z: np.ndarray, los: np.ndarray, k_factor: np.ndarray, z: np.ndarray, d2d_m: np.ndarray,
                      gain: np.ndarray, h_los: np.ndarray, scat_scale: np.ndarray) -> None:
@@ -158,13 +257,13 @@ def large_scale_step(p: MobilityParams, pos_xy: np.ndarray, heading: np.ndarray,
     ``fading = "umi"`` a device is LOS iff ``Phi(los_z) < Pr_LOS(d_2D)`` (spatially consistent LOS state,
     TR 38.901 section 7.6.3.3), otherwise ``los`` is kept. Then ``d2d_m``, ``gain`` (path loss and the shadowing
     field of the current state), ``h_los`` (:func:`los_term` at the new angle and path length) and ``scat_scale``
-    are overwritten. Runs the compiled loop ``vmimo_env.mobility.large_scale_kernel``.
+    are overwritten. Runs the compiled loop :func:`large_scale_kernel`.
     """
     n, k = heading.shape
     if z.shape != (n, MOBILITY_NORMALS_PER_DEVICE, k):
         raise ValueError(f"z must have shape {(n, MOBILITY_NORMALS_PER_DEVICE, k)} (N, normals, K), got {z.shape}")
     d_bp = float(pathloss.breakpoint_distance_m(p.carrier_hz, p.bs_height_m, p.ut_height_m))
-    mobility.large_scale_kernel(pos_xy, heading, shadow_z, los_z, los, k_factor, z, p.step_m, p.turn_std_rad,
+    large_scale_kernel(pos_xy, heading, shadow_z, los_z, los, k_factor, z, p.step_m, p.turn_std_rad,
                                 float(p.shadow_a[0]), float(p.shadow_a[1]), p.los_a, p.min_distance_m,
                                 p.cell_radius_m, p.bs_height_m, p.ut_height_m, p.carrier_hz, d_bp,
                                 pathloss.UMI_SHADOW_STD_LOS_DB, pathloss.UMI_SHADOW_STD_NLOS_DB, p.umi, p.shadowing,
