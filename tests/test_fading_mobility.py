@@ -344,3 +344,16 @@ def test_compiled_path_loss_constants_are_pathloss_ones() -> None:
     assert (d2d < 10).any() and (d2d > 250).any()
     pl = pathloss.umi_pathloss_db(d3d, d2d, cfg.carrier_hz, cfg.bs_height_m, cfg.ut_height_m, links.los)
     np.testing.assert_allclose(-10 * np.log10(links.gain), pl, atol=1e-9)
+
+
+def test_motion_keeps_devices_uniform_by_area() -> None:
+    """The drop is the mobility model's stationary law: after many crossings of a small annulus the devices are
+    still uniform by area (the CDF of r^2 stays linear)."""
+    cfg = ScenarioConfig(num_devices=8, mobility=True, speed_mps=30.0, min_distance_m=20.0, cell_radius_m=60.0)
+    links, p = _moving_links(500, cfg, seed=11)
+    rng = np.random.default_rng(12)
+    for _ in range(1000):  # 300 m travelled: several crossings of the 40 m wide annulus
+        _advance(links, p, rng.standard_normal((500, 4, 8)))
+    r2 = (links.d2d_m ** 2 - 20.0 ** 2) / (60.0 ** 2 - 20.0 ** 2)
+    hist = np.histogram(r2, bins=10, range=(0.0, 1.0))[0] / r2.size
+    assert np.all(np.abs(hist - 0.1) < 0.015), hist
