@@ -6,6 +6,7 @@ Model (per device k, BS antennas m = 0..Nr-1, slot t), all arrays shaped ``(N, K
     h_k[t] = sqrt(beta_k) ( sqrt(K_k / (K_k + 1)) a(theta_k)  +  sqrt(1 / (K_k + 1)) s_k[t] )
     s_k[t] = rho s_k[t-1] + sqrt(1 - rho^2) C^{1/2} w_k[t],     w_k[t] ~ CN(0, I_Nr) i.i.d.
     rho    = J0(2 pi f_d T),  f_d = v f_c / c,  clipped to [0, 1)          (Clarke/Jakes, Gauss-Markov AR(1))
+             (rule "j0_first_zero": 0 beyond J0's first zero, see ``doppler_rho``)
     C_ij   = r^|i - j|                                                      (exponential correlation model)
     a_m(theta) = exp(j pi m sin theta)                                      (ULA, half-wavelength spacing)
 
@@ -14,8 +15,9 @@ The Gauss-Markov recursion runs on the scattered part ``s`` only, so the determi
 stationary statistics hold in every slot: if ``s[t-1] ~ CN(0, C)`` then ``s[t] ~ CN(0, C)`` (the innovation is
 correlated with the same ``C^{1/2}``), hence ``E|h_km|^2 = beta_k`` for every antenna, and the lag-1
 autocorrelation of the scattered part is ``rho``. (With a static LOS term the full channel's normalised
-correlation is ``(K + rho) / (K + 1)``.) The LOS phase is kept static within an episode (block-fading
-abstraction at 1 m/s; a moving device's LOS phase would rotate, which a K-factor model does not need).
+correlation is ``(K + rho) / (K + 1)``.) Without mobility the LOS phase is kept static within an episode
+(block-fading abstraction); with mobility (``physics.large_scale_step``) the LOS term follows the device: its
+steering vector takes the new angle and its phase the new path length, ``exp(-j 2 pi d_3D / lambda)``.
 
 Functions are pure: random draws are arguments. ``sample_*`` helpers draw from a ``numpy.random.Generator``.
 ``scipy.special.j0`` is only used at set-up time (``doppler_rho``), never per slot.
@@ -29,9 +31,11 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import j0
 
+from vmimo_env.config import DOPPLER_RULES
 from vmimo_env.pathloss import SPEED_OF_LIGHT_MPS
 
 RHO_MAX = 1.0 - 1e-9  # rho = 1 would freeze the channel for ever; a static device still keeps a tiny innovation
+J0_FIRST_ZERO = 2.404825557695773  # first positive zero j_{0,1} of the Bessel function J0
 
 _SQRT_HALF = math.sqrt(0.5)
 
@@ -41,13 +45,26 @@ def doppler_hz(speed_mps: ArrayLike, fc_hz: float) -> np.ndarray:
     return np.asarray(speed_mps, dtype=np.float64) * fc_hz / SPEED_OF_LIGHT_MPS
 
 
-def doppler_rho(speed_mps: ArrayLike, fc_hz: float, slot_s: float) -> np.ndarray:
-    """Slot-to-slot fading correlation rho = J0(2 pi f_d T) (Clarke's model), clipped to [0, 1).
+def doppler_rho(speed_mps: ArrayLike, fc_hz: float, slot_s: float, rule: str = "j0_clipped") -> np.ndarray:
+    """Slot-to-slot fading correlation rho from Clarke's autocorrelation J0(2 pi f_d T), in [0, 1).
 
-    Negative values of J0 (fast devices, ``f_d T > 0.38``) are clipped to 0 (independent slots); ``rho = 1``
-    (a static device) is clipped to ``RHO_MAX``. Scalar in, 0-d array out; arrays broadcast.
+    ``rule = "j0_clipped"`` (v0): negative values of J0 (``f_d T`` between 0.38 and 0.88, and so on) are clipped
+    to 0, positive side lobes beyond the first zero are used as they are, so rho is not monotone in speed.
+    ``rule = "j0_first_zero"``: rho = J0(x) for ``x = 2 pi f_d T`` up to J0's first zero ``x = 2.405``
+    (``f_d T = 0.383``) and 0 beyond. Why: the AR(1) recursion keeps only the lag-T value, and its implied
+    autocorrelation ``rho^n`` decays monotonically; J0's side lobes belong to the idealised isotropic ring of
+    scatterers (measured autocorrelations decay without them), and a slot longer than the coherence time sees
+    independent fading, so a faster device is never more correlated than a slower one. J0 decreases on
+    [0, 2.405], so the rule is non-increasing in speed and continuous (J0 is 0 at the cut).
+    ``rho = 1`` (a static device) is clipped to ``RHO_MAX`` under both rules. Scalar in, 0-d array out; arrays
+    broadcast.
     """
-    rho = j0(2.0 * np.pi * doppler_hz(speed_mps, fc_hz) * slot_s)
+    if rule not in DOPPLER_RULES:
+        raise ValueError(f"rule must be one of {list(DOPPLER_RULES)}, got {rule!r}")
+    x = 2.0 * np.pi * doppler_hz(speed_mps, fc_hz) * slot_s
+    rho = j0(x)
+    if rule == "j0_first_zero":
+        rho = np.where(x < J0_FIRST_ZERO, rho, 0.0)
     return np.clip(rho, 0.0, RHO_MAX)
 
 

@@ -33,6 +33,8 @@ REWARD_MODES: tuple[str, ...] = ("model", "soft")
 OBS_MODES: tuple[str, ...] = ("box", "dict")
 HETEROGENEOUS_DEVICES: tuple[str, ...] = ("none", "variant")
 ALIGNERS: tuple[str, ...] = ("lmmse", "none")
+DOPPLER_RULES: tuple[str, ...] = ("j0_clipped", "j0_first_zero")
+K_FACTOR_MODELS: tuple[str, ...] = ("fixed", "lognormal")
 
 
 def short_repr(value: Any, limit: int = 200) -> str:
@@ -189,6 +191,12 @@ class ScenarioConfig:
         fading: ``"umi"`` (3GPP LOS probability decides Rician/Rayleigh per device), ``"rayleigh"`` or
         ``"rician"`` (all devices); rician_k_db; speed_mps (device speed, sets Doppler and mobility);
         spatial_correlation (exponential r^|i-j| across BS antennas, 0 = i.i.d.); shadowing (on/off).
+        doppler_rule: ``"j0_clipped"`` (v0: J0, negative values clipped to 0) or ``"j0_first_zero"`` (J0 up to its
+        first zero, 0 beyond, so rho never grows with speed); k_factor_model: ``"fixed"`` (rician_k_db) or
+        ``"lognormal"`` (per device and episode, K_dB ~ N(rician_k_mu_db, rician_k_sigma_db), TR 38.901 UMi LOS);
+        mobility (devices move at speed_mps, path loss, correlated shadowing, spatially consistent LOS state and
+        LOS direction follow every slot; decorrelation distances shadow_corr_los_m, shadow_corr_nlos_m,
+        los_corr_m).
     Devices
         max_power_dbm, power_levels_db (transmit levels relative to the maximum, ascending, the last 0 dB),
         pa_efficiency, circuit_power_w, encode_energy_j_per_mflop, d2d_energy_j_per_symbol,
@@ -238,6 +246,17 @@ class ScenarioConfig:
     speed_mps: float = 1.0
     spatial_correlation: float = 0.0
     shadowing: bool = True
+    # fading and mobility of VMIMO-v1 (every default keeps v0's dynamics bit for bit; MODEL.md, "Small-scale
+    # fading" and "Mobility"): Doppler rule past J0's first zero, per-link log-normal K-factor, per-slot motion of
+    # the large-scale state with TR 38.901 decorrelation distances (Table 7.5-6 and section 7.6.3.3, UMi)
+    doppler_rule: str = "j0_clipped"
+    k_factor_model: str = "fixed"
+    rician_k_mu_db: float = 9.0
+    rician_k_sigma_db: float = 5.0
+    mobility: bool = False
+    shadow_corr_los_m: float = 10.0
+    shadow_corr_nlos_m: float = 13.0
+    los_corr_m: float = 50.0
     # devices
     max_power_dbm: float = 23.0
     power_levels_db: tuple[float, ...] = (-40.0, -30.0, -20.0, -10.0, 0.0)
@@ -311,6 +330,21 @@ class ScenarioConfig:
         _check_range("spatial_correlation", self.spatial_correlation, 0.0, 1.0, hi_open=True)
         if not isinstance(self.shadowing, bool):
             raise ValueError(f"shadowing must be a bool, got {short_repr(self.shadowing)}")
+        _check_choice("doppler_rule", self.doppler_rule, DOPPLER_RULES)
+        _check_choice("k_factor_model", self.k_factor_model, K_FACTOR_MODELS)
+        _check_range("rician_k_mu_db", self.rician_k_mu_db, -20.0, 30.0)
+        _check_range("rician_k_sigma_db", self.rician_k_sigma_db, 0.0, 20.0)
+        if not isinstance(self.mobility, bool):
+            raise ValueError(f"mobility must be a bool, got {short_repr(self.mobility)}")
+        _check_range("shadow_corr_los_m", self.shadow_corr_los_m, 0.0, 1e4, lo_open=True)
+        _check_range("shadow_corr_nlos_m", self.shadow_corr_nlos_m, 0.0, 1e4, lo_open=True)
+        _check_range("los_corr_m", self.los_corr_m, 0.0, 1e4, lo_open=True)
+        if self.mobility and self.speed_mps * self.slot_s > 0.25 * (self.cell_radius_m - self.min_distance_m):
+            # the reflection at the annulus edges mirrors one step back inside: a step must be short next to the width
+            raise ValueError(f"with mobility, speed_mps * slot_s (the step per slot, m) must be at most a quarter of "
+                             f"the annulus width cell_radius_m - min_distance_m = "
+                             f"{self.cell_radius_m - self.min_distance_m:g} m, got "
+                             f"{self.speed_mps * self.slot_s:g} m")
         _check_range("max_power_dbm", self.max_power_dbm, -30.0, 40.0)
         for name in _TUPLE_FIELDS:
             if not isinstance(getattr(self, name), tuple):

@@ -197,7 +197,8 @@ class VMIMOCore:
         self.prefix_levels = np.asarray(cfg.compression_levels, dtype=np.int64)
         dev_mflops = model.encoder_mflops if self.pool.encoder_mflops is None else self.pool.encoder_mflops
         self.encoder_mflops = np.asarray(dev_mflops, dtype=np.float64)[self.device_modality]  # (K,)
-        self.rho = channel.doppler_rho(cfg.speed_mps, cfg.carrier_hz, cfg.slot_s)
+        self.rho = channel.doppler_rho(cfg.speed_mps, cfg.carrier_hz, cfg.slot_s, cfg.doppler_rule)
+        self.mobility = physics.MobilityParams.from_config(cfg) if cfg.mobility else None
         self.spatial_sqrt = channel.exponential_correlation_sqrt(self.Nr, cfg.spatial_correlation)
         self.res_params = resources.ResourceParams.from_config(cfg)  # not per step: hashing a config costs µs
         # Poisson arrivals by inversion of a precomputed CDF (one uniform per slot, no sampler call per env)
@@ -210,8 +211,10 @@ class VMIMOCore:
         self.obs_spec = obs_spec.resolve(cfg, M)
 
         # ------------------------------------------------------------ random streams
-        # uniforms: arrivals (1), scene draws (A), noise offsets (K); normals: fading (2 K Nr), resources (2 K)
-        self.rng = BlockRNG(N, n_uniform=1 + A + K, n_normal=2 * K * self.Nr + 2 * K)
+        # uniforms: arrivals (1), scene draws (A), noise offsets (K); normals: fading (2 K Nr), resources (2 K),
+        # then with mobility only (so v0 streams are unchanged) 4 K for the large-scale evolution
+        n_mob = physics.MOBILITY_NORMALS_PER_DEVICE * K if cfg.mobility else 0
+        self.rng = BlockRNG(N, n_uniform=1 + A + K, n_normal=2 * K * self.Nr + 2 * K + n_mob)
 
         # ------------------------------------------------------------ state
         self.t = np.zeros(N, dtype=np.int64)
@@ -224,6 +227,12 @@ class VMIMOCore:
         self.p_joint = np.ones((N, K))
         self.dist_m = np.zeros((N, K))
         self.los = np.zeros((N, K), dtype=bool)
+        # large-scale state that moves with cfg.mobility (physics.large_scale_step); without it only k_factor is read
+        self.pos_xy = np.zeros((N, K, 2))  # device positions (m)
+        self.heading = np.zeros((N, K))  # direction of motion (rad)
+        self.k_factor = np.zeros((N, K))  # linear Rician K-factor of each device when LOS
+        self.shadow_z = np.zeros((N, K, 2))  # normalised LOS / NLOS shadowing fields
+        self.los_z = np.zeros((N, K))  # Gaussian LOS field (umi)
         # queues: an arrival-ordered ring of S scenes per env, sequence numbers [head, tail)
         self.head = np.zeros(N, dtype=np.int64)
         self.tail = np.zeros(N, dtype=np.int64)
@@ -284,6 +293,11 @@ class VMIMOCore:
         self.scat_scale[i] = start.scat_scale
         self.h_scat[i] = start.h_scat
         self.res_state[i] = start.res_state
+        self.pos_xy[i] = start.pos_xy
+        self.heading[i] = start.heading
+        self.k_factor[i] = start.k_factor
+        self.shadow_z[i] = start.shadow_z
+        self.los_z[i] = start.los_z
         self.p_joint[i] = resources.p_joint(start.res_state[None], self.res_params)[0]
         self.h[i] = channel.compose_channel(self.h_scat[i], self.h_los[i], self.scat_scale[i], self.gain[i])
 
@@ -361,8 +375,13 @@ class VMIMOCore:
         if self.spatial_sqrt is not None:
             w = w @ self.spatial_sqrt.T
         self.h_scat = channel.gauss_markov_step(self.h_scat, self.rho, w)
+        if self.mobility is not None:  # the devices move: the large-scale state and the LOS term follow
+            base = 2 * K * Nr + 2 * K
+            physics.large_scale_step(self.mobility, self.pos_xy, self.heading, self.shadow_z, self.los_z, self.los,
+                                     self.k_factor, z[:, base:].reshape(N, -1, K), self.dist_m, self.gain,
+                                     self.h_los, self.scat_scale)
         self.h = channel.compose_channel(self.h_scat, self.h_los, self.scat_scale, self.gain)
-        eps = z[:, 2 * K * Nr:].reshape(N, K, 2)
+        eps = z[:, 2 * K * Nr:2 * K * Nr + 2 * K].reshape(N, K, 2)
         self.res_state = resources.ar1_step(self.res_state, eps, self.res_params)
         self.p_joint = resources.p_joint(self.res_state, self.res_params)
 
@@ -417,7 +436,8 @@ class VMIMOCore:
     # ================================================================== copies for planning
     # every per-environment state array (leading N axis); the rest of the core is shared by all environments
     STATE_FIELDS = ("t", "gain", "h_los", "scat_scale", "h_scat", "h", "res_state", "p_joint", "dist_m", "los",
-                    "head", "tail", "next_seq", "slot_start", "ring_scene", "rx_len", "rx_score", "rx_snr", "rx_off")
+                    "pos_xy", "heading", "k_factor", "shadow_z", "los_z", "head", "tail", "next_seq", "slot_start",
+                    "ring_scene", "rx_len", "rx_score", "rx_snr", "rx_off")
 
     def replicate(self, rows: np.ndarray | list[int] | int, n: int | None = None) -> VMIMOCore:
         """A new core whose environment ``j`` is an exact copy of this core's environment ``rows[j]`` (state and

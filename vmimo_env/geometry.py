@@ -14,6 +14,11 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
+# Heading diffusion of the environment's mobility (``physics.large_scale_step``): the heading is a Brownian motion
+# in travelled distance s with variance s / HEADING_DIFFUSION_M, so E[cos(heading change)] = exp(-s / (2 x 25 m)):
+# a pedestrian or car keeps its direction for about a street block (project choice).
+HEADING_DIFFUSION_M = 25.0
+
 
 def drop_in_annulus(u_radius: ArrayLike, u_angle: ArrayLike, min_distance_m: float, radius_m: float) -> np.ndarray:
     """Positions uniform by area in the annulus ``min_distance_m <= r <= radius_m`` (m), shape ``(..., 2)``.
