@@ -251,7 +251,7 @@ def test_long_moving_run_stays_finite() -> None:
 
 def test_seed_contract_with_mobility() -> None:
     n, steps, seed = 3, 60, 21  # crosses the 50-slot horizon: autoreset included
-    venv = VMIMOVectorEnv(num_envs=n, scenario="small", **MOVING)
+    venv = VMIMOVectorEnv(num_envs=n, scenario="small", autoreset_mode="same_step", **MOVING)
     venv.action_space.seed(5)
     actions = [venv.action_space.sample() for _ in range(steps)]
     record = [venv.reset(seed=seed)[0]]
