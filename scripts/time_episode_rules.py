@@ -1,0 +1,68 @@
+"""Time ``VMIMOCore.step`` + ``observe`` (µs per call) with the episode-rule flags off and on.
+
+Usage (from the repository root): ``PYTHONPATH=$PWD python scripts/time_episode_rules.py [--steps 2000]``.
+Each configuration runs a random-action episode loop on N = 1 and N = 64 environments after a warm-up; the
+figure is the median over repeats of (wall time / steps).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from vmimo_env.config import ScenarioConfig
+from vmimo_env.core import VMIMOCore
+from vmimo_env.scenes import build_pool, load_model
+
+FLAGS = {
+    "v0 (flags off)": {},
+    "close_rule=modalities": {"close_rule": "modalities"},
+    "score_at_truncation": {"score_at_truncation": True},
+    "obs_coverage": {"obs_coverage": True},
+    "all on": {"close_rule": "modalities", "score_at_truncation": True, "obs_coverage": True},
+}
+
+
+def time_config(overrides: dict, num_envs: int, steps: int, repeats: int = 5) -> float:
+    """Median µs per (step + observe) call of a core with ``overrides`` and ``num_envs`` environments."""
+    known = set(ScenarioConfig.field_names())
+    if not set(overrides) <= known:
+        return float("nan")
+    cfg = ScenarioConfig(**overrides)
+    core = VMIMOCore(cfg, num_envs, build_pool(), load_model(None))
+    rng = np.random.default_rng(0)
+    K, G = cfg.num_devices, cfg.num_groups
+    acts = [(rng.integers(0, G + 1, (num_envs, K)), rng.integers(0, len(cfg.power_levels_db), (num_envs, K)),
+             rng.integers(0, len(cfg.compression_levels), (num_envs, K)), rng.random((num_envs, G)))
+            for _ in range(64)]
+    core.reset(np.arange(num_envs), list(range(num_envs)))
+
+    def run(n: int) -> float:
+        t0 = time.perf_counter()
+        for s in range(n):
+            core.step(*acts[s % 64])
+            core.observe()
+            done = np.flatnonzero(core.t >= cfg.horizon)
+            if done.size:
+                core.reset(done, None)
+        return (time.perf_counter() - t0) / n * 1e6
+
+    run(200)  # warm-up (compilation, caches)
+    return float(np.median([run(steps) for _ in range(repeats)]))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--steps", type=int, default=2000)
+    args = ap.parse_args()
+    print(f"{'configuration':26s} {'N=1 µs':>10s} {'N=64 µs':>10s}")
+    for name, ov in FLAGS.items():
+        a = time_config(ov, 1, args.steps)
+        b = time_config(ov, 64, max(args.steps // 8, 50))
+        print(f"{name:26s} {a:10.1f} {b:10.1f}")
+
+
+if __name__ == "__main__":
+    main()
