@@ -53,6 +53,11 @@ def test_coverage_observation_equals_the_bs_view(kwargs: dict) -> None:
         if cfg.obs_mode == "dict":
             np.testing.assert_array_equal(obs["scene_held"], held[0].astype(np.float32))
             assert obs["scene_held"].shape == (cfg.max_pending * len(MODALITIES),)
+        if cfg.close_rule == "modalities":  # queues skip held latents: coverage follows queue and age
+            q, age = _blocks(obs, lay, "queue"), _blocks(obs, lay, "hol_age")
+            np.testing.assert_allclose(_blocks(obs, lay, "queue_unheld"), q, atol=1e-6)
+            np.testing.assert_allclose(_blocks(obs, lay, "unheld_urgency"),
+                                       np.where(q > 0, age + 1 / cfg.deadline_slots, 0), atol=1e-6)
         seen_partial += int((view.queue_unheld < view.queue).any())
         obs, _, _, truncated, _ = env.step(_random_action(cfg, rng))
         if truncated:

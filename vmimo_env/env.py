@@ -26,11 +26,11 @@ class VMIMOEnv(gym.Env):
     share a band and are received jointly by a linear MMSE receiver (a virtual MIMO array), and picks each
     device's transmit power and latent prefix length and each group's bandwidth share. Latents arrive noisy at
     the post-receiver SINR and truncated to the chosen prefix. When a scene's deadline comes (or every device has
-    delivered it), the BS classifies it from whatever arrived with a frozen, knowledge-distilled fusion head. The
-    reward is task accuracy minus an energy cost. Physics: 3GPP TR 38.901 UMi street canyon path loss and
-    shadowing, Rician/Rayleigh block fading with Gauss–Markov time correlation, the NAS-VMIMO seed's AR(1)
-    compute/memory availability capping how many latents a device can encode per slot. See ``vmimo_env.core``
-    for the slot in order.
+    delivered it; with ``close_rule="modalities"`` every sensed modality), the BS classifies it from whatever
+    arrived with a frozen, knowledge-distilled fusion head. The reward is task accuracy minus an energy cost.
+    Physics: 3GPP TR 38.901 UMi street canyon path loss and shadowing, Rician/Rayleigh block fading with
+    Gauss–Markov time correlation, the NAS-VMIMO seed's AR(1) compute/memory availability capping how many
+    latents a device can encode per slot. See ``vmimo_env.core`` for the slot in order.
 
     ## Action Space
 

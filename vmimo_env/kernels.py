@@ -9,7 +9,9 @@ inside, so a single call serves N = 1 and N = 1024 alike and the per-call Python
 The queue model they implement: every environment keeps an arrival-ordered ring of ``S`` pending scenes with
 global sequence numbers ``[head, tail)``. Devices send FIFO, so device k's backlog is exactly the suffix
 ``[max(next_seq[k], head), tail)`` of the ring: a queue is two integers, not a table. Scenes complete in arrival
-order too, so closing a slot's scenes is advancing ``head``.
+order too, so closing a slot's scenes is advancing ``head``. Under ``close_rule="modalities"`` the devices of one
+modality share their queue start after each slot (the modality's frontier, see ``deliver_and_close``): what one
+of them delivered the others skip, and the queues stay suffixes.
 """
 
 from __future__ import annotations
