@@ -119,3 +119,25 @@ def test_coverage_blocks_are_absent_by_default_and_gathered_per_device() -> None
     col = names.index("queue_unheld")
     assert list(f1[:, col]) == [v1_dict.slices["queue_unheld"][0] + k for k in range(K)]
     assert list(f1[:, col + 1]) == [v1_dict.slices["unheld_urgency"][0] + k for k in range(K)]
+
+
+def test_device_policy_reads_each_devices_coverage_entries() -> None:
+    """The per-device actor picks the new blocks up from the spec: device k's row holds its own two entries."""
+    import torch as th
+    from stable_baselines3 import PPO
+
+    from agents.common.device_policy import DevicePolicy, device_policy_kwargs
+    from vmimo_env.sb3 import VMIMOSB3VecEnv
+
+    th.set_num_threads(1)
+    venv = VMIMOSB3VecEnv(2, seed=0, obs_coverage=True, scenario="small")
+    model = PPO(DevicePolicy, venv, n_steps=8, batch_size=16, n_epochs=1, seed=0,
+                policy_kwargs=device_policy_kwargs(venv))
+    core = venv.venv.core
+    lay = core.obs_layout()
+    obs = th.arange(core.obs_dim, dtype=th.float32)[None] + 1000.0  # entry value = its index + 1000
+    rows = model.policy.mlp_extractor.actor.device_rows(obs)[0].numpy() - 1000.0
+    for k in range(core.K):
+        for name in ("queue_unheld", "unheld_urgency"):
+            assert lay[name][0] + k in rows[k].tolist()
+            assert not any(lay[name][0] + j in rows[k].tolist() for j in range(core.K) if j != k)
