@@ -30,9 +30,25 @@ def _reference_observation(env: VMIMOEnv) -> np.ndarray:
     corr = np.abs(np.einsum("kr,kr->k", h[iu].conj(), h[ju])) / np.sqrt(norm2[iu] * norm2[ju])
     hn = h / np.sqrt(gain)[:, None]
     ref_noise_w = cfg.noise_psd_w_hz * cfg.total_bandwidth_hz / cfg.num_groups
+    # coverage blocks: per device the queued scenes whose modality the BS lacks, and D + 1 - the oldest one's slack
+    S = cfg.max_pending
+    head, tail = int(core.head[0]), int(core.tail[0])
+    unheld, urgency = np.zeros(K), np.zeros(K)
+    for k in range(K):
+        m = core.device_modality[k]
+        lacking = [seq for seq in range(int(first[k]), tail) if core.rx_len[0, seq % S, m] == 0]
+        unheld[k] = len(lacking)
+        if lacking:
+            seq = lacking[0]
+            scene_age = sum(1 for d in range(D) if t - d >= 0 and core.slot_start[0, (t - d) % (D + 1)] > seq)
+            urgency[k] = D + 1 - (D - scene_age)
+    held = np.zeros((S, len(MODALITIES)))
+    for j in range(tail - head):
+        held[j] = core.rx_len[0, (head + j) % S] > 0
     raw = {"gain_db": 10 * np.log10(gain), "snr_db": 10 * np.log10(cfg.max_power_w * norm2 / ref_noise_w),
            "queue": queue, "hol_age": age, "p_joint": core.p_joint[0], "modality": core.modality_onehot.ravel(),
-           "correlation": corr, "csi": np.concatenate([hn.real.ravel(), hn.imag.ravel()]), "time": np.array([t])}
+           "correlation": corr, "csi": np.concatenate([hn.real.ravel(), hn.imag.ravel()]), "time": np.array([t]),
+           "queue_unheld": unheld, "unheld_urgency": urgency, "scene_held": held.ravel()}
     parts = []
     for e in obs_spec.active_entries(cfg):
         v = (np.asarray(raw[e.name], dtype=np.float64) + e.offset) / e.scale(cfg)
@@ -43,35 +59,45 @@ def _reference_observation(env: VMIMOEnv) -> np.ndarray:
 
 
 @pytest.mark.parametrize("kwargs", [{}, {"obs_full_csi": True, "num_devices": 5, "num_antennas": 3},
-                                    {"scenario": "small", "deadline_slots": 6}])
+                                    {"scenario": "small", "deadline_slots": 6}, {"obs_coverage": True},
+                                    {"obs_coverage": True, "obs_mode": "dict", "close_rule": "modalities",
+                                     "max_pending": 12}])
 def test_compiled_observation_follows_the_spec(kwargs: dict) -> None:
     env = VMIMOEnv(**kwargs)
     obs, _ = env.reset(seed=5)
     rng = np.random.default_rng(0)
     for _ in range(9):
-        np.testing.assert_allclose(obs, _reference_observation(env), rtol=2e-5, atol=2e-6)
+        flat = np.concatenate(list(obs.values())) if isinstance(obs, dict) else obs
+        np.testing.assert_allclose(flat, _reference_observation(env), rtol=2e-5, atol=2e-6)
         a = env.action_space.sample()
         a["bandwidth"] = rng.uniform(0, 1, env.cfg.num_groups).astype(np.float32)
         obs, *_ = env.step(a)
 
 
 def test_layout_bounds_and_space_come_from_the_spec() -> None:
-    for cfg in (ScenarioConfig(), ScenarioConfig(obs_full_csi=True, num_devices=3, num_antennas=6)):
+    for cfg in (ScenarioConfig(), ScenarioConfig(obs_full_csi=True, num_devices=3, num_antennas=6),
+                ScenarioConfig(obs_coverage=True), ScenarioConfig(obs_coverage=True, obs_mode="dict", max_pending=7)):
         env = VMIMOEnv(config=cfg)
         spec = obs_spec.resolve(cfg)
         K, M, Nr = cfg.num_devices, len(MODALITIES), cfg.num_antennas
-        names = [e.name for e in OBS_SPEC if e.name != "csi" or cfg.obs_full_csi]
+        coverage = ("queue_unheld", "unheld_urgency") if cfg.obs_coverage else ()
+        coverage += ("scene_held",) if cfg.obs_coverage and cfg.obs_mode == "dict" else ()
+        names = [e.name for e in OBS_SPEC if e.condition is None or (e.name == "csi" and cfg.obs_full_csi)
+                 or e.name in coverage]
         assert list(env.core.obs_layout()) == names == list(spec.slices)
         pos = 0
         for e in obs_spec.active_entries(cfg):
             a, b = spec.slices[e.name]
-            assert (a, b) == (pos, pos + e.size(K, M, Nr))
-            assert np.all(env.observation_space.low[a:b] == np.float32(e.low(cfg)))
-            assert np.all(env.observation_space.high[a:b] == np.float32(e.high(cfg)))
+            assert (a, b) == (pos, pos + e.size(K, M, Nr, cfg.max_pending))
+            space = env.observation_space
+            low, high = (space[e.name].low, space[e.name].high) if cfg.obs_mode == "dict" else (
+                space.low[a:b], space.high[a:b])
+            assert np.all(low == np.float32(e.low(cfg))) and np.all(high == np.float32(e.high(cfg)))
             assert spec.start[e.block] == a
             pos = b
-        assert env.observation_space.shape == (pos,) == (env.core.obs_dim,)
+        assert (cfg.obs_mode == "dict" or env.observation_space.shape == (pos,)) and pos == env.core.obs_dim
         expected = 10 * K + K * (K - 1) // 2 + 1 + (2 * K * Nr if cfg.obs_full_csi else 0)
+        expected += (2 * K if cfg.obs_coverage else 0) + len(coverage[2:]) * M * cfg.max_pending
         assert pos == expected  # the size formula of the docstring's Box line
         if not cfg.obs_full_csi:
             assert spec.start[obs_spec.CSI] == -1

@@ -35,6 +35,7 @@ HETEROGENEOUS_DEVICES: tuple[str, ...] = ("none", "variant")
 ALIGNERS: tuple[str, ...] = ("lmmse", "none")
 DOPPLER_RULES: tuple[str, ...] = ("j0_clipped", "j0_first_zero")
 K_FACTOR_MODELS: tuple[str, ...] = ("fixed", "lognormal")
+CLOSE_RULES: tuple[str, ...] = ("devices", "modalities")
 
 
 def short_repr(value: Any, limit: int = 200) -> str:
@@ -226,6 +227,13 @@ class ScenarioConfig:
         hard count).
     Observation
         obs_mode (``box`` or ``dict``), obs_full_csi (append Re/Im of h).
+    Episode rules and coverage (v1; the defaults are v0's)
+        close_rule: ``"devices"`` (a scene closes once every device sent it, or at its deadline) or
+        ``"modalities"`` (once every sensed modality arrived at the BS, or at its deadline; a device never sends a
+        scene whose modality the BS already holds); score_at_truncation (classify every pending scene from what
+        arrived in the episode's last slot, so every arrived scene is scored exactly once); obs_coverage (add
+        per-device ``queue_unheld`` and ``unheld_urgency`` blocks, and in dict mode the per-scene ``held``
+        bitmap, to the observation).
     """
 
     # geometry and radio
@@ -295,6 +303,11 @@ class ScenarioConfig:
     # observation
     obs_mode: str = "box"
     obs_full_csi: bool = False
+    # episode rules and the coverage observation (v1; the defaults keep v0): when a scene closes, whether pending
+    # scenes are scored at truncation, and whether the observation shows what the BS still lacks
+    close_rule: str = "devices"
+    score_at_truncation: bool = False
+    obs_coverage: bool = False
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -404,6 +417,10 @@ class ScenarioConfig:
         _check_choice("obs_mode", self.obs_mode, OBS_MODES)
         if not isinstance(self.obs_full_csi, bool):
             raise ValueError(f"obs_full_csi must be a bool, got {short_repr(self.obs_full_csi)}")
+        _check_choice("close_rule", self.close_rule, CLOSE_RULES)
+        for name in ("score_at_truncation", "obs_coverage"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be a bool, got {short_repr(getattr(self, name))}")
 
     # ----------------------------------------------------------------- derived quantities
     @property

@@ -13,8 +13,11 @@ All state lives in arrays with a leading environment axis; ``VMIMOEnv`` is the `
    received value is the sent value plus N(0, 1 / SINR) noise (unit-power latents). When two devices of one
    modality deliver the same scene, the BS keeps the better copy (longer prefix, then higher SINR).
 5. The encode cap ``round(encode_capacity * p_joint)`` comes from the seed's compute/memory process.
-6. Scenes that every device has delivered, or whose deadline has come, are classified by the frozen fusion
-   head in one batched call on the latents actually received. An expired scene with nothing received is wrong.
+6. Scenes that every device has delivered (``close_rule="modalities"``: every sensed modality has arrived, and
+   a device then skips the scenes whose modality the BS holds), or whose deadline has come, are classified by
+   the frozen fusion head in one batched call on the latents actually received; with ``score_at_truncation``
+   the episode's last slot closes every pending scene in the same call. An expired scene with nothing received
+   is wrong.
    With heterogeneous devices the received foreign latents are first mapped into the head's latent space by the
    BS aligner (``vmimo_env.heterogeneous``), or fed raw with ``aligner="none"``.
 7. Energy (transmit, circuit, encoding, D2D) is charged; reward = correct / arrival_rate - λ_E E / E_ref.
@@ -64,7 +67,7 @@ INFO_FIELDS: tuple[InfoField, ...] = (
     InfoField("energy_d2d_j", "", "J", "D2D exchange energy (cooperative mode, else 0)"),
     InfoField("arrived", "", "scenes", "scenes that arrived and were queued this slot"),
     InfoField("dropped", "", "scenes", "arrivals that found the pending table full (counted wrong)"),
-    InfoField("closed", "", "scenes", "scenes classified this slot, incl. empty and dropped ones"),
+    InfoField("closed", "", "scenes", "scenes classified this slot, incl. empty, dropped (and truncation) ones"),
     InfoField("correct", "", "scenes", "closed scenes the fusion head classified correctly (hard count)"),
     InfoField("expired_empty", "", "scenes", "closed with nothing received, incl. dropped ones (counted wrong)"),
     InfoField("sent", "(K,)", "latents", "latents each device delivered this slot"),
@@ -209,6 +212,9 @@ class VMIMOCore:
         self.noise_span = self.noise_table.shape[0] - LATENT_DIM * S - 1
         self._iu0, self._iu1 = np.triu_indices(K, 1)
         self.obs_spec = obs_spec.resolve(cfg, M)
+        # episode rules (ScenarioConfig.close_rule, score_at_truncation), as the compiled close step takes them
+        self._by_modality = cfg.close_rule == "modalities"
+        self._close_all_from = cfg.horizon - 1 if cfg.score_at_truncation else np.iinfo(np.int64).max
 
         # ------------------------------------------------------------ random streams
         # uniforms: arrivals (1), scene draws (A), noise offsets (K); normals: fading (2 K Nr), resources (2 K),
@@ -320,8 +326,9 @@ class VMIMOCore:
         sinr = rules.slot_sinr(cfg, self.h, power_w, geff, self._noise_w, out=self._sinr)
         nc = kernels.deliver_and_close(self.t, self.head, self.tail, self.next_seq, self.slot_start, self.rx_len,
                                        self.rx_score, self.rx_snr, self.rx_off, n_send, prefix, sinr, u[:, 1 + A:],
-                                       self.device_modality, self.noise_span, self.D, self._close_env,
-                                       self._close_pos, self._closed, self._empty)
+                                       self.device_modality, self.noise_span, self.D, self._by_modality,
+                                       self._close_all_from, self._close_env, self._close_pos, self._closed,
+                                       self._empty)
         self._soft_correct = None
         correct = self._classify(nc)
 
@@ -403,7 +410,8 @@ class VMIMOCore:
         cfg, spec = self.cfg, self.obs_spec
         out = self._obs
         kernels.observe(self.h, self.gain, self.t, self.head, self.tail, self.next_seq, self.slot_start, self.p_joint,
-                        self.modality_onehot, cfg.max_power_w, cfg.noise_psd_w_hz * cfg.total_bandwidth_hz / self.G,
+                        self.modality_onehot, self.rx_len, self.device_modality, cfg.max_power_w,
+                        cfg.noise_psd_w_hz * cfg.total_bandwidth_hz / self.G,
                         self.D, spec.start, spec.offset, spec.scale, spec.clip_low, spec.clip_high, out)
         return out.copy()
 

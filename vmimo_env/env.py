@@ -26,11 +26,11 @@ class VMIMOEnv(gym.Env):
     share a band and are received jointly by a linear MMSE receiver (a virtual MIMO array), and picks each
     device's transmit power and latent prefix length and each group's bandwidth share. Latents arrive noisy at
     the post-receiver SINR and truncated to the chosen prefix. When a scene's deadline comes (or every device has
-    delivered it), the BS classifies it from whatever arrived with a frozen, knowledge-distilled fusion head. The
-    reward is task accuracy minus an energy cost. Physics: 3GPP TR 38.901 UMi street canyon path loss and
-    shadowing, Rician/Rayleigh block fading with Gauss–Markov time correlation, the NAS-VMIMO seed's AR(1)
-    compute/memory availability capping how many latents a device can encode per slot. See ``vmimo_env.core``
-    for the slot in order.
+    delivered it; with ``close_rule="modalities"`` every sensed modality), the BS classifies it from whatever
+    arrived with a frozen, knowledge-distilled fusion head. The reward is task accuracy minus an energy cost.
+    Physics: 3GPP TR 38.901 UMi street canyon path loss and shadowing, Rician/Rayleigh block fading with
+    Gauss–Markov time correlation, the NAS-VMIMO seed's AR(1) compute/memory availability capping how many
+    latents a device can encode per slot. See ``vmimo_env.core`` for the slot in order.
 
     ## Action Space
 
@@ -50,8 +50,11 @@ class VMIMOEnv(gym.Env):
 
     ## Observation Space
 
-    ``Box(low, high, (10 K + K(K-1)/2 + 1,), float32)`` (``obs_mode="box"``, default), blocks in order
-    (``VMIMOEnv.obs_layout`` gives the slices; ``obs_mode="dict"`` returns the same blocks as a ``Dict``):
+    ``Box(low, high, (10 K + K(K-1)/2 + 1,), float32)`` (``obs_mode="box"``, default; ``+ 2 K Nr`` with
+    ``obs_full_csi``, ``+ 2 K`` with ``obs_coverage``), blocks in order (``VMIMOEnv.obs_layout`` gives the slices;
+    ``obs_mode="dict"`` returns the same blocks as a ``Dict``, with ``obs_coverage`` plus the ``5 S`` per-scene
+    ``scene_held`` bitmap). The coverage blocks are computed by the same compiled helper as the BS view's
+    ``queue_unheld`` and ``scene_slack`` (``kernels.unheld_queued``):
 
     | Block | Size | Entry (per device unless noted) | Unit → scaling |
     | --- | --- | --- | --- |
@@ -59,11 +62,14 @@ class VMIMOEnv(gym.Env):
     | `snr_db` | K | SNR at max power over a 1/G band, current fading | dB → dB / 20, clipped to [-5, 10] |
     | `queue` | K | scenes waiting at the device | count → / (arrival_rate · deadline) |
     | `hol_age` | K | age of the oldest waiting scene | slots → / deadline |
+    | `queue_unheld` | K | `obs_coverage`: queued scenes whose modality the BS lacks | count → / (λ · deadline) |
+    | `unheld_urgency` | K | `obs_coverage`: D + 1 − least slack among those (0: none) | slots → / deadline |
     | `p_joint` | K | compute × memory availability (seed AR(1)) | probability → as is |
     | `modality` | 5 K | one-hot modality of each device | 0/1 → as is |
     | `correlation` | K(K-1)/2 | pairwise ∣h_iᴴh_j∣ / (‖h_i‖‖h_j‖), i < j | [0, 1] → as is |
     | `csi` | 2 K Nr | only with `obs_full_csi`: Re/Im of h / √gain | unit-power fading → clipped to ±8 |
     | `time` | 1 | slot index in the episode (per episode) | slot → / horizon |
+    | `scene_held` | 5 S | dict `obs_coverage` only: BS holds modality m of scene j | 0/1 → as is |
 
     Every entry above comes from ``vmimo_env.obs_spec.OBS_SPEC`` (layout, bounds, scaling and the compiled
     kernel's constants); ``tests/test_obs_spec.py`` checks this table against it.
@@ -87,7 +93,12 @@ class VMIMOEnv(gym.Env):
 
     ## Episode End
 
-    No termination. Truncation after ``horizon`` slots (200 = 2 s of simulated time).
+    No termination. Truncation after ``horizon`` slots (200 = 2 s of simulated time). By default (v0) scenes
+    still pending at truncation are never scored; with ``score_at_truncation=True`` the last slot classifies every
+    pending scene from what arrived (in ``closed``, ``correct``, ``expired_empty`` and the reward of that step), so
+    an episode's ``Σ closed = Σ arrived + Σ dropped``. ``close_rule="modalities"`` closes a scene as soon as every
+    sensed modality arrived (not every device) and stops devices re-sending modalities the BS already holds
+    (``docs/MODEL.md``, Closing rules).
 
     ## Arguments
 
@@ -119,7 +130,7 @@ class VMIMOEnv(gym.Env):
     | `energy_d2d_j` | scalar | J | D2D exchange energy (cooperative mode, else 0) |
     | `arrived` | scalar | scenes | scenes that arrived and were queued this slot |
     | `dropped` | scalar | scenes | arrivals that found the pending table full (counted wrong) |
-    | `closed` | scalar | scenes | scenes classified this slot, incl. empty and dropped ones |
+    | `closed` | scalar | scenes | scenes classified this slot, incl. empty, dropped (and truncation) ones |
     | `correct` | scalar | scenes | closed scenes the fusion head classified correctly (hard count) |
     | `expired_empty` | scalar | scenes | closed with nothing received, incl. dropped ones (counted wrong) |
     | `sent` | (K,) | latents | latents each device delivered this slot |

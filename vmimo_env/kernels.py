@@ -9,7 +9,9 @@ inside, so a single call serves N = 1 and N = 1024 alike and the per-call Python
 The queue model they implement: every environment keeps an arrival-ordered ring of ``S`` pending scenes with
 global sequence numbers ``[head, tail)``. Devices send FIFO, so device k's backlog is exactly the suffix
 ``[max(next_seq[k], head), tail)`` of the ring: a queue is two integers, not a table. Scenes complete in arrival
-order too, so closing a slot's scenes is advancing ``head``.
+order too, so closing a slot's scenes is advancing ``head``. Under ``close_rule="modalities"`` the devices of one
+modality share their queue start after each slot (the modality's frontier, see ``deliver_and_close``): what one
+of them delivered the others skip, and the queues stay suffixes.
 """
 
 from __future__ import annotations
@@ -17,7 +19,20 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, vectorize
 
-from vmimo_env.obs_spec import CORRELATION, CSI, GAIN_DB, HOL_AGE, MODALITY, P_JOINT, QUEUE, SNR_DB, TIME
+from vmimo_env.obs_spec import (
+    CORRELATION,
+    CSI,
+    GAIN_DB,
+    HOL_AGE,
+    MODALITY,
+    P_JOINT,
+    QUEUE,
+    QUEUE_UNHELD,
+    SCENE_HELD,
+    SNR_DB,
+    TIME,
+    UNHELD_URGENCY,
+)
 
 LATENT_DIM = 64
 
@@ -151,9 +166,19 @@ def plan_slot(t, head, tail, next_seq, slot_start, ring_scene, rx_len, rx_score,
 
 @njit(cache=True)
 def deliver_and_close(t, head, tail, next_seq, slot_start, rx_len, rx_score, rx_snr, rx_off,  # state
-                      n_send, prefix, sinr, u_off, device_modality, noise_span, deadline,
+                      n_send, prefix, sinr, u_off, device_modality, noise_span, deadline, by_modality, close_all_from,
                       close_env, close_pos, closed, empty):
     """Record delivered latents (best copy per scene and modality), then close complete or expired scenes.
+
+    Close rule (``ScenarioConfig.close_rule``): a scene is complete once every device has sent it (the lowest
+    ``next_seq``). With ``by_modality`` (``close_rule="modalities"``) each device's queue start is first raised
+    to its modality's frontier, the furthest ``next_seq`` among the devices of that modality: the BS holds that
+    modality of every pending scene before the frontier (a FIFO device sends a contiguous run, and every latent
+    sent is received), so its twins skip those scenes in every later slot, whatever prefix they would send. A
+    queue stays the suffix ``[max(next_seq, head), tail)`` and a scene is complete once every sensed modality
+    arrived. Devices of one modality scheduled in the same slot still start from the same scene (the BS keeps the
+    better copy, as ever). Every scene is closed when ``t >= close_all_from`` (``score_at_truncation``: the
+    episode's last slot; a value beyond the horizon disables it).
 
     Returns the number of closed scenes that hold at least one modality (written to ``close_env`` /
     ``close_pos`` for the classifier); scenes closed with nothing received are counted in ``empty``.
@@ -162,6 +187,7 @@ def deliver_and_close(t, head, tail, next_seq, slot_start, rx_len, rx_score, rx_
     S = rx_len.shape[1]
     M = rx_len.shape[2]
     D1 = slot_start.shape[1]
+    frontier = np.empty(M, dtype=np.int64)
     nc = 0
     for i in range(N):
         for k in range(K):
@@ -184,12 +210,20 @@ def deliver_and_close(t, head, tail, next_seq, slot_start, rx_len, rx_score, rx_
                     rx_off[i, pos, m] = base + LATENT_DIM * pos  # disjoint windows within one device's slot
             next_seq[i, k] = start + ns
 
+        if by_modality:  # what a twin delivered is held: move every device of the modality to its frontier
+            frontier[:] = 0
+            for k in range(K):
+                frontier[device_modality[k]] = max(frontier[device_modality[k]], next_seq[i, k])
+            for k in range(K):
+                next_seq[i, k] = frontier[device_modality[k]]
         lowest = tail[i]
         for k in range(K):
             lowest = min(lowest, next_seq[i, k])
         tau = t[i] - deadline + 2  # scenes that arrived before slot tau have had their `deadline` slots
         expired = slot_start[i, tau % D1] if tau > 0 else 0
         new_head = max(head[i], lowest, expired)
+        if t[i] >= close_all_from:
+            new_head = tail[i]
         c = 0
         e = 0
         for seq in range(head[i], new_head):
@@ -265,6 +299,34 @@ def scene_age(t, slot_start_row, seq, deadline):
     return age
 
 
+@njit(cache=True, inline="always")
+def held_prefix(head_i, tail_i, rx_len_row, j, m):
+    """Prefix (reals) of modality ``m`` the BS holds of the ``j``-th oldest pending scene (0: not held, or no such
+    scene); ``rx_len_row`` is one environment's (S, M) table."""
+    seq = head_i + j
+    if seq >= tail_i:
+        return 0
+    return rx_len_row[seq % rx_len_row.shape[0], m]
+
+
+@njit(cache=True)
+def unheld_queued(t_i, head_i, tail_i, next_seq_ik, slot_start_row, rx_len_row, m, deadline):
+    """``(count, slack)`` of one device's queued scenes whose modality ``m`` the BS does not hold yet: how many,
+    and the smallest slack among them (slots left to deliver, this one included; 0 when there are none).
+
+    The one definition behind ``BSView.queue_unheld`` and the ``queue_unheld`` / ``unheld_urgency`` observation
+    blocks. Slack falls with age and the queue is arrival-ordered, so the first unheld scene has the smallest.
+    """
+    count = 0
+    slack = 0
+    for seq in range(max(next_seq_ik, head_i), tail_i):
+        if held_prefix(head_i, tail_i, rx_len_row, seq - head_i, m) == 0:
+            if count == 0:
+                slack = deadline - scene_age(t_i, slot_start_row, seq, deadline)
+            count += 1
+    return count, slack
+
+
 @njit(cache=True)
 def pending_scenes(t, head, tail, next_seq, slot_start, rx_len, device_modality, deadline,  # state (read only)
                    hol_age, valid, held, slack, queued, unheld):  # outputs
@@ -282,33 +344,32 @@ def pending_scenes(t, head, tail, next_seq, slot_start, rx_len, device_modality,
         for k in range(K):
             first = max(next_seq[i, k], head[i])
             hol_age[i, k] = scene_age(t[i], slot_start[i], first, deadline) if tail[i] > first else 0
-            unheld[i, k] = 0
+            unheld[i, k] = unheld_queued(t[i], head[i], tail[i], next_seq[i, k], slot_start[i], rx_len[i],
+                                         device_modality[k], deadline)[0]
         for j in range(S):
             seq = head[i] + j
-            pos = seq % S
             ok = seq < tail[i]
             valid[i, j] = ok
             slack[i, j] = deadline - scene_age(t[i], slot_start[i], seq, deadline) if ok else 0
             for m in range(M):
-                held[i, j, m] = rx_len[i, pos, m] if ok else 0
+                held[i, j, m] = held_prefix(head[i], tail[i], rx_len[i], j, m)
             for k in range(K):
-                q = ok and seq >= next_seq[i, k]
-                queued[i, j, k] = q
-                if q and rx_len[i, pos, device_modality[k]] == 0:
-                    unheld[i, k] += 1
+                queued[i, j, k] = ok and seq >= next_seq[i, k]
 
 
 @njit(cache=True)
-def observe(h, gain, t, head, tail, next_seq, slot_start, p_joint, modality_onehot, max_power_w, ref_noise_w,
-            deadline, start, offset, scale, clip_low, clip_high, out):
+def observe(h, gain, t, head, tail, next_seq, slot_start, p_joint, modality_onehot, rx_len, device_modality,
+            max_power_w, ref_noise_w, deadline, start, offset, scale, clip_low, clip_high, out):
     """Write the flat observation of every environment into ``out`` (N, obs_dim).
 
     Where each block goes and how it is scaled and clipped comes from ``vmimo_env.obs_spec`` (``ObsLayout``):
     ``start``, ``offset``, ``scale``, ``clip_low``, ``clip_high`` are indexed by the spec's block ids, and a block
-    whose ``start`` is negative is absent. The in-block order is the one the spec's ``axes`` document.
+    whose ``start`` is negative is absent. The in-block order is the one the spec's ``axes`` document. The coverage
+    blocks (``obs_coverage``) come from :func:`unheld_queued` and :func:`held_prefix`, as the BS view's fields do.
     """
     N, K, Nr = h.shape
     M = modality_onehot.shape[1]
+    S = rx_len.shape[1]
     # each block's constants as scalars, read once (loads from the arrays inside the loops are not hoisted)
     s_gain, i_gain, o_gain, c_gain, l_gain, h_gain = _block(GAIN_DB, start, offset, scale, clip_low, clip_high)
     s_snr, i_snr, o_snr, c_snr, l_snr, h_snr = _block(SNR_DB, start, offset, scale, clip_low, clip_high)
@@ -319,6 +380,9 @@ def observe(h, gain, t, head, tail, next_seq, slot_start, p_joint, modality_oneh
     s_cor, i_cor, o_cor, c_cor, l_cor, h_cor = _block(CORRELATION, start, offset, scale, clip_low, clip_high)
     s_csi, i_csi, o_csi, c_csi, l_csi, h_csi = _block(CSI, start, offset, scale, clip_low, clip_high)
     s_t, i_t, o_t, c_t, l_t, h_t = _block(TIME, start, offset, scale, clip_low, clip_high)
+    s_uq, i_uq, o_uq, c_uq, l_uq, h_uq = _block(QUEUE_UNHELD, start, offset, scale, clip_low, clip_high)
+    s_ur, i_ur, o_ur, c_ur, l_ur, h_ur = _block(UNHELD_URGENCY, start, offset, scale, clip_low, clip_high)
+    s_sh, i_sh, o_sh, c_sh, l_sh, h_sh = _block(SCENE_HELD, start, offset, scale, clip_low, clip_high)
     norm2 = np.empty(K)
     for i in range(N):
         for k in range(K):
@@ -360,6 +424,18 @@ def observe(h, gain, t, head, tail, next_seq, slot_start, p_joint, modality_oneh
                     out[i, c + K * Nr] = _scaled(h[i, k, r].imag * amp, i_csi, o_csi, c_csi, l_csi, h_csi)
                     c += 1
         out[i, s_t] = _scaled(float(t[i]), i_t, o_t, c_t, l_t, h_t)
+        if s_uq >= 0:  # coverage blocks (obs_coverage), present together
+            for k in range(K):
+                n_un, slack = unheld_queued(t[i], head[i], tail[i], next_seq[i, k], slot_start[i], rx_len[i],
+                                            device_modality[k], deadline)
+                out[i, s_uq + k] = _scaled(float(n_un), i_uq, o_uq, c_uq, l_uq, h_uq)
+                urgency = deadline + 1 - slack if n_un > 0 else 0
+                out[i, s_ur + k] = _scaled(float(urgency), i_ur, o_ur, c_ur, l_ur, h_ur)
+        if s_sh >= 0:
+            for j in range(S):
+                for m in range(M):
+                    got = held_prefix(head[i], tail[i], rx_len[i], j, m) > 0
+                    out[i, s_sh + j * M + m] = _scaled(1.0 if got else 0.0, i_sh, o_sh, c_sh, l_sh, h_sh)
 
 
 @njit(cache=True)

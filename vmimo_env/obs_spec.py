@@ -19,7 +19,9 @@ are ordered with respect to the devices, which is what a per-device reader needs
                     imaginary parts in the same order;
 ``"pair"``          K (K - 1) / 2 entries, one per device pair (i, j), i < j, in ``numpy.triu_indices(K, 1)``
                     order;
-``"global"``        one entry shared by all devices.
+``"global"``        one entry shared by all devices;
+``"scene_major"``   S · M entries, one per pending-scene row j (oldest first) and modality m, at j · M + m (not a
+                    per-device feature: ``device_gather`` skips it).
 """
 
 from __future__ import annotations
@@ -33,17 +35,19 @@ from vmimo_env.config import MODALITIES, ScenarioConfig
 
 # block ids: the compiled kernel indexes the per-block constant arrays with these (one id per thing it computes)
 GAIN_DB, SNR_DB, QUEUE, HOL_AGE, P_JOINT, MODALITY, CORRELATION, CSI, TIME = range(9)
-NUM_BLOCKS = 9
+QUEUE_UNHELD, UNHELD_URGENCY, SCENE_HELD = range(9, 12)  # the coverage blocks (obs_coverage)
+NUM_BLOCKS = 12
 
-AXES: tuple[str, ...] = ("device", "device_major", "re_im", "pair", "global")
+AXES: tuple[str, ...] = ("device", "device_major", "re_im", "pair", "global", "scene_major")
 
 
 @dataclass(frozen=True)
 class ObsEntry:
     """One block of the flat observation.
 
-    ``size(K, M, Nr)`` gives its length (K devices, M modalities, Nr BS antennas); ``scale``, ``low`` and
-    ``high`` are functions of the scenario; ``condition`` (None: always) decides whether the block is present.
+    ``size(K, M, Nr, S)`` gives its length (K devices, M modalities, Nr BS antennas, S = ``max_pending``);
+    ``scale``, ``low`` and ``high`` are functions of the scenario; ``condition`` (None: always) decides whether the
+    block is present.
     """
 
     name: str
@@ -71,28 +75,40 @@ class ObsEntry:
 
 
 OBS_SPEC: tuple[ObsEntry, ...] = (
-    ObsEntry("gain_db", GAIN_DB, lambda K, M, Nr: K, "K", "large-scale gain (path loss + shadowing)", "dB",
+    ObsEntry("gain_db", GAIN_DB, lambda K, M, Nr, S: K, "K", "large-scale gain (path loss + shadowing)", "dB",
              "(dB + 100) / 20, clipped to ±5", "device", offset=100.0, scale=lambda cfg: 20.0,
              low=lambda cfg: -5.0, high=lambda cfg: 5.0, clip=True),
-    ObsEntry("snr_db", SNR_DB, lambda K, M, Nr: K, "K", "SNR at max power over a 1/G band, current fading", "dB",
+    ObsEntry("snr_db", SNR_DB, lambda K, M, Nr, S: K, "K", "SNR at max power over a 1/G band, current fading", "dB",
              "dB / 20, clipped to [-5, 10]", "device", scale=lambda cfg: 20.0, low=lambda cfg: -5.0,
              high=lambda cfg: 10.0, clip=True),
-    ObsEntry("queue", QUEUE, lambda K, M, Nr: K, "K", "scenes waiting at the device", "count",
+    ObsEntry("queue", QUEUE, lambda K, M, Nr, S: K, "K", "scenes waiting at the device", "count",
              "/ (arrival_rate · deadline)", "device", scale=lambda cfg: cfg.arrival_rate * cfg.deadline_slots,
              high=lambda cfg: cfg.max_pending / (cfg.arrival_rate * cfg.deadline_slots)),
-    ObsEntry("hol_age", HOL_AGE, lambda K, M, Nr: K, "K", "age of the oldest waiting scene", "slots",
+    ObsEntry("hol_age", HOL_AGE, lambda K, M, Nr, S: K, "K", "age of the oldest waiting scene", "slots",
              "/ deadline", "device", scale=lambda cfg: float(cfg.deadline_slots)),
-    ObsEntry("p_joint", P_JOINT, lambda K, M, Nr: K, "K", "compute × memory availability (seed AR(1))",
+    ObsEntry("queue_unheld", QUEUE_UNHELD, lambda K, M, Nr, S: K, "K",
+             "`obs_coverage`: queued scenes whose modality the BS lacks", "count",
+             "/ (λ · deadline)", "device", scale=lambda cfg: cfg.arrival_rate * cfg.deadline_slots,
+             high=lambda cfg: cfg.max_pending / (cfg.arrival_rate * cfg.deadline_slots),
+             condition=lambda cfg: cfg.obs_coverage),
+    ObsEntry("unheld_urgency", UNHELD_URGENCY, lambda K, M, Nr, S: K, "K",
+             "`obs_coverage`: D + 1 − least slack among those (0: none)", "slots",
+             "/ deadline", "device", scale=lambda cfg: float(cfg.deadline_slots),
+             condition=lambda cfg: cfg.obs_coverage),
+    ObsEntry("p_joint", P_JOINT, lambda K, M, Nr, S: K, "K", "compute × memory availability (seed AR(1))",
              "probability", "as is", "device"),
-    ObsEntry("modality", MODALITY, lambda K, M, Nr: K * M, "5 K", "one-hot modality of each device", "0/1",
+    ObsEntry("modality", MODALITY, lambda K, M, Nr, S: K * M, "5 K", "one-hot modality of each device", "0/1",
              "as is", "device_major"),
-    ObsEntry("correlation", CORRELATION, lambda K, M, Nr: K * (K - 1) // 2, "K(K-1)/2",
+    ObsEntry("correlation", CORRELATION, lambda K, M, Nr, S: K * (K - 1) // 2, "K(K-1)/2",
              "pairwise ∣h_iᴴh_j∣ / (‖h_i‖‖h_j‖), i < j", "[0, 1]", "as is", "pair"),
-    ObsEntry("csi", CSI, lambda K, M, Nr: 2 * K * Nr, "2 K Nr", "only with `obs_full_csi`: Re/Im of h / √gain",
+    ObsEntry("csi", CSI, lambda K, M, Nr, S: 2 * K * Nr, "2 K Nr", "only with `obs_full_csi`: Re/Im of h / √gain",
              "unit-power fading", "clipped to ±8", "re_im", low=lambda cfg: -8.0, high=lambda cfg: 8.0, clip=True,
              condition=lambda cfg: cfg.obs_full_csi),
-    ObsEntry("time", TIME, lambda K, M, Nr: 1, "1", "slot index in the episode (per episode)", "slot",
+    ObsEntry("time", TIME, lambda K, M, Nr, S: 1, "1", "slot index in the episode (per episode)", "slot",
              "/ horizon", "global", scale=lambda cfg: float(cfg.horizon)),
+    ObsEntry("scene_held", SCENE_HELD, lambda K, M, Nr, S: S * M, "5 S",
+             "dict `obs_coverage` only: BS holds modality m of scene j", "0/1", "as is", "scene_major",
+             condition=lambda cfg: cfg.obs_coverage and cfg.obs_mode == "dict"),
 )
 
 
@@ -121,8 +137,9 @@ def active_entries(cfg: ScenarioConfig) -> tuple[ObsEntry, ...]:
 
 
 def resolve(cfg: ScenarioConfig, num_modalities: int = len(MODALITIES)) -> ObsLayout:
-    """Lay the spec out for ``cfg`` (K = num_devices, M = ``num_modalities``, Nr = num_antennas)."""
-    K, M, Nr = cfg.num_devices, num_modalities, cfg.num_antennas
+    """Lay the spec out for ``cfg`` (K = num_devices, M = ``num_modalities``, Nr = num_antennas,
+    S = max_pending)."""
+    K, M, Nr, S = cfg.num_devices, num_modalities, cfg.num_antennas, cfg.max_pending
     slices: dict[str, tuple[int, int]] = {}
     start = np.full(NUM_BLOCKS, -1, dtype=np.int64)
     offset = np.zeros(NUM_BLOCKS)
@@ -132,7 +149,7 @@ def resolve(cfg: ScenarioConfig, num_modalities: int = len(MODALITIES)) -> ObsLa
     bounds: list[tuple[int, int, float, float]] = []
     pos = 0
     for e in active_entries(cfg):
-        n = int(e.size(K, M, Nr))
+        n = int(e.size(K, M, Nr, S))
         slices[e.name] = (pos, pos + n)
         start[e.block] = pos
         offset[e.block] = e.offset
@@ -170,8 +187,8 @@ def device_gather(layout: Mapping[str, Sequence[int]], num_devices: int) -> tupl
     Returns
     -------
     feat_index : (K, F) int64
-        Observation index of each device feature: the blocks of the spec in order, skipping ``"pair"`` blocks;
-        a ``"global"`` block is repeated for every device.
+        Observation index of each device feature: the blocks of the spec in order, skipping ``"pair"`` and
+        ``"scene_major"`` blocks; a ``"global"`` block is repeated for every device.
     pair_index : (K, K) int64
         Observation index of the pairwise entry of devices (i, j), symmetric; -1 on the diagonal.
     """
@@ -193,6 +210,8 @@ def device_gather(layout: Mapping[str, Sequence[int]], num_devices: int) -> tupl
             cols.append(idx.reshape(2, K, -1).transpose(0, 2, 1).reshape(-1, K))
         elif e.axes == "global":
             cols.append(np.full((1, K), a))
+        elif e.axes == "scene_major":  # per scene, not per device
+            continue
         else:  # pair
             iu, ju = np.triu_indices(K, 1)
             pair[iu, ju] = idx
