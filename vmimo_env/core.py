@@ -167,6 +167,16 @@ def _sinr_db(sinr: np.ndarray, group: np.ndarray) -> np.ndarray:
     return out
 
 
+def draws_per_slot(cfg: ScenarioConfig) -> tuple[int, int]:
+    """(uniforms, normals) one environment draws per slot.
+
+    Uniforms: arrivals (1), scene draws (``MAX_ARRIVALS``), noise offsets (K). Normals: fading (2 K Nr), resources
+    (2 K), then with mobility only (so v0 streams are unchanged) the large-scale evolution's per-device normals.
+    """
+    K = cfg.num_devices
+    n_mob = physics.MOBILITY_NORMALS_PER_DEVICE * K if cfg.mobility else 0
+    return 1 + MAX_ARRIVALS + K, 2 * K * cfg.num_antennas + 2 * K + n_mob
+
 class VMIMOCore:
     """State and dynamics of N VMIMO environments (see the module docstring for one slot)."""
 
@@ -217,10 +227,7 @@ class VMIMOCore:
         self._close_all_from = cfg.horizon - 1 if cfg.score_at_truncation else np.iinfo(np.int64).max
 
         # ------------------------------------------------------------ random streams
-        # uniforms: arrivals (1), scene draws (A), noise offsets (K); normals: fading (2 K Nr), resources (2 K),
-        # then with mobility only (so v0 streams are unchanged) 4 K for the large-scale evolution
-        n_mob = physics.MOBILITY_NORMALS_PER_DEVICE * K if cfg.mobility else 0
-        self.rng = BlockRNG(N, n_uniform=1 + A + K, n_normal=2 * K * self.Nr + 2 * K + n_mob)
+        self.rng = BlockRNG(N, *draws_per_slot(cfg))
 
         # ------------------------------------------------------------ state
         self.t = np.zeros(N, dtype=np.int64)

@@ -10,7 +10,7 @@ import os
 
 from vmimo_env import obs_spec
 from vmimo_env.config import MODALITIES, ScenarioConfig
-from vmimo_env.core import MAX_ARRIVALS
+from vmimo_env.core import draws_per_slot
 from vmimo_env.kernels import LATENT_DIM
 
 # fraction of physical memory one batched core may plan to use (override: $VMIMO_MEMORY_FRACTION)
@@ -29,7 +29,7 @@ def estimate_core_memory_bytes(cfg: ScenarioConfig, num_envs: int) -> int:
     K, Nr, G = cfg.num_devices, cfg.num_antennas, cfg.num_groups
     S, D, M = cfg.max_pending, cfg.deadline_slots, len(MODALITIES)
     rng_block = 32  # slots per refill of vmimo_env.rng.BlockRNG (its default)
-    n_uniform, n_normal = 1 + MAX_ARRIVALS + K, 2 * K * Nr + 2 * K
+    n_uniform, n_normal = draws_per_slot(cfg)
     obs_dim = obs_spec.resolve(cfg).dim
     per_env = (8 * rng_block * (n_uniform + n_normal)  # float64 uniform and normal blocks
                + 3 * 16 * K * Nr  # h, its LOS and scattered parts (complex128)
