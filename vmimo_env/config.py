@@ -216,6 +216,10 @@ class ScenarioConfig:
         hard count).
     Observation
         obs_mode (``box`` or ``dict``), obs_full_csi (append Re/Im of h).
+    Receiver impairment
+        sinr_cap_db: ``None`` (default, no cap) or an EVM-style ceiling (dB) on every post-receiver SINR,
+        ``SINR_eff = 1 / (1/SINR + 10^(-cap/10))`` (transmitter EVM and receiver impairments that no transmit power
+        overcomes; ``vmimo_env.rules.slot_sinr``).
     """
 
     # geometry and radio
@@ -274,6 +278,8 @@ class ScenarioConfig:
     # observation
     obs_mode: str = "box"
     obs_full_csi: bool = False
+    # receiver impairment (VMIMO-v1 calibration): EVM-style cap on the post-receiver SINR; None = no cap (v0)
+    sinr_cap_db: float | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -368,6 +374,9 @@ class ScenarioConfig:
         _check_choice("obs_mode", self.obs_mode, OBS_MODES)
         if not isinstance(self.obs_full_csi, bool):
             raise ValueError(f"obs_full_csi must be a bool, got {short_repr(self.obs_full_csi)}")
+        # receiver impairment (VMIMO-v1 calibration)
+        if self.sinr_cap_db is not None:
+            _check_range("sinr_cap_db", self.sinr_cap_db, -20.0, 80.0)
 
     # ----------------------------------------------------------------- derived quantities
     @property
