@@ -41,7 +41,8 @@ from vmimo_env.bs_view import band_hz, predict_sinr
 
 # tier name -> scenario name (vmimo_env.scenario.SCENARIOS)
 TIERS: dict[str, str] = {"default": "v1", "dense": "dense_v1", "iot": "iot_v1", "mobility": "mobility_v1",
-                         "hetero": "hetero_v1", "cooperative": "cooperative_v1"}
+                         "hetero": "hetero_v1", "cooperative": "cooperative_v1", "gen_k": "gen_k_v1",
+                         "gen_speed": "gen_speed_v1", "gen_nlos": "gen_nlos_v1"}
 HEURISTICS: tuple[str, ...] = ("random", "round_robin", "greedy", "proportional_fair", "fractional_power", "sus",
                                "max_weight", "nas_vmimo")
 SEED_BASE = 3_000_000  # disjoint from the training, validation and test seed ranges of agents.common.envs
@@ -59,29 +60,36 @@ class ComponentPolicy(Heuristic):
     group:
         ``"rr<n>"``: round-robin in cyclic device order, ``n`` groups of ``Nr`` (fixed: ignores the state except
         the encode cap every heuristic respects); ``"cover"``: coverage first: devices holding queued latents of
-        scenes whose modality the BS lacks (``view.queue_unheld``) first, one device per modality before any
-        second copy, stronger channel first, in as many groups of ``Nr`` as those devices need (at most G).
+        scenes whose modality the BS lacks (``view.queue_unheld``) first, the strongest device of each modality
+        before any second copy, in as many groups of ``Nr`` as those devices need (at most G); ``"cover1"``: the
+        same with only that one device per modality (a second copy of a modality costs a full latent's energy for
+        a latent the BS keeps only when it is the better one).
     power:
-        an index into ``power_levels_db`` (fixed), or ``"adaptive"``: per device the lowest level whose predicted
-        interference-free SNR on its own band reaches ``target_snr_db`` (the top level when none does):
-        truncated channel inversion, the power-control rule of TS 38.213 §7.1.1 with full compensation.
+        an index into ``power_levels_db`` (fixed); ``"adaptive"``: per device the lowest level at which the SINR
+        predicted with its group-mates at the same level (``predict_sinr``: the slot's receiver and cap) reaches
+        ``target_snr_db``, ``fallback_level`` (default the top) when none does: channel inversion, the
+        power-control rule of TS 38.213 §7.1.1 with full compensation; ``"value"``: the level of highest
+        predicted accuracy value net of energy (:meth:`_value`).
     compression:
-        an index into ``compression_levels`` (fixed), or ``"adaptive"``: per device the longest prefix whose
-        latents the device has to send this slot (backlog capped by its encode cap) fit its band's channel uses.
+        an index into ``compression_levels`` (fixed); ``"snr"``: one level above the shortest per threshold of
+        ``comp_thresholds_db`` the SINR predicted at full power clears (a longer prefix only where the link
+        carries its extra reals), never longer than what fits the band; ``"adaptive"``: the longest prefix whose
+        latents fit; ``"value"``: the prefix of highest predicted value net of energy among those that fit.
     bandwidth:
         ``"equal"``: equal shares of the groups in use; ``"size"``: shares proportional to group size (the
         heuristics' default); ``"demand"``: shares proportional to the channel uses the group's members need this
-        slot (latents to send × uses per latent), so no group idles part of its band while another is short.
+        slot (latents to send × uses per latent); ``"fit"``: just the uses each group needs, the rest unused (a
+        narrower band is less noise).
     """
 
     name = "component"
 
     def __init__(self, env: Any, group: str = "cover", power: int | str = "adaptive", compression: int | str = 2,
                  bandwidth: str = "demand", target_snr_db: float = TARGET_SNR_DB, fallback_level: int | None = None,
-                 comp_thresholds_db: tuple[float, ...] = (15.0, 21.0), **kwargs: Any) -> None:
+                 comp_thresholds_db: tuple[float, ...] = (15.0,), **kwargs: Any) -> None:
         super().__init__(env, **kwargs)
-        if not (group == "cover" or (group.startswith("rr") and group[2:].isdigit())):
-            raise ValueError(f"group must be 'cover' or 'rr<n>', got {group!r}")
+        if not (group in ("cover", "cover1") or (group.startswith("rr") and group[2:].isdigit())):
+            raise ValueError(f"group must be 'cover', 'cover1' or 'rr<n>', got {group!r}")
         if bandwidth not in ("equal", "size", "demand", "fit"):
             raise ValueError(f"bandwidth must be 'equal', 'size', 'demand' or 'fit', got {bandwidth!r}")
         self.group_rule, self.power_rule, self.comp_rule, self.bw_rule = group, power, compression, bandwidth
@@ -120,8 +128,9 @@ class ComponentPolicy(Heuristic):
             first[np.arange(self.N)[ok], devs[best[ok]]] = True
         rank_db = 10.0 * np.log10(np.maximum(n2, 1e-300))
         priority = 1e4 * first + 1e2 * (unheld > 0) + rank_db / 1e3 + np.asarray(view.hol_age) * 1e-1
-        wanted = eligible & ((unheld > 0) | (np.asarray(view.queue) > 0))
-        n_groups = np.clip(np.ceil(np.maximum((wanted & (unheld > 0)).sum(axis=1), 1) / self.Nr), 1, self.G)
+        if self.group_rule == "cover1":  # one copy per modality: a second copy costs energy for a rarely better latent
+            eligible = eligible & first
+        n_groups = np.clip(np.ceil(np.maximum((eligible & (unheld > 0)).sum(axis=1), 1) / self.Nr), 1, self.G)
         group = fill_groups(priority, eligible, self.Nr, self.G)
         return np.where(group <= n_groups[:, None], group, 0).astype(np.int64)
 
@@ -220,8 +229,9 @@ class ComponentPolicy(Heuristic):
         return {"group": group, "power": self._power(group, shares, comp), "compression": comp, "bandwidth": shares}
 
 
-REFERENCE: dict[str, Any] = {"group": "cover", "power": "adaptive", "compression": 0, "bandwidth": "demand"}
-ADAPTIVE: dict[str, Any] = {"group": "cover", "power": "adaptive", "compression": "snr", "bandwidth": "demand"}
+# the common reference policy the components are varied around, and the policy of every state-dependent rule
+REFERENCE: dict[str, Any] = {"group": "cover1", "power": "adaptive", "compression": 0, "bandwidth": "demand"}
+ADAPTIVE: dict[str, Any] = {"group": "cover1", "power": "adaptive", "compression": "snr", "bandwidth": "demand"}
 
 
 def fixed_choices(cfg: Any) -> dict[str, list[Any]]:
@@ -290,8 +300,8 @@ def _full_coverage(core: Any, res: Any, present: np.ndarray) -> np.ndarray:
     nc = int((res.closed - res.expired_empty).sum())
     out = np.zeros(core.N)
     if nc:
-        lens = core._len[:nc][:, present]  # noqa: SLF001  (prefix per modality of the scenes just classified)
-        np.add.at(out, core._close_env[:nc], (lens > 0).all(axis=1))  # noqa: SLF001
+        lens = core._len[:nc][:, present]
+        np.add.at(out, core._close_env[:nc], (lens > 0).all(axis=1))
     return out
 
 
@@ -318,7 +328,7 @@ def clairvoyant(core: Any, seeds: Sequence[int], component: str, choices: list[A
                  for k in acts[0]}
         total = _step(rep, stack).reward.astype(float)
         rollout = ComponentPolicy(rep, **REFERENCE)
-        for s in range(min(D, core.cfg.horizon - t - 1)):
+        for _ in range(min(D, core.cfg.horizon - t - 1)):
             total += _step(rep, rollout.act_view(rep.bs_view())).reward
         pick = total.reshape(n, C).argmax(axis=1)
         a = {k: np.stack([acts[pick[i]][k][i] for i in range(n)]) for k in acts[0]}
@@ -368,8 +378,7 @@ def study(tier: str, seeds: Sequence[int], horizon: int | None = None, oracle: b
     results: dict[str, Episodes] = {}
     for h in HEURISTICS:
         results[h] = run(core, seeds, heuristic_factory(h), h)
-    L_p, L_c = len(cfg.power_levels_db), len(cfg.compression_levels)
-    for j in range(L_p):  # fixed schedules: round-robin in one group, one power level, the reference prefix
+    for j in range(len(cfg.power_levels_db)):  # fixed schedules: round-robin, one group, one level, reference prefix
         results[f"fixed p{j}"] = run(core, seeds, lambda c, j=j: ComponentPolicy(
             c, group="rr1", power=j, compression=REFERENCE["compression"], bandwidth="size"), f"fixed p{j}")
     results["reference"] = run(core, seeds, component_factory(), "reference", record_sinr=True)
@@ -443,10 +452,9 @@ def goals(out: dict[str, Any]) -> dict[str, bool]:
 
 # ====================================================================== report
 def markdown(studies: list[dict[str, Any]], argv: list[str]) -> str:
+    import gymnasium
     import numba
     import torch
-
-    import gymnasium
 
     lines = ["# Headroom of each action component (VMIMO-v1 calibration)", "",
              "Generated by `python -m benchmarks.headroom " + " ".join(argv) + "` (do not edit by hand).", "",
@@ -491,7 +499,7 @@ def markdown(studies: list[dict[str, Any]], argv: list[str]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tier", default="default", choices=[*TIERS, "all"])
-    parser.add_argument("--seeds", type=int, default=8)
+    parser.add_argument("--seeds", type=int, default=16)
     parser.add_argument("--horizon", type=int, default=None, help="episode length (default: the tier's)")
     parser.add_argument("--no-oracle", action="store_true", help="skip the clairvoyant search")
     parser.add_argument("--markdown", default=None, help="write the report to this file")

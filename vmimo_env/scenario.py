@@ -21,9 +21,9 @@ V1: dict[str, Any] = {
     "speed_mps": 0.83,  # 3 km/h pedestrian
     # more latent demand than one group on the whole band carries (K > Nr and the encode cap)
     "arrival_rate": 2.5,
-    "encode_energy_j_per_mflop": 3e-4,  # MCU-class inference, 0.3 nJ per FLOP
+    # the price of energy: the energy term is a real share of the return (docs/headroom.md)
     "energy_weight": 1.0,
-    "energy_ref_j": 1e-3,
+    "energy_ref_j": 5e-4,
     # TODO(merge): switch on once the episode and fading branches land: "close_rule": "modalities",
     # "score_at_truncation": True, "obs_coverage": True, "doppler_rule": <past J0's first zero>,
     # "k_factor_model": "lognormal" (and "mobility": True in mobility_v1)
