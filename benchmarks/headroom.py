@@ -77,8 +77,8 @@ class ComponentPolicy(Heuristic):
         latents fit; ``"value"``: the prefix of highest predicted value net of energy among those that fit.
     bandwidth:
         ``"equal"``: equal shares of the groups in use; ``"size"``: shares proportional to group size (the
-        heuristics' default); ``"demand"``: shares proportional to the channel uses the group's members need this
-        slot (latents to send × uses per latent); ``"fit"``: just the uses each group needs, the rest unused (a
+        heuristics' default); ``"demand"``: shares proportional to the channel uses the group needs this slot (its
+        busiest member's latents to send × uses per latent); ``"fit"``: just the uses each group needs, the rest unused (a
         narrower band is less noise).
     """
 
@@ -175,7 +175,8 @@ class ComponentPolicy(Heuristic):
             return used / np.maximum(used.sum(axis=1, keepdims=True), 1.0)
         need = np.minimum(self.backlog(), self.encode_cap()) * (self.view.prefix_levels[comp] // 2)
         need = np.where(group > 0, need, 0.0)
-        per_group = np.stack([np.where(group == g + 1, need, 0.0).sum(axis=1) for g in range(self.G)], axis=1)
+        # a group's members send at once on its band, so the band a group needs is its busiest member's uses
+        per_group = np.stack([np.where(group == g + 1, need, 0.0).max(axis=1) for g in range(self.G)], axis=1)
         total = per_group.sum(axis=1, keepdims=True)
         if self.bw_rule == "fit":  # just the uses the group needs: a narrower band is less noise
             uses = self.cfg.total_bandwidth_hz * self.cfg.slot_s

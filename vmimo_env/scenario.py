@@ -23,7 +23,7 @@ V1: dict[str, Any] = {
     "arrival_rate": 2.5,
     # the price of energy: the energy term is a real share of the return (docs/headroom.md)
     "energy_weight": 1.0,
-    "energy_ref_j": 5e-4,
+    "energy_ref_j": 4e-4,
     # TODO(merge): switch on once the episode and fading branches land: "close_rule": "modalities",
     # "score_at_truncation": True, "obs_coverage": True, "doppler_rule": <past J0's first zero>,
     # "k_factor_model": "lognormal" (and "mobility": True in mobility_v1)
