@@ -78,8 +78,8 @@ class ComponentPolicy(Heuristic):
     bandwidth:
         ``"equal"``: equal shares of the groups in use; ``"size"``: shares proportional to group size (the
         heuristics' default); ``"demand"``: shares proportional to the channel uses the group needs this slot (its
-        busiest member's latents to send × uses per latent); ``"fit"``: just the uses each group needs, the rest unused (a
-        narrower band is less noise).
+        busiest member's latents to send × uses per latent); ``"fit"``: just the uses each group needs, the rest
+        unused (a narrower band is less noise).
     """
 
     name = "component"
