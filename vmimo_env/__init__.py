@@ -11,6 +11,17 @@ Importing the package registers the environment ids:
 | ``VMIMO-Large-v0``        | large           | ``dict``         | 200               |
 | ``VMIMO-HighMobility-v0`` | high_mobility   | ``dict``         | 200               |
 | ``VMIMO-Cooperative-v0``  | cooperative     | ``dict``         | 200               |
+| ``VMIMO-v1``              | v1              | ``dict``         | 200               |
+| ``VMIMO-MultiDiscrete-v1``| v1              | ``multidiscrete``| 200               |
+| ``VMIMO-Box-v1``          | v1              | ``box``          | 200               |
+| ``VMIMO-Dense-v1``        | dense_v1        | ``dict``         | 200               |
+| ``VMIMO-IoT-v1``          | iot_v1          | ``dict``         | 200               |
+| ``VMIMO-Mobility-v1``     | mobility_v1     | ``dict``         | 200               |
+| ``VMIMO-Hetero-v1``       | hetero_v1       | ``dict``         | 200               |
+| ``VMIMO-Cooperative-v1``  | cooperative_v1  | ``dict``         | 200               |
+| ``VMIMO-GenK-v1``         | gen_k_v1        | ``dict``         | 200               |
+| ``VMIMO-GenSpeed-v1``     | gen_speed_v1    | ``dict``         | 200               |
+| ``VMIMO-GenNLOS-v1``      | gen_nlos_v1     | ``dict``         | 200               |
 
 Every id takes every scenario parameter as a keyword (``gym.make("VMIMO-v0", num_devices=16)``) and has a
 native vector entry point (``gym.make_vec(id, num_envs=256, vectorization_mode="vector_entry_point")``).
@@ -41,6 +52,18 @@ ENV_IDS: dict[str, dict[str, str]] = {
     "VMIMO-Large-v0": {"scenario": "large"},
     "VMIMO-HighMobility-v0": {"scenario": "high_mobility"},
     "VMIMO-Cooperative-v0": {"scenario": "cooperative"},
+    # VMIMO-v1: the recalibrated world (docs/MODEL.md "VMIMO-v1", docs/headroom.md); v0 ids are unchanged
+    "VMIMO-v1": {"scenario": "v1"},
+    "VMIMO-MultiDiscrete-v1": {"scenario": "v1", "action_view": "multidiscrete"},
+    "VMIMO-Box-v1": {"scenario": "v1", "action_view": "box"},
+    "VMIMO-Dense-v1": {"scenario": "dense_v1"},
+    "VMIMO-IoT-v1": {"scenario": "iot_v1"},
+    "VMIMO-Mobility-v1": {"scenario": "mobility_v1"},
+    "VMIMO-Hetero-v1": {"scenario": "hetero_v1"},
+    "VMIMO-Cooperative-v1": {"scenario": "cooperative_v1"},
+    "VMIMO-GenK-v1": {"scenario": "gen_k_v1"},
+    "VMIMO-GenSpeed-v1": {"scenario": "gen_speed_v1"},
+    "VMIMO-GenNLOS-v1": {"scenario": "gen_nlos_v1"},
 }
 
 for _id, _kwargs in ENV_IDS.items():

@@ -234,6 +234,10 @@ class ScenarioConfig:
         arrived in the episode's last slot, so every arrived scene is scored exactly once); obs_coverage (add
         per-device ``queue_unheld`` and ``unheld_urgency`` blocks, and in dict mode the per-scene ``held``
         bitmap, to the observation).
+    Receiver impairment
+        sinr_cap_db: ``None`` (default, no cap) or an EVM-style ceiling (dB) on every post-receiver SINR,
+        ``SINR_eff = 1 / (1/SINR + 10^(-cap/10))`` (transmitter EVM and receiver impairments that no transmit power
+        overcomes; ``vmimo_env.rules.slot_sinr``).
     """
 
     # geometry and radio
@@ -308,6 +312,8 @@ class ScenarioConfig:
     close_rule: str = "devices"
     score_at_truncation: bool = False
     obs_coverage: bool = False
+    # receiver impairment (VMIMO-v1 calibration): EVM-style cap on the post-receiver SINR; None = no cap (v0)
+    sinr_cap_db: float | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -421,6 +427,9 @@ class ScenarioConfig:
         for name in ("score_at_truncation", "obs_coverage"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be a bool, got {short_repr(getattr(self, name))}")
+        # receiver impairment (VMIMO-v1 calibration)
+        if self.sinr_cap_db is not None:
+            _check_range("sinr_cap_db", self.sinr_cap_db, -20.0, 80.0)
 
     # ----------------------------------------------------------------- derived quantities
     @property

@@ -7,6 +7,33 @@ from typing import Any
 
 from vmimo_env.config import ScenarioConfig
 
+# The VMIMO-v1 default tier; every value and its source is in docs/MODEL.md ("VMIMO-v1"), the study that
+# calibrated it in docs/headroom.md (python -m benchmarks.headroom).
+V1: dict[str, Any] = {
+    # one NR resource block of numerology 1 per slot (12 subcarriers of 30 kHz, 0.5 ms): 168 resource elements,
+    # W T = 180 uses, at 3.5 GHz (band n78, 30 kHz SCS)
+    "slot_s": 5e-4,
+    "total_bandwidth_hz": 360e3,
+    # urban coverage for massive connections: 1732 m inter-site distance, a 1 km cell radius
+    "cell_radius_m": 1000.0,
+    "sinr_cap_db": 21.9,  # the 64QAM EVM limit of a UE transmitter (8 %)
+    "power_levels_db": (-24.0, -18.0, -12.0, -6.0, 0.0),
+    "speed_mps": 0.83,  # 3 km/h pedestrian
+    # more latent demand than one group on the whole band carries (K > Nr and the encode cap)
+    "arrival_rate": 2.5,
+    # the price of energy: the energy term is a real share of the return (docs/headroom.md)
+    "energy_weight": 1.0,
+    "energy_ref_j": 4e-4,
+    # episode rules: a scene closes once every modality arrived, held modalities are not re-sent, every arrived
+    # scene is scored (pending ones at truncation), and the observation shows what the BS still lacks
+    "close_rule": "modalities",
+    "score_at_truncation": True,
+    "obs_coverage": True,
+    # channel: no fading correlation past J0's first zero, a log-normal Rician K per device (TR 38.901 UMi LOS)
+    "doppler_rule": "j0_first_zero",
+    "k_factor_model": "lognormal",
+}
+
 SCENARIOS: dict[str, dict[str, Any]] = {
     # the ScenarioConfig defaults: K = 8, Nr = 4, G = 3, 200 slots of 10 ms
     "default": {},
@@ -20,6 +47,25 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "high_mobility": {"speed_mps": 30.0},
     # the seed's virtual antenna array: D2D exchange and SVD precoding inside a group
     "cooperative": {"cooperative": True},
+    # ---- VMIMO-v1: the recalibrated world (docs/MODEL.md "VMIMO-v1"; figures in docs/headroom.md). One NR
+    # resource block per slot (12 subcarriers of 30 kHz, a 0.5 ms slot: 168 resource elements ~ W T = 180 uses), a
+    # cell whose max-power SINR spans the frozen model's sensitive range, an EVM-capped receiver, more latent
+    # demand than one group on the whole band carries, and an energy price that makes power a trade-off.
+    "v1": dict(V1),
+    # K >> Nr: 24 devices on 4 antennas need several groups every slot
+    "dense_v1": {**V1, "num_devices": 24, "num_groups": 4, "arrival_rate": 1.5},
+    # low-power class: 14 dBm (NB-IoT power class 6)
+    "iot_v1": {**V1, "max_power_dbm": 14.0},
+    # vehicular speed: 120 km/h, f_d T = 0.19 per 0.5 ms slot
+    "mobility_v1": {**V1, "speed_mps": 33.3, "mobility": True},
+    # device encoders other than the BS head's (the shipped variant), aligned at the BS
+    "hetero_v1": {**V1, "heterogeneous_devices": "variant"},
+    # NAS-VMIMO's virtual antenna array
+    "cooperative_v1": {**V1, "cooperative": True},
+    # generalisation tiers: test-only, a policy trained on v1 is scored on them unchanged
+    "gen_k_v1": {**V1, "num_devices": 12},
+    "gen_speed_v1": {**V1, "speed_mps": 8.3, "mobility": True},
+    "gen_nlos_v1": {**V1, "fading": "rayleigh"},
 }
 
 
