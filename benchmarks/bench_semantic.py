@@ -2,9 +2,9 @@
 
     .venv/bin/python benchmarks/bench_semantic.py [--repeat 7] [--threads 1]
 
-Method (see PERFORMANCE.md): inputs drawn beforehand, a warm-up, then the best of ``--repeat`` timed loops of
+Method: inputs drawn beforehand, a warm-up, then the best of ``--repeat`` timed loops of
 ``time.perf_counter`` (the machine is shared, so the minimum is the least disturbed figure). A naive dense
-fusion head (330 → 128 → C, the PERFORMANCE.md reference) is timed in the same run as the baseline for ratios,
+fusion head (330 → 128 → C, the plain reference implementation) is timed in the same run as the baseline for ratios,
 with OpenBLAS pinned to one thread (like the hot path) and with its default threads (to show what pinning buys).
 """
 

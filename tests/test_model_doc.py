@@ -213,3 +213,20 @@ def test_docs_reference_nothing_outside_the_repository(md: Path) -> None:
     text = md.read_text(encoding="utf-8")
     for bad in _OUTSIDE:
         assert bad not in text, f"{md.name} mentions {bad!r}: the docs must be self-contained"
+
+
+def _repo_text_files() -> list[Path]:
+    root = DOCS.parent
+    out = [root / "README.md", root / "pyproject.toml", root / "Makefile"]
+    for folder in ("vmimo_env", "agents", "semantic_models", "benchmarks", "scripts", "examples", "tests"):
+        out += [p for p in (root / folder).rglob("*") if p.suffix in {".py", ".md", ".yml", ".yaml"}]
+    out.append(root / "train_agent.py")
+    return sorted(p for p in out if p.is_file())
+
+
+@pytest.mark.parametrize("path", _repo_text_files(), ids=lambda p: str(p.relative_to(DOCS.parent)))
+def test_code_and_readme_reference_nothing_outside_the_repository(path: Path) -> None:
+    """A clone has nothing beside it: no source, script or README line may point at a file outside it."""
+    text = path.read_text(encoding="utf-8")
+    for bad in _OUTSIDE:
+        assert bad not in text, f"{path.name} mentions {bad!r}: the repository must be self-contained"

@@ -11,8 +11,8 @@ serialise); ``from_yaml`` reads ``20e3`` as a float (YAML 1.2), where plain YAML
 messages cut long values short. The environment-constructor arguments are checked here too: ``check_pool_size``
 and ``check_num_envs_memory`` (an estimate of a batched core's memory against a fraction of physical memory).
 
-Defaults follow ``DESIGN.md`` §2–3 (one BS with 4 antennas, 8 single-antenna devices, 3 virtual-MIMO groups,
-10 ms slots, 200-slot episodes, 3GPP UMi street canyon at 3.5 GHz).
+Defaults and their sources: ``docs/MODEL.md`` ("Parameters"; one BS with 4 antennas, 8 single-antenna devices,
+3 virtual-MIMO groups, 10 ms slots, 200-slot episodes, 3GPP UMi street canyon at 3.5 GHz).
 """
 
 from __future__ import annotations
@@ -212,7 +212,7 @@ class ScenarioConfig:
     Semantic transmission
         compression_levels (latent prefix lengths in reals), receiver (``mmse``/``zf``/``mmse_sic``),
         cooperative (virtual array with D2D exchange and SVD precoding).
-    Heterogeneous devices (``DESIGN.md`` §8, ``vmimo_env.heterogeneous``)
+    Heterogeneous devices (``docs/MODEL.md`` "Semantic model and reward", ``vmimo_env.heterogeneous``)
         heterogeneous_devices: ``"none"`` (every device runs the encoders the BS head was trained with) or
         ``"variant"`` (the devices of the modalities in heterogeneous_modalities run the shipped variant encoders,
         another NAS architecture and seed); heterogeneous_modalities (default all five); aligner: ``"lmmse"`` (the

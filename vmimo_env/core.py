@@ -258,6 +258,17 @@ class VMIMOCore:
         self.rx_off = np.zeros((N, S, M), dtype=np.int64)
         self._alloc_buffers()
 
+    def __getstate__(self) -> dict:
+        # the noise table is a pure function of its seed (and the scene pool pickles as its recipe), so a pickled
+        # environment carries neither: subprocesses and Ray workers rebuild the same bits or find them cached
+        state = self.__dict__.copy()
+        state["noise_table"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.noise_table = make_noise_table()
+
     def _alloc_buffers(self) -> None:
         """Per-step outputs, allocated once (the hot path writes into them)."""
         N, K, G, S, M = self.N, self.K, self.G, self.S, self.M

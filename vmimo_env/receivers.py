@@ -1,6 +1,7 @@
 """Post-receiver SINR of the virtual-MIMO uplink: linear MMSE (default), ZF, MMSE-SIC, cooperative SVD array.
 
-Setting (DESIGN.md §3). Devices with the same group id g in 1..G transmit at the same time on group g's band and
+Setting (docs/MODEL.md, "Receivers").
+Devices with the same group id g in 1..G transmit at the same time on group g's band and
 are received jointly by the Nr-antenna BS; groups use orthogonal bands, so devices in different groups never
 interfere; group 0 is idle. With ``h_k`` the (Nr,) channel of device k including its large-scale amplitude,
 ``p_k`` its transmit power (W) and ``sigma_g^2`` the noise power in its group's band (W), the per-device SINRs

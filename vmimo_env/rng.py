@@ -13,22 +13,28 @@ others reset.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 NOISE_TABLE_SIZE = 1 << 20
 NOISE_TABLE_SEED = 0x5EED_7AB1E
 
 
+@functools.lru_cache(maxsize=2)
 def make_noise_table(size: int = NOISE_TABLE_SIZE, seed: int = NOISE_TABLE_SEED) -> np.ndarray:
-    """A fixed table of i.i.d. N(0, 1) float32 values.
+    """A fixed, read-only table of i.i.d. N(0, 1) float32 values, built once per process and shared.
 
     Latent noise is read from this table at per-scene random offsets drawn from the environment's own stream:
     every received value is still exactly N(0, 1) marginally, and only what is actually delivered costs
-    anything (drawing fresh normals for every possible latent value dominated a naive slot; see
-    ``shared/PERFORMANCE.md``). Windows of two scenes may overlap, which correlates their noise but cannot bias
-    any accuracy estimate, since each window is marginally i.i.d.
+    anything (drawing fresh normals for every possible latent value dominated a naive slot's profile). Windows of
+    two scenes may overlap, which correlates their noise but cannot bias any accuracy estimate, since each window
+    is marginally i.i.d. The table is a pure function of ``(size, seed)``, so a pickled environment leaves it out
+    and the receiving process rebuilds the same bits.
     """
-    return np.random.default_rng(seed).standard_normal(size, dtype=np.float32)
+    table = np.random.default_rng(seed).standard_normal(size, dtype=np.float32)
+    table.setflags(write=False)
+    return table
 
 
 class BlockRNG:
