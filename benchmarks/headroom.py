@@ -257,6 +257,28 @@ class Episodes:
     sinr_db_max: list[np.ndarray] = field(default_factory=list)
 
 
+class _Totals:
+    """Running per-environment sums of one policy's episodes (what :class:`Episodes` reports)."""
+
+    def __init__(self, core: Any) -> None:
+        n = core.N
+        self.core, self.present = core, np.unique(core.device_modality)
+        self.ret, self.acc, self.en = np.zeros(n), np.zeros(n), np.zeros(n)
+        self.parts, self.full, self.arrived = np.zeros((n, 3)), np.zeros(n), np.zeros(n)
+
+    def add(self, res: Any) -> None:
+        self.ret += res.reward
+        self.acc += res.accuracy_term
+        self.en += res.energy_term
+        self.parts += res.energy_j[:, :3]
+        self.arrived += res.arrived + res.dropped
+        self.full += _full_coverage(self.core, res, self.present)
+
+    def episodes(self, name: str, sinr_db_max: list[np.ndarray] | None = None) -> Episodes:
+        return Episodes(name, self.ret, self.acc, self.en, self.parts, self.full / np.maximum(self.arrived, 1),
+                        sinr_db_max or [])
+
+
 def make_core(scenario: str, n: int, **overrides: Any) -> Any:
     from vmimo_env.vector import VMIMOVectorEnv
 
@@ -270,10 +292,8 @@ def run(core: Any, seeds: Sequence[int], factory: Callable[[Any], Heuristic], na
     core.reset(np.arange(n), [int(s) for s in seeds])
     policy = factory(core)
     policy.reset(int(seeds[0]))
-    ret, acc, en = np.zeros(n), np.zeros(n), np.zeros(n)
-    parts, full, arrived = np.zeros((n, 3)), np.zeros(n), np.zeros(n)
+    totals = _Totals(core)
     sinr_rec: list[np.ndarray] = []
-    present = np.unique(core.device_modality)
     for _ in range(core.cfg.horizon):
         view = core.bs_view()
         a = policy.act_view(view)
@@ -284,13 +304,8 @@ def run(core: Any, seeds: Sequence[int], factory: Callable[[Any], Heuristic], na
             sinr_rec.append(10.0 * np.log10(np.maximum(s[g > 0], 1e-30)))
         res = core.step(g, a["power"].astype(np.int64), a["compression"].astype(np.int64),
                         np.clip(a["bandwidth"], 0.0, 1.0).astype(np.float32))
-        ret += res.reward
-        acc += res.accuracy_term
-        en += res.energy_term
-        parts += res.energy_j[:, :3]
-        arrived += res.arrived + res.dropped
-        full += _full_coverage(core, res, present)
-    return Episodes(name, ret, acc, en, parts, full / np.maximum(arrived, 1), sinr_rec)
+        totals.add(res)
+    return totals.episodes(name, sinr_rec)
 
 
 def _full_coverage(core: Any, res: Any, present: np.ndarray) -> np.ndarray:
@@ -316,9 +331,7 @@ def clairvoyant(core: Any, seeds: Sequence[int], component: str, choices: list[A
     for p in (*pols, base):
         p.reset(int(seeds[0]))
     C = len(choices)
-    ret, acc, en, parts, full, arrived = (np.zeros(n), np.zeros(n), np.zeros(n), np.zeros((n, 3)), np.zeros(n),
-                                          np.zeros(n))
-    present = np.unique(core.device_modality)
+    totals = _Totals(core)
     D = core.cfg.deadline_slots
     for t in range(core.cfg.horizon):
         view = core.bs_view()
@@ -334,13 +347,8 @@ def clairvoyant(core: Any, seeds: Sequence[int], component: str, choices: list[A
         pick = total.reshape(n, C).argmax(axis=1)
         a = {k: np.stack([acts[pick[i]][k][i] for i in range(n)]) for k in acts[0]}
         res = _step(core, a)
-        ret += res.reward
-        acc += res.accuracy_term
-        en += res.energy_term
-        parts += res.energy_j[:, :3]
-        arrived += res.arrived + res.dropped
-        full += _full_coverage(core, res, present)
-    return Episodes(name, ret, acc, en, parts, full / np.maximum(arrived, 1))
+        totals.add(res)
+    return totals.episodes(name)
 
 
 def _step(core: Any, a: dict[str, np.ndarray]) -> Any:
