@@ -1,7 +1,17 @@
 """Hyperparameter files in the RL Baselines3 Zoo layout, and the command-line ``key=value`` parsers.
 
-``agents/hyperparams/<algo>.yml`` maps an environment id to the keyword arguments of the SB3 algorithm, plus a
-few Zoo keys consumed here instead of being passed on:
+Two files per algorithm, read by :func:`load_hyperparams`:
+
+* ``agents/hyperparams/<algo>.yml`` loads into the RL Zoo as is (``python -m rl_zoo3.train -conf ...``): it maps an
+  environment id to SB3 constructor kwargs and the keys the Zoo consumes itself (:data:`RL_ZOO_KEYS`), and is keyed
+  also by the flat-action id the Zoo must use for the algorithm (``VMIMO-MultiDiscrete-v0`` for PPO/A2C,
+  ``VMIMO-Box-v0`` for SAC/TD3/DDPG: the Zoo's algorithms reject ``VMIMO-v0``'s Dict action).
+* ``agents/hyperparams/vmimo/<algo>.yml`` (optional) holds what only this project understands
+  (:data:`PROJECT_KEYS`, and policies the Zoo cannot resolve by name such as ``DevicePolicy`` with their
+  ``policy_kwargs``); its entry of the same key is merged over the Zoo file's (a key there replaces the one here).
+  The Zoo never reads it. For ``-conf FILE`` the overlay is ``vmimo/<name of FILE>`` next to it, when it exists.
+
+The merged entry holds SB3 keyword arguments plus keys consumed here instead of being passed on:
 
 ======================  =================================================================================
 ``n_timesteps``         default training budget (env steps)
@@ -32,6 +42,12 @@ import numpy as np
 import yaml
 
 HYPERPARAMS_DIR = Path(__file__).resolve().parent.parent / "hyperparams"
+PROJECT_SUBDIR = "vmimo"  # the overlay folder next to a Zoo file
+# keys of a Zoo file entry that rl_zoo3 (ExperimentManager) consumes itself instead of passing them to the algorithm
+RL_ZOO_KEYS = ("n_timesteps", "n_envs", "policy", "normalize", "noise_type", "noise_std", "env_kwargs", "frame_stack",
+               "env_wrapper", "vec_env_wrapper", "callback", "monitor_kwargs")
+# keys only train_agent.py understands: they live in the overlay file, the Zoo would pass them to the algorithm
+PROJECT_KEYS = ("eval_freq", "eval_episodes", "save_freq", "train_env_kwargs", "pretrain")
 ZOO_KEYS = ("n_timesteps", "n_envs", "policy", "normalize", "noise_type", "noise_std", "eval_freq",
             "eval_episodes", "save_freq", "train_env_kwargs", "pretrain")
 ACTIVATIONS = {"tanh": "Tanh", "relu": "ReLU", "elu": "ELU", "leaky_relu": "LeakyReLU", "gelu": "GELU",
@@ -39,25 +55,47 @@ ACTIVATIONS = {"tanh": "Tanh", "relu": "ReLU", "elu": "ELU", "leaky_relu": "Leak
 
 
 def hyperparams_path(algo: str, conf_file: str | Path | None = None) -> Path:
+    """The Zoo-loadable file: ``conf_file``, else ``agents/hyperparams/<algo>.yml``."""
     return Path(conf_file) if conf_file else HYPERPARAMS_DIR / f"{algo}.yml"
 
 
-def load_hyperparams(algo: str, env_id: str, conf_file: str | Path | None = None) -> tuple[dict[str, Any], str]:
-    """The entry for ``env_id`` (or ``default``) of the algorithm's YAML file, and the key that was used."""
+def project_hyperparams_path(algo: str, conf_file: str | Path | None = None) -> Path:
+    """The project-only overlay of :func:`hyperparams_path`: ``vmimo/<same name>`` next to it (may not exist)."""
     path = hyperparams_path(algo, conf_file)
-    if not path.is_file():
-        raise FileNotFoundError(f"hyperparameter file {path} not found")
+    return path.parent / PROJECT_SUBDIR / path.name
+
+
+def read_hyperparams_file(path: Path) -> dict[str, dict[str, Any]]:
+    """Every entry of a hyperparameter YAML file (env id -> mapping); ``ValueError`` names a malformed one."""
     with open(path, encoding="utf-8") as fh:
         data = yaml.safe_load(fh) or {}
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping from environment ids to hyperparameters")
-    for key in (env_id, "default"):
-        if key in data:
-            entry = data[key] or {}
-            if not isinstance(entry, dict):
-                raise ValueError(f"{path}: entry {key!r} must be a mapping")
-            return dict(entry), key
-    raise KeyError(f"{path} has no entry for {env_id!r} and no 'default' entry; known: {sorted(data)}")
+        raise ValueError(f"{path}: expected a mapping from environment ids to hyperparameters, got "
+                         f"{type(data).__name__}")
+    out: dict[str, dict[str, Any]] = {}
+    for key, entry in data.items():
+        entry = entry or {}
+        if not isinstance(entry, dict):
+            raise ValueError(f"{path}: entry {key!r} must be a mapping, got {type(entry).__name__}")
+        out[str(key)] = dict(entry)
+    return out
+
+
+def load_hyperparams(algo: str, env_id: str, conf_file: str | Path | None = None) -> tuple[dict[str, Any], str]:
+    """The entry for ``env_id`` (or ``default``) of the algorithm's Zoo file with the overlay's entry of the same
+    key merged over it (see the module docstring), and the key that was used."""
+    path = hyperparams_path(algo, conf_file)
+    if not path.is_file():
+        raise FileNotFoundError(f"hyperparameter file {path} not found")
+    data = read_hyperparams_file(path)
+    key = next((k for k in (env_id, "default") if k in data), None)
+    if key is None:
+        raise KeyError(f"{path} has no entry for {env_id!r} and no 'default' entry; known: {sorted(data)}")
+    entry = data[key]
+    overlay = project_hyperparams_path(algo, conf_file)
+    if overlay.is_file():
+        entry.update(read_hyperparams_file(overlay).get(key, {}))
+    return entry, key
 
 
 def parse_value(text: str) -> Any:
@@ -127,6 +165,31 @@ def check_hyperparam_names(hp: dict[str, Any], algo_cls: type, source: str) -> N
             close = difflib.get_close_matches(key, sorted(allowed), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ValueError(f"unknown hyperparameter {key!r} in {source} for {algo_cls.__name__}{hint}")
+
+
+def check_zoo_entry(hp: dict[str, Any], algo_cls: type, source: str) -> None:
+    """``ValueError`` unless ``hp`` loads into the RL Zoo: every key a Zoo key (:data:`RL_ZOO_KEYS`) or a
+    constructor argument of ``algo_cls``, and ``policy`` a name the algorithm resolves (``MlpPolicy``...) or a
+    dotted import path, which is how the Zoo resolves one."""
+    import inspect
+
+    allowed: set[str] = set(RL_ZOO_KEYS)
+    for klass in algo_cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is not None:
+            allowed |= set(inspect.signature(init).parameters)
+    allowed -= {"self", "env", "args", "kwargs"}
+    bad = sorted(set(hp) - allowed)
+    if bad:
+        project = [k for k in bad if k in PROJECT_KEYS]
+        hint = f" ({project} belong in the {PROJECT_SUBDIR}/ overlay file)" if project else ""
+        raise ValueError(f"{source}: keys {bad} would reach {algo_cls.__name__}() from the RL Zoo{hint}")
+    policy = hp.get("policy")
+    aliases = getattr(algo_cls, "policy_aliases", {})
+    if policy is not None and not (isinstance(policy, str) and (policy in aliases or "." in policy)):
+        raise ValueError(f"{source}: policy {policy!r} is not one the RL Zoo can resolve for {algo_cls.__name__} "
+                         f"(one of {sorted(aliases)} or a dotted import path); put it in the {PROJECT_SUBDIR}/ "
+                         f"overlay file")
 
 
 def linear_schedule(initial: float) -> Callable[[float], float]:
