@@ -42,13 +42,14 @@ test-ray: venv-ray
 bench-ray: venv-ray
 	$(RAY_VENV)/bin/python benchmarks/bench_rllib.py --runners 1 2 --envs-per-runner 8
 
-# The RL Baselines3 Zoo lives in its own venv (it pulls Optuna, the Hugging Face hub...): created on first use
+# The RL Baselines3 Zoo and torchrl live in their own venv (Optuna, the Hugging Face hub, tensordict...): created on
+# first use
 ZOO_VENV ?= .venv-zoo
 .PHONY: venv-zoo test-zoo
 venv-zoo:
 	test -x $(ZOO_VENV)/bin/python || python3 -m venv $(ZOO_VENV)
 	$(ZOO_VENV)/bin/python -m pip install --quiet -c constraints.txt torch  # the pinned CPU build, before anything pulls a CUDA one
-	$(ZOO_VENV)/bin/python -m pip install --quiet -c constraints.txt rl_zoo3 -e ".[dev]"
+	$(ZOO_VENV)/bin/python -m pip install --quiet -c constraints.txt rl_zoo3 torchrl -e ".[dev]"
 
 test-zoo: venv-zoo
 	$(ZOO_VENV)/bin/python -m pytest -m zoo
