@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
+from seed_contract import assert_vector_equals_singles
 
 import vmimo_env  # noqa: F401  (registers the ids)
 from vmimo_env.env import VMIMOEnv
@@ -73,24 +74,7 @@ def test_vector_env_i_equals_single_env_with_seed_plus_i() -> None:
     venv = gym.make_vec("VMIMO-Small-v0", num_envs=n, vectorization_mode="vector_entry_point",
                         autoreset_mode="same_step")  # NEXT_STEP: tests/test_vector_autoreset.py
     assert isinstance(venv.unwrapped, VMIMOVectorEnv)
-    venv.action_space.seed(5)
-    actions = [venv.action_space.sample() for _ in range(steps)]
-    obs_v, _ = venv.reset(seed=seed)
-    record = [obs_v]
-    for a in actions:
-        record.append(venv.step(a))
-    for i in range(n):
-        env = VMIMOEnv(scenario="small")
-        o, _ = env.reset(seed=seed + i)
-        assert np.array_equal(o, record[0][i])
-        for t, a in enumerate(actions):
-            o, r, _, trunc, _ = env.step({k: v[i] for k, v in a.items()})
-            vo, vr, _, vtrunc, vinfo = record[t + 1]
-            assert r == vr[i] and trunc == vtrunc[i], (i, t)
-            if trunc:
-                assert np.array_equal(o, vinfo["final_obs"][i]), (i, t)
-                o, _ = env.reset()
-            assert np.array_equal(o, vo[i]), (i, t)
+    assert_vector_equals_singles(venv, lambda: VMIMOEnv(scenario="small"), seed, steps)
 
 
 def test_vector_autoreset_same_step_gives_final_obs() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy.special import j0, ndtr
+from seed_contract import assert_vector_equals_singles
 
 from vmimo_env import channel, geometry, pathloss, physics
 from vmimo_env.config import ScenarioConfig
@@ -252,27 +253,8 @@ def test_long_moving_run_stays_finite() -> None:
 def test_seed_contract_with_mobility() -> None:
     n, steps, seed = 3, 60, 21  # crosses the 50-slot horizon: autoreset included
     venv = VMIMOVectorEnv(num_envs=n, scenario="small", autoreset_mode="same_step", **MOVING)
-    venv.action_space.seed(5)
-    actions = [venv.action_space.sample() for _ in range(steps)]
-    record = [venv.reset(seed=seed)[0]]
-    states = []
-    for a in actions:
-        record.append(venv.step(a))
-        states.append(venv.core.pos_xy.copy())
-    for i in range(n):
-        env = VMIMOEnv(scenario="small", **MOVING)
-        o, _ = env.reset(seed=seed + i)
-        assert np.array_equal(o, record[0][i])
-        for t, a in enumerate(actions):
-            o, r, _, trunc, _ = env.step({k: v[i] for k, v in a.items()})
-            vo, vr, _, vtrunc, vinfo = record[t + 1]
-            assert r == vr[i] and trunc == vtrunc[i], (i, t)
-            if trunc:
-                assert np.array_equal(o, vinfo["final_obs"][i]), (i, t)
-                o, _ = env.reset()
-            else:
-                assert np.array_equal(env.core.pos_xy[0], states[t][i]), (i, t)
-            assert np.array_equal(o, vo[i]), (i, t)
+    assert_vector_equals_singles(venv, lambda: VMIMOEnv(scenario="small", **MOVING), seed, steps,
+                                 state=lambda core: core.pos_xy)
 
 
 def test_replicate_copies_the_moving_state() -> None:
