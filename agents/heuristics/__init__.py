@@ -14,5 +14,5 @@ name                   what it optimises (source in each class docstring)
 =====================  ==================================================================================
 """
 
-from agents.heuristics import schedulers, semantic  # noqa: F401  (registration)
+from agents.heuristics import coverage, schedulers, semantic  # noqa: F401  (registration)
 from agents.heuristics.base import Heuristic  # noqa: F401
