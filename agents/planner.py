@@ -8,7 +8,8 @@ Each slot and each environment the planner
 2. scores each candidate by the **expected return of the next ``horizon`` slots** (default: the deadline, so every
    scene pending now closes inside the window): the candidate this slot, then the base policy, averaged over
    ``samples`` futures drawn from the model's laws with fresh randomness;
-3. plays the best-scoring candidate (ties: the base policy's action).
+3. plays the candidate of highest lower confidence bound on its gain over the base policy's action (mean paired
+   gain minus ``margin`` standard errors over the sampled futures), the base action when none is positive.
 
 All candidates × futures of a batch of environments run in **one** replicated core (``N = Σ candidates ·
 samples`` rows) per horizon step. Future ``m`` of an environment is the same for all its candidates (common random
@@ -76,7 +77,7 @@ class PlannerPolicy(Heuristic):
     horizon:
         Slots scored per candidate, this one included (default ``deadline_slots``).
     samples:
-        Sampled futures per candidate (default 4).
+        Sampled futures per candidate (default 8).
     candidates:
         Proposer policies: registered names or ``(spec, kwargs)`` pairs (any :func:`agents.policies.make_policy`
         spec). Default: the registered ones of :data:`PREFERRED_CANDIDATES`.
@@ -85,6 +86,13 @@ class PlannerPolicy(Heuristic):
         else ``max_weight``); a memoryless one is best, since the planner builds it anew on every replica.
     perturb:
         Add the per-device perturbations of the base action (idle ↔ scheduled, power ±1, prefix ±1).
+    score:
+        ``"soft"`` (default): the accuracy term of a scored slot is the head's probability of the (sampled) scene's
+        class rather than the 0/1 hit, a smooth proxy of accuracy (equal in expectation for a calibrated head)
+        with far less variance per sample; ``"reward"``: the scenario's own reward.
+    margin:
+        A candidate replaces the base action only if its mean gain over it (paired on the same sampled futures)
+        minus ``margin`` standard errors is the largest and positive (0: plain argmax of the mean).
     seed:
         Seed of the planner's own generator (the sampled futures); None: the seed given to :meth:`reset`.
     env_chunk:
@@ -93,9 +101,10 @@ class PlannerPolicy(Heuristic):
 
     name = "planner"
 
-    def __init__(self, env: Any, horizon: int | None = None, samples: int = 4,
+    def __init__(self, env: Any, horizon: int | None = None, samples: int = 8,
                  candidates: Sequence[PolicySpec] | None = None, base: PolicySpec | None = None,
-                 perturb: bool = True, seed: int | None = None, env_chunk: int = 4, **kwargs: Any) -> None:
+                 perturb: bool = True, score: str = "soft", margin: float = 1.0, seed: int | None = None,
+                 env_chunk: int = 4, **kwargs: Any) -> None:
         super().__init__(env, **kwargs)
         self.sim = simulator_of(env)
         self.horizon = self.cfg.deadline_slots if horizon is None else int(horizon)
@@ -108,9 +117,13 @@ class PlannerPolicy(Heuristic):
         self.base = _build(self.base_spec, self.view)
         self.proposers = [_build(s, self.view) for s in self.candidate_specs]
         self.perturb = bool(perturb)
+        if score not in ("soft", "reward"):
+            raise ValueError(f"score must be 'soft' or 'reward', got {score!r}")
+        self.score_mode = score
+        self.margin = float(margin)
         self.seed = seed
         self.env_chunk = int(env_chunk)
-        self.last_scores: np.ndarray | None = None  # per env: the chosen candidate's score minus the base's
+        self.last_scores: np.ndarray | None = None  # per env: the chosen candidate's mean gain over the base action
 
     def reset(self, seed: int | None = None) -> None:
         super().reset(self.seed if self.seed is not None else seed)
@@ -172,24 +185,31 @@ class PlannerPolicy(Heuristic):
         for lo in range(0, self.N, self.env_chunk):
             ids = range(lo, min(self.N, lo + self.env_chunk))
             cands = [(i, c) for i in ids for c in self._candidates(i, proposals)]
-            scores = self._score(view, cands, seeds)
+            per_sample = self._score(view, cands, seeds)  # (candidates, samples)
             env = np.array([i for i, _ in cands])
             for i in ids:
                 rows = np.flatnonzero(env == i)
-                j = rows[int(np.argmax(scores[rows]))]  # first maximum: the base action wins ties
+                # paired differences to the base action (same sampled futures): a candidate counts only when its
+                # mean gain clears `margin` standard errors, so sampling noise rarely displaces the base action
+                d = per_sample[rows] - per_sample[rows[0]]
+                se = d.std(axis=1, ddof=1) / np.sqrt(self.samples) if self.samples > 1 else np.zeros(len(rows))
+                lcb = d.mean(axis=1) - self.margin * se
+                lcb[0] = 0.0
+                j = rows[int(np.argmax(lcb))]  # first maximum: the base action wins ties
                 for k, v in cands[j][1].items():
                     best[k][i] = v
-                gain[i] = scores[j] - scores[rows[0]]
+                gain[i] = d[j - rows[0]].mean()
         self.last_scores = gain
         return best
 
     def _score(self, view: Any, cands: list[tuple[int, dict[str, np.ndarray]]], seeds: np.ndarray) -> np.ndarray:
-        """Mean over the sampled futures of each (env, action) candidate's return over the horizon (this slot with
-        the candidate, then the base policy), cut at the episode's end."""
+        """(candidates, samples): each (env, action) candidate's return over the horizon (this slot with the
+        candidate, then the base policy) on each sampled future, cut at the episode's end."""
         S = self.samples
         rows = np.repeat([i for i, _ in cands], S)
         future = np.concatenate([seeds[i] for i, _ in cands])
-        rep = self.sim.replicate(rows, future_seeds=future)
+        rep = self.sim.replicate(rows, future_seeds=future,
+                                 reward_mode="soft" if self.score_mode == "soft" else None)
 
         def stacked(key: str, dtype: type) -> np.ndarray:
             return np.repeat(np.stack([c[key] for _, c in cands]), S, axis=0).astype(dtype)
@@ -207,4 +227,4 @@ class PlannerPolicy(Heuristic):
                              a["compression"].astype(np.int64),
                              np.clip(a["bandwidth"], 0.0, 1.0).astype(np.float32)).reward
                 total += np.where(s < left, r, 0.0)
-        return total.reshape(-1, S).mean(axis=1)
+        return total.reshape(-1, S)

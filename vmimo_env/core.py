@@ -466,7 +466,7 @@ class VMIMOCore:
                     "ring_scene", "rx_len", "rx_score", "rx_snr", "rx_off")
 
     def replicate(self, rows: np.ndarray | list[int] | int, n: int | None = None, *,
-                  future_seeds: list[int] | np.ndarray | None = None) -> VMIMOCore:
+                  future_seeds: list[int] | np.ndarray | None = None, reward_mode: str | None = None) -> VMIMOCore:
         """A new core whose environment ``j`` is an exact copy of this core's environment ``rows[j]`` (state and
         random stream); ``replicate(i, n)`` is short for ``replicate([i] * n)``.
 
@@ -480,6 +480,9 @@ class VMIMOCore:
         the identities of its pending scenes are redrawn uniformly from the pool with that stream's spawn (the
         BS knows when scenes arrived and which prefixes at which SINR it received, not which scenes they are;
         their labels stay unknown). Copies given equal seeds see the same sampled future.
+
+        ``reward_mode`` scores the copies with another ``ScenarioConfig.reward_mode`` (e.g. ``"soft"``, the head's
+        probability of the true class: a lower-variance estimate of accuracy for a planner's comparisons).
         """
         import copy
 
@@ -505,6 +508,8 @@ class VMIMOCore:
             new.rng.seed(np.arange(new.N), seeds)
             for j in range(new.N):  # the pending scenes' identities (and so their labels) are not the BS's to know
                 new.ring_scene[j] = new.rng.spawn_generator(j).integers(0, self.pool.size, self.S)
+        if reward_mode is not None and reward_mode != self.cfg.reward_mode:
+            new.cfg = self.cfg.replace(reward_mode=reward_mode)
         new._alloc_buffers()
         return new
 
