@@ -1,7 +1,7 @@
 """The causal planner (``agents.planner``) against the best causal heuristic, paired on the same seeds.
 
     python -m benchmarks.bench_planner [--scenario v1] [--seeds 8] [--horizon 200] [--samples 4] [--plan-horizon H]
-                                       [--oracle] [--markdown docs/planner.md]
+                                       [--oracle [--oracle-rounds R]] [--markdown docs/planner.md]
 
 Every policy runs one episode per seed (``--seed-base + j``, default ``benchmarks.headroom.SEED_BASE``; common random
 numbers) on one
@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--plan-horizon", type=int, default=None, help="planner horizon (default: the deadline)")
     parser.add_argument("--only-planner", action="store_true", help="skip max-weight and fractional power")
     parser.add_argument("--oracle", action="store_true", help="also run the clairvoyant oracle (slow)")
+    parser.add_argument("--oracle-rounds", type=int, default=0, help="its coordinate-descent rounds")
     parser.add_argument("--markdown", default=None, help="write the table to this file")
     args = parser.parse_args(argv)
 
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.only_planner:
         del policies["max_weight"], policies["fractional_power"]
     if args.oracle:
-        policies["clairvoyant oracle"] = lambda c: make_policy("oracle", c)
+        policies["clairvoyant oracle"] = lambda c: make_policy("oracle", c, rounds=args.oracle_rounds)
     results: dict[str, Episodes] = {}
     wall: dict[str, float] = {}
     for name, factory in policies.items():
