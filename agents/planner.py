@@ -28,8 +28,12 @@ Information set (what the planner knows and what it samples):
   (``VMIMOCore.replicate(..., future_seeds=...)``): this slot's and later arrivals and which scenes they are,
   the fading innovations, the latent noise, the compute/memory innovations (and mobility); and the identity of
   every pending scene, redrawn from the scene pool, so neither the true class labels nor the content of latents
-  the BS has not received enter any score. The score is the environment's own reward on those sampled scenes:
-  a Monte-Carlo estimate of expected accuracy (under the frozen head, on scenes drawn from the pool) minus energy.
+  the BS has not received enter any score. The score is the reward on those sampled scenes with the accuracy
+  term counted soft (the head's probability of the sampled scene's class, ``score="soft"``; ``"reward"``: the
+  scenario's own 0/1 count): a Monte-Carlo estimate of expected accuracy on scenes drawn from the pool, minus
+  energy exactly as the slot charges it.
+
+Measured on VMIMO-v1 against the best causal heuristic: ``python -m benchmarks.bench_planner`` (``docs/planner.md``).
 
 The true random stream of the environment is never copied, so changing it (reseeding the env after the state is
 fixed) cannot change a decision; tests check that. Cost per slot: ``(candidates × samples) × horizon`` batched
