@@ -1,5 +1,5 @@
-"""Agents for VMIMO: the policy interface, heuristic schedulers, the clairvoyant oracle, evaluation and the SB3
-training helpers used by ``train_agent.py``.
+"""Agents for VMIMO: the policy interface, heuristic schedulers, the causal planner, the clairvoyant oracle, evaluation
+and the SB3 training helpers used by ``train_agent.py``.
 
 >>> import gymnasium as gym, vmimo_env
 >>> from agents import make_policy

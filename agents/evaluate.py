@@ -6,7 +6,8 @@ isolate the policies' effect (:mod:`agents.evaluation.runner`).
 
 Policies on the command line:
 
-- a heuristic name or ``oracle`` (``round_robin``, ``max_weight``...; default: every heuristic);
+- a heuristic name, ``planner`` (causal MPC) or ``oracle`` (the clairvoyant oracle) (``round_robin``,
+  ``max_weight``...; default: every heuristic);
 - a trained model: ``[algo:]path.zip`` written by ``train_agent.py``, or its run folder (``best_model.zip`` is
   used, else ``final_model.zip``, else the newest checkpoint);
 - ``module:ClassName``: your own policy class, built like the heuristics as ``ClassName(env)`` on the batched
@@ -62,8 +63,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m agents.evaluate", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("policies", nargs="*",
-                        help="heuristic names, 'oracle', trained models ([algo:]path.zip or a run folder) and/or "
-                             "module:ClassName policy classes; default: every heuristic")
+                        help="heuristic names, 'planner', 'oracle' (clairvoyant), trained models ([algo:]path.zip "
+                             "or a run folder) and/or module:ClassName policy classes; default: every heuristic")
     parser.add_argument("--policies", dest="policies_opt", nargs="*", default=[], metavar="POLICY",
                         help="the same, as an option")
     parser.add_argument("--env", default=None,

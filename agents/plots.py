@@ -27,7 +27,8 @@ from agents.common.stats import mean_ci
 if TYPE_CHECKING:
     from agents.evaluation.runner import PolicyResult
 
-KIND_COLOURS = {"heuristic": "tab:gray", "oracle": "tab:green", "model": "tab:blue", "user": "tab:purple"}
+KIND_COLOURS = {"heuristic": "tab:gray", "planner": "tab:orange", "oracle": "tab:green", "model": "tab:blue",
+                "user": "tab:purple"}
 
 
 def learning_curve_figure(steps: Sequence[int], means: Sequence[float], cis: Sequence[float],

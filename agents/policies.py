@@ -1,4 +1,4 @@
-"""One interface for every VMIMO policy: heuristics, the oracle and trained SB3 models.
+"""One interface for every VMIMO policy: heuristics, the causal planner, the clairvoyant oracle and trained SB3 models.
 
 .. code-block:: python
 
@@ -13,7 +13,8 @@ returns arrays of shape ``(K,)`` (``(G,)`` for bandwidth), on a batched ``VMIMOV
 ``(N, K)`` for all N environments at once. Heuristics read the environment's state from
 ``env.unwrapped.core`` (a ``VMIMOCore``) and, where noted, from ``info``; each docstring lists what it uses.
 
-``spec`` is a heuristic name (:func:`policy_names`, e.g. ``"round_robin"``, ``"max_weight"``, ``"oracle"``),
+``spec`` is a registered name (:func:`policy_names`, e.g. ``"round_robin"``, ``"max_weight"``, ``"planner"``,
+``"oracle"``),
 a path to a model or checkpoint written by ``train_agent.py`` (``.zip`` or its run folder; the algorithm is read
 from the checkpoint's metadata or given as ``ppo:path``), ``module:ClassName`` (a user's policy class), or an SB3
 model object. The registry (:func:`register_policy`, :func:`make_policy`, names) is :mod:`agents.registry`; this

@@ -2,7 +2,8 @@
 
 A spec is one of
 
-- a registered name (``"round_robin"``, ``"max_weight"``, ``"oracle"``; case, ``_`` and ``-`` are ignored);
+- a registered name (``"round_robin"``, ``"max_weight"``, ``"planner"``, ``"oracle"``; case, ``_`` and ``-`` are
+  ignored);
 - a trained model: ``[algo:]path`` to a ``.zip`` written by ``train_agent.py`` (or a run folder holding one);
 - ``module:ClassName``: a user's own policy class, imported and built as ``ClassName(env, **kwargs)`` like the
   heuristics. Importing ``module`` runs its code: naming it is the user's explicit choice (as with any Python
@@ -36,7 +37,9 @@ class Policy(Protocol):
 
 
 # modules whose import registers the built-in policies
-BUILTIN_MODULES = ("agents.heuristics", "agents.oracle")
+BUILTIN_MODULES = ("agents.heuristics", "agents.oracle", "agents.planner")
+# registered policies that plan on the simulator (slow, model-based): not heuristic baselines
+PLANNER_NAMES = ("oracle", "clairvoyant", "planner")
 # name -> factory(env, **kwargs)
 _REGISTRY: dict[str, Callable[..., Policy]] = {}
 _USER_CLASS = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -58,14 +61,15 @@ def _import_builtins() -> None:
 
 
 def policy_names() -> list[str]:
-    """Every registered policy name (heuristics and the oracle)."""
+    """Every registered policy name (heuristics, the causal planner and the clairvoyant oracle)."""
     _import_builtins()
     return list(_REGISTRY)
 
 
 def heuristic_names() -> list[str]:
-    """Every registered policy except the oracle (which is much slower and is an upper bound, not a baseline)."""
-    return [n for n in policy_names() if n != "oracle"]
+    """Every registered policy except the planners of :data:`PLANNER_NAMES` (the clairvoyant oracle, which knows the
+    future, and the causal MPC planner: both plan on replicated simulator state and are much slower)."""
+    return [n for n in policy_names() if n not in PLANNER_NAMES]
 
 
 def _squash(name: str) -> str:

@@ -187,11 +187,13 @@ def test_no_second_copy_of_an_environment_rule_outside_vmimo_env() -> None:
 
 
 def test_heuristics_read_no_simulator_internals() -> None:
-    """No heuristic or the oracle touches the core's attributes or looks for it behind wrappers."""
+    """No heuristic, the planner or the clairvoyant oracle touches the core's attributes or looks for it behind
+    wrappers."""
     pattern = re.compile(r"\bcore\.(?!replicate\b|step\b|bs_view\b)\w+|resolve_core|__dict__|\._STATE|_alloc_buffers"
                          r"|\.unwrapped\.core")
     found = []
-    for path in [*sorted((ROOT / "agents" / "heuristics").glob("*.py")), ROOT / "agents" / "oracle.py"]:
+    for path in [*sorted((ROOT / "agents" / "heuristics").glob("*.py")), ROOT / "agents" / "oracle.py",
+                 ROOT / "agents" / "planner.py"]:
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if pattern.search(line.split("#", 1)[0]):
                 found.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")

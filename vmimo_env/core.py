@@ -465,13 +465,24 @@ class VMIMOCore:
                     "pos_xy", "heading", "k_factor", "shadow_z", "los_z", "head", "tail", "next_seq", "slot_start",
                     "ring_scene", "rx_len", "rx_score", "rx_snr", "rx_off")
 
-    def replicate(self, rows: np.ndarray | list[int] | int, n: int | None = None) -> VMIMOCore:
+    def replicate(self, rows: np.ndarray | list[int] | int, n: int | None = None, *,
+                  future_seeds: list[int] | np.ndarray | None = None, reward_mode: str | None = None) -> VMIMOCore:
         """A new core whose environment ``j`` is an exact copy of this core's environment ``rows[j]`` (state and
         random stream); ``replicate(i, n)`` is short for ``replicate([i] * n)``.
 
         Stepping it with different actions evaluates them all on the same future (same arrivals, fading and
-        noise): what a clairvoyant planner such as the oracle in ``agents`` needs. The source is not changed and
-        the copies share no state with it; the pool, the model and the noise table are shared, not copied.
+        noise): what a clairvoyant planner such as the clairvoyant oracle in ``agents`` needs. The source is not
+        changed and the copies share no state with it; the pool, the model and the noise table are shared.
+
+        ``future_seeds`` (one per copy) makes it a *sampled* future instead, for a causal planner: copy ``j``
+        draws its randomness from a fresh stream seeded with ``future_seeds[j]`` (this slot's and later arrivals
+        and scenes, fading innovations, latent noise, resource process, mobility: the same laws, new draws), and
+        the identities of its pending scenes are redrawn uniformly from the pool with that stream's spawn (the
+        BS knows when scenes arrived and which prefixes at which SINR it received, not which scenes they are;
+        their labels stay unknown). Copies given equal seeds see the same sampled future.
+
+        ``reward_mode`` scores the copies with another ``ScenarioConfig.reward_mode`` (e.g. ``"soft"``, the head's
+        probability of the true class: a lower-variance estimate of accuracy for a planner's comparisons).
         """
         import copy
 
@@ -487,7 +498,18 @@ class VMIMOCore:
         new.N = int(rows.size)
         for name in self.STATE_FIELDS:
             setattr(new, name, getattr(self, name)[rows])  # fancy indexing: a copy
-        new.rng = self.rng.take(rows)
+        if future_seeds is None:
+            new.rng = self.rng.take(rows)
+        else:
+            seeds = [int(x) for x in np.asarray(future_seeds).reshape(-1)]
+            if len(seeds) != new.N:
+                raise ValueError(f"future_seeds needs one seed per copy ({new.N}), got {len(seeds)}")
+            new.rng = BlockRNG(new.N, *draws_per_slot(self.cfg))
+            new.rng.seed(np.arange(new.N), seeds)
+            for j in range(new.N):  # the pending scenes' identities (and so their labels) are not the BS's to know
+                new.ring_scene[j] = new.rng.spawn_generator(j).integers(0, self.pool.size, self.S)
+        if reward_mode is not None and reward_mode != self.cfg.reward_mode:
+            new.cfg = self.cfg.replace(reward_mode=reward_mode)
         new._alloc_buffers()
         return new
 

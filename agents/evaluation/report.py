@@ -1,4 +1,5 @@
-"""Reports of an evaluation: the comparison rows (paired differences, fraction of the oracle), the text table and
+"""Reports of an evaluation: the comparison rows (paired differences, fraction of the clairvoyant oracle's return: a
+reference that knows the future, not an upper bound), the text table and
 the CSV files (``summary.csv``, ``episodes.csv``)."""
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from agents.evaluation.runner import PolicyResult
 TABLE_METRICS = (("return", "return", 1.0), ("accuracy", "accuracy %", 100.0),
                  ("energy_per_scene_mj", "energy/scene mJ", 1.0), ("expired_frac", "expired %", 100.0))
 def best_heuristic(results: dict[str, PolicyResult]) -> str | None:
-    """Name of the heuristic (not the oracle, not a model) with the highest mean return."""
+    """Name of the heuristic (not the planner or the clairvoyant oracle, not a model) with the highest mean return."""
     cands = [r for r in results.values() if r.kind == "heuristic"]
     if not cands:
         return None
@@ -25,7 +26,7 @@ def best_heuristic(results: dict[str, PolicyResult]) -> str | None:
 
 def comparison_rows(results: dict[str, PolicyResult], reference: str | None = None) -> list[dict[str, Any]]:
     """One summary row per policy, with the paired return difference against ``reference`` (default: best
-    heuristic) and the fraction of the oracle's mean return when the oracle was run."""
+    heuristic) and the fraction of the clairvoyant oracle's mean return when it was run."""
     reference = reference or best_heuristic(results)
     ref = results.get(reference) if reference else None
     oracle = next((r for r in results.values() if r.kind == "oracle"), None)
@@ -44,7 +45,7 @@ def comparison_rows(results: dict[str, PolicyResult], reference: str | None = No
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     """Plain-text table of :func:`comparison_rows` (mean ± 95% CI)."""
-    cols = ["policy"] + [label for _, label, _ in TABLE_METRICS] + ["Δ return vs ref (95% CI)", "of oracle"]
+    cols = ["policy"] + [label for _, label, _ in TABLE_METRICS] + ["Δ return vs ref (95% CI)", "of clairvoyant"]
     lines = []
     for row in rows:
         cells = [row["policy"]]

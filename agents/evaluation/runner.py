@@ -37,7 +37,7 @@ class PolicyResult:
     episodes: dict[str, np.ndarray]
     per_device: dict[str, np.ndarray] = field(default_factory=dict)
     wall_s: float = 0.0
-    kind: str = "heuristic"  # heuristic | oracle | model | user
+    kind: str = "heuristic"  # heuristic | planner | oracle (clairvoyant) | model | user
 
     def mean_ci(self, metric: str = "return") -> tuple[float, float]:
         return mean_ci(self.episodes[metric])
@@ -51,13 +51,16 @@ class PolicyResult:
 
 
 def _kind_of(spec: Any) -> str:
-    """``heuristic``, ``oracle``, ``model`` (trained) or ``user`` (a ``module:ClassName`` policy class)."""
+    """``heuristic``, ``planner`` (causal MPC), ``oracle`` (the clairvoyant oracle), ``model`` (trained) or ``user``
+    (a ``module:ClassName`` policy class)."""
     if isinstance(spec, str):
         from agents.registry import canonical_name, is_user_class_spec
 
         name = canonical_name(spec)
-        if name == "oracle":
+        if name in ("oracle", "clairvoyant"):
             return "oracle"
+        if name == "planner":
+            return "planner"
         if name is not None:
             return "heuristic"
         return "user" if is_user_class_spec(spec) else "model"
