@@ -25,7 +25,7 @@ each, here):
 - ``"fpc"``: 3GPP open-loop fractional power control, ``P = min(P_max, P0 + α · PL)`` from the large-scale path
   loss (:func:`fpc_power_levels`; keywords ``p0_dbm``, ``fpc_alpha``);
 - ``"target"``: SINR-target link adaptation from the slot's CSI, the lowest level whose SINR predicted with the
-  group's members at the same level reaches ``target_snr_db`` (:func:`sinr_target_power_levels`, keyword
+  group's members at the same level reaches ``target_snr_db`` (:func:`target_power_levels`, keyword
   ``fallback_level`` for devices that cannot reach it).
 
 ``coverage=True`` schedules only devices that hold queued latents of scenes whose modality the BS still lacks
@@ -152,7 +152,7 @@ class Heuristic:
         if self.power_rule == "fpc":
             return fpc_power_levels(self.view, self.p0_dbm, self.fpc_alpha)
         if self.power_rule == "target":
-            return sinr_target_power_levels(self.view, group, shares, self.target_snr_db, self.fallback_level)
+            return target_power_levels(self.view, group, shares, self.target_snr_db, self.fallback_level)
         if self.power_rule != "level":
             raise ValueError(f"{self.name}: power rule {self.power_rule!r} is the heuristic's own")
         return np.full(group.shape, self.power_level)
@@ -244,7 +244,7 @@ def fpc_power_levels(view: BSView, p0_dbm: float = FPC_P0_DBM, alpha: float = FP
     return np.minimum(idx, len(levels_dbm) - 1)
 
 
-def sinr_target_power_levels(view: BSView, group: np.ndarray, shares: np.ndarray, target_snr_db: float,
+def target_power_levels(view: BSView, group: np.ndarray, shares: np.ndarray, target_snr_db: float,
                              fallback_level: int) -> np.ndarray:
     """SINR-target link adaptation: per device the lowest power index (N, K) whose SINR, predicted with its
     group-mates at the same level (``predict_sinr``: the slot's receiver, interference, noise and cap), reaches

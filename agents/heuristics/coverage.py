@@ -18,7 +18,7 @@ from agents.heuristics.base import (
     Heuristic,
     fill_groups,
     proportional_shares,
-    sinr_target_power_levels,
+    target_power_levels,
 )
 from agents.policies import register_policy
 from vmimo_env import rules
@@ -190,7 +190,7 @@ class ComponentPolicy(Heuristic):
         if self.power_rule != "adaptive":
             return np.full(group.shape, int(self.power_rule))
         # the "target" rule of every heuristic (agents.heuristics.base): one implementation
-        return sinr_target_power_levels(self.view, group, shares, self.target_snr_db, self.fallback_level)
+        return target_power_levels(self.view, group, shares, self.target_snr_db, self.fallback_level)
 
     def act_batch(self, info: dict[str, Any]) -> dict[str, np.ndarray]:
         group = self._groups()
