@@ -15,7 +15,7 @@ from agents import tune_baselines as T
 from agents.common.envs import VALIDATION_SEED_BASE
 from agents.heuristics.base import TARGET_SNR_DB
 from agents.policies import heuristic_names, make_policy
-from agents.registry import env_scenario, policy_factory, tuned_file, tuned_params
+from agents.registry import TUNED_DIR, env_scenario, policy_factory, tuned_file, tuned_params
 from vmimo_env.bs_view import predict_sinr
 from vmimo_env.scenario import make_config, scenario_of
 from vmimo_env.vector import VMIMOVectorEnv
@@ -115,23 +115,33 @@ def test_scenario_of_names_the_world_of_a_config() -> None:
     assert all(T.tier_scenario(t) == s for t, s in TIERS.items())
 
 
-def test_shipped_v1_file_matches_the_registered_parameters_and_is_applied() -> None:
-    path = tuned_file("v1")
+SHIPPED = sorted(p.stem for p in TUNED_DIR.glob("*.yml"))
+
+
+def test_v1_has_a_shipped_file() -> None:
+    assert "v1" in SHIPPED and tuned_file("v1").is_file()
+
+
+@pytest.mark.parametrize("scenario", SHIPPED)
+def test_shipped_file_matches_the_registered_parameters_and_is_applied(scenario: str) -> None:
+    path = tuned_file(scenario)
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    assert data["scenario"] == "v1" and data["seeds"]["base"] == VALIDATION_SEED_BASE
+    assert data["scenario"] == scenario == T.tier_scenario(data["tier"])
+    assert data["seeds"]["base"] == VALIDATION_SEED_BASE
     assert data["command"].startswith("python -m agents.tune_baselines") and data["packages"]["numpy"]
     assert set(data["baselines"]) == set(T.BASELINES)
-    venv = VMIMOVectorEnv(num_envs=2, scenario="v1")
+    venv = VMIMOVectorEnv(num_envs=2, scenario=scenario)
     for name, entry in data["baselines"].items():
         assert np.isfinite(entry["validation_return"]) and entry["ci"] >= 0
-        params = tuned_params(name, "v1")
+        params = tuned_params(name, scenario)
         assert params == (entry["params"] or {})
         # every stored parameter is a keyword the heuristic takes (a renamed one raises TypeError here)
         policy = make_policy(name, venv, tuned=True)
+        # and it is applied: every parameter the policy keeps under its own name holds the tuned value (prefixes are
+        # kept as level indices, threshold lists as tuples)
         for key, value in params.items():
-            got = getattr(policy, {"alpha": "alpha", "power_rule": "power_rule"}.get(key, key), None)
-            if got is not None and not isinstance(value, list) and key not in ("prefix", "soft_prefix",
-                                                                                "compress_prefix"):
+            got = getattr(policy, key, None)
+            if got is not None and not isinstance(value, list) and "prefix" not in key:
                 assert got == value, (name, key, got, value)
         _rollout_valid(venv, policy, 2)
     # explicit keywords win over the tuned ones; a scenario without a file gets the defaults
