@@ -78,6 +78,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                              "and from the seeds used for model selection)")
     parser.add_argument("--reference", default=None, help="policy for paired differences (default: best heuristic)")
     parser.add_argument("--batch-size", type=_positive_int, default=64, help="episodes stepped together")
+    parser.add_argument("--tuned", action="store_true",
+                        help="heuristics with the parameters tuned for the scenario on validation seeds "
+                             "(agents/hyperparams/baselines/<scenario>.yml, python -m agents.tune_baselines)")
     parser.add_argument("--out", default="runs/eval", help="folder for CSV files and plots (default runs/eval)")
     parser.add_argument("--no-plots", action="store_true", help="skip the matplotlib figures")
     parser.add_argument("--trust-checkpoint", action="store_true",
@@ -210,7 +213,8 @@ def _run(args: argparse.Namespace) -> dict[str, PolicyResult]:
     print(f"Evaluating {len(specs)} policies on {env_id} {env_kwargs or ''}: {args.n_episodes} episodes, seeds "
           f"{args.seed_base}..{args.seed_base + args.n_episodes - 1} (common random numbers)", flush=True)
     results = evaluate_policies(specs, env_id, env_kwargs, n_episodes=args.n_episodes, seed_base=args.seed_base,
-                                batch_size=args.batch_size, verbose=True)
+                                batch_size=args.batch_size, verbose=True,
+                                policy_kwargs={"tuned": True} if args.tuned else None)
     rows = comparison_rows(results, args.reference)
     print()
     print(format_table(rows))

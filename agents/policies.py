@@ -44,6 +44,7 @@ from agents.registry import (  # noqa: F401
     make_policy,
     policy_names,
     register_policy,
+    tuned_params,
 )
 
 ALGO_CLASSES = {"ppo": ("stable_baselines3", "PPO"), "a2c": ("stable_baselines3", "A2C"),

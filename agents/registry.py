@@ -10,6 +10,11 @@ A spec is one of
   import), so only name modules you trust;
 - an object that already has ``act`` and ``reset`` (returned as is) or an SB3 model (wrapped in ``SB3Policy``).
 
+``make_policy(name, env, tuned=True)`` builds a heuristic with the parameters ``python -m agents.tune_baselines``
+tuned for the env's scenario on validation seeds (:func:`tuned_params`, read from
+``agents/hyperparams/baselines/<scenario>.yml``); explicit keywords still win, and a scenario without a file gets
+the registered defaults.
+
 The registry does not import the heuristics statically: built-in policies live in :data:`BUILTIN_MODULES`, which
 register themselves with :func:`register_policy` when first needed. Heuristic modules import this module (through
 ``agents.policies``), never the other way round at import time.
@@ -64,6 +69,14 @@ def policy_names() -> list[str]:
     """Every registered policy name (heuristics, the causal planner and the clairvoyant oracle)."""
     _import_builtins()
     return list(_REGISTRY)
+
+
+def policy_factory(name: str) -> Callable[..., Policy]:
+    """The registered factory (usually the class) of ``name`` (any spelling :func:`canonical_name` accepts)."""
+    key = canonical_name(name)
+    if key is None:
+        raise ValueError(f"unknown policy {name!r}{suggest(name, _REGISTRY)}")
+    return _REGISTRY[key]
 
 
 def heuristic_names() -> list[str]:
@@ -121,8 +134,41 @@ def load_policy_class(spec: str) -> Callable[..., Policy]:
     return cls
 
 
-def make_policy(spec: Any, env: Any, **kwargs: Any) -> Policy:
-    """Build a policy for ``env`` from any spec of the module docstring."""
+# tuned baseline parameters, one YAML file per scenario (written by python -m agents.tune_baselines)
+TUNED_DIR = Path(__file__).resolve().parent / "hyperparams" / "baselines"
+
+
+def tuned_file(scenario: str) -> Path:
+    """The file holding the tuned baseline parameters of ``scenario`` (it may not exist)."""
+    return TUNED_DIR / f"{scenario}.yml"
+
+
+def tuned_params(name: str, scenario: str | None) -> dict[str, Any]:
+    """The parameters of heuristic ``name`` tuned on validation seeds of ``scenario``; ``{}`` when the scenario
+    has no file (or is ``None``, a custom one) or the file does not list the heuristic."""
+    if scenario is None or not tuned_file(scenario).is_file():
+        return {}
+    import yaml
+
+    with open(tuned_file(scenario), encoding="utf-8") as fh:
+        data = yaml.safe_load(fh) or {}
+    entry = (data.get("baselines") or {}).get(canonical_name(name) or name)
+    return dict(entry.get("params") or {}) if entry else {}
+
+
+def env_scenario(env: Any) -> str | None:
+    """The named scenario of a VMIMO front end (``vmimo_env.scenario.scenario_of`` of its BS view's config)."""
+    from vmimo_env.frontend import view_fetcher
+    from vmimo_env.scenario import scenario_of
+
+    return scenario_of(view_fetcher(env)[0]().cfg)
+
+
+def make_policy(spec: Any, env: Any, tuned: bool = False, **kwargs: Any) -> Policy:
+    """Build a policy for ``env`` from any spec of the module docstring.
+
+    ``tuned``: for a registered heuristic, start from :func:`tuned_params` of the env's scenario
+    (:func:`env_scenario`); ``kwargs`` override them. Other specs ignore it (they have no tuned parameters)."""
     if not isinstance(spec, str):
         if hasattr(spec, "act") and hasattr(spec, "reset"):
             return spec
@@ -131,6 +177,8 @@ def make_policy(spec: Any, env: Any, **kwargs: Any) -> Policy:
         return SB3Policy(spec, env, **kwargs)
     name = canonical_name(spec)
     if name is not None:
+        if tuned:
+            kwargs = {**tuned_params(name, env_scenario(env)), **kwargs}
         return _REGISTRY[name](env, **kwargs)
     from agents.policies import ALGO_CLASSES, load_sb3_policy, resolve_model_path
 

@@ -123,3 +123,17 @@ def _yaml_mapping(path: Path) -> dict[str, Any]:
         valid = list(ScenarioConfig.field_names())
         raise ValueError(f"{path}: unknown scenario parameter(s) {unknown}; valid: {valid}")
     return data
+
+
+def scenario_of(cfg: ScenarioConfig, ignore: tuple[str, ...] = ("horizon",)) -> str | None:
+    """The named scenario (a key of :data:`SCENARIOS`) whose configuration ``cfg`` is, or ``None``.
+
+    Fields in ``ignore`` (default the episode length, which evaluations shorten) may differ: a config of the
+    ``v1`` world with 20-slot episodes is still ``v1``. Anything else changed makes it a custom scenario."""
+    import dataclasses
+
+    for name in SCENARIOS:
+        ref = make_config(name)
+        if dataclasses.replace(cfg, **{f: getattr(ref, f) for f in ignore}) == ref:
+            return name
+    return None

@@ -178,15 +178,18 @@ def _accumulate_devices(dev: dict[str, np.ndarray], info: dict[str, Any], live: 
 
 def evaluate_policies(specs: Iterable[Any], env_id: str = "VMIMO-v0", env_kwargs: dict[str, Any] | None = None,
                       seeds: Sequence[int] | None = None, n_episodes: int = 50, seed_base: int = TEST_SEED_BASE,
-                      batch_size: int = 64, verbose: bool = False) -> dict[str, PolicyResult]:
-    """Run every policy on the same seeds (``seed_base + j`` unless ``seeds`` is given)."""
+                      batch_size: int = 64, verbose: bool = False,
+                      policy_kwargs: dict[str, Any] | None = None) -> dict[str, PolicyResult]:
+    """Run every policy on the same seeds (``seed_base + j`` unless ``seeds`` is given); ``policy_kwargs`` go to
+    every ``make_policy`` call (e.g. ``{"tuned": True}``: the heuristics' tuned parameters)."""
     if seeds is None:
         seeds = range(seed_base, seed_base + n_episodes)
     seeds = list(seeds)
     out: dict[str, PolicyResult] = {}
     cache: dict[int, Any] = {}
     for spec in specs:
-        res = run_policy(spec, env_id, env_kwargs, seeds, batch_size=batch_size, env_cache=cache)
+        res = run_policy(spec, env_id, env_kwargs, seeds, batch_size=batch_size, env_cache=cache,
+                         policy_kwargs=policy_kwargs)
         if res.name in out:
             res.name = f"{res.name}#{len(out)}"
         out[res.name] = res

@@ -17,6 +17,20 @@ any wrapper or process boundary. What the schedulers read from the view:
 Default knobs for schedulers that only decide *who* transmits (round-robin, greedy, proportional fair, SUS):
 maximum power, a fixed latent prefix of 16 reals, and bandwidth shared among the groups in use in proportion to
 their size. Every heuristic takes ``power_level``/``prefix`` keywords to change them.
+
+Power rules (``power_rule`` keyword of every scheduler that does no power control of its own; one implementation
+each, here):
+
+- ``"level"`` (default): the fixed level ``power_level`` (default the top one);
+- ``"fpc"``: 3GPP open-loop fractional power control, ``P = min(P_max, P0 + α · PL)`` from the large-scale path
+  loss (:func:`fpc_power_levels`; keywords ``p0_dbm``, ``fpc_alpha``);
+- ``"target"``: SINR-target link adaptation from the slot's CSI, the lowest level whose SINR predicted with the
+  group's members at the same level reaches ``target_snr_db`` (:func:`target_power_levels`, keyword
+  ``fallback_level`` for devices that cannot reach it).
+
+``coverage=True`` schedules only devices that hold queued latents of scenes whose modality the BS still lacks
+(``view.queue_unheld > 0``): a copy of a modality the BS already holds costs a latent's energy and is kept only
+when it is the better one.
 """
 
 from __future__ import annotations
@@ -27,10 +41,15 @@ from typing import Any
 import numpy as np
 
 from vmimo_env import rules
-from vmimo_env.bs_view import BSView, view_from_info
+from vmimo_env.bs_view import BSView, predict_sinr, view_from_info
 from vmimo_env.frontend import view_fetcher
 
 DEFAULT_PREFIX = 16
+# the power rules a scheduler without power control of its own accepts (its first entry is its default)
+POWER_RULES: tuple[str, ...] = ("level", "fpc", "target")
+FPC_P0_DBM = -90.0  # fractional power control defaults: the median device (PL ≈ 100 dB) ~15 dB above the noise
+FPC_ALPHA = 0.8
+TARGET_SNR_DB = 6.0  # the SINR the "target" power rule aims every device at (chosen on exploration seeds)
 
 
 class Heuristic:
@@ -42,8 +61,13 @@ class Heuristic:
     """
 
     name = "heuristic"
+    # the power rules this heuristic accepts, its default first (see the module docstring)
+    power_rules: tuple[str, ...] = POWER_RULES
 
-    def __init__(self, env: Any, power_level: int | None = None, prefix: int | None = None) -> None:
+    def __init__(self, env: Any, power_level: int | None = None, prefix: int | None = None,
+                 power_rule: str | None = None, p0_dbm: float = FPC_P0_DBM, fpc_alpha: float = FPC_ALPHA,
+                 target_snr_db: float = TARGET_SNR_DB, fallback_level: int | None = None,
+                 coverage: bool = False) -> None:
         self._fetch, self.single = view_fetcher(env)
         self.view: BSView = self._fetch()
         cfg = self.cfg = self.view.cfg
@@ -51,6 +75,13 @@ class Heuristic:
         self.L_p = len(cfg.power_levels_db)
         self.power_level = self.L_p - 1 if power_level is None else int(power_level)
         self.comp_level = nearest_level(self.view.prefix_levels, DEFAULT_PREFIX if prefix is None else prefix)
+        power_rule = self.power_rules[0] if power_rule is None else power_rule
+        if power_rule not in self.power_rules:
+            raise ValueError(f"{self.name}: power_rule must be one of {list(self.power_rules)}, got {power_rule!r}")
+        self.power_rule = power_rule
+        self.p0_dbm, self.fpc_alpha, self.target_snr_db = float(p0_dbm), float(fpc_alpha), float(target_snr_db)
+        self.fallback_level = self.L_p - 1 if fallback_level is None else int(fallback_level)
+        self.coverage = bool(coverage)
         self.rng = np.random.default_rng()
 
     # ------------------------------------------------------------------ Policy API
@@ -110,6 +141,22 @@ class Heuristic:
         """
         return self.encode_cap() > 0
 
+    def eligible(self) -> np.ndarray:
+        """Devices a scheduler may pick this slot, (N, K) bool: :meth:`has_data`, and with ``coverage`` only those
+        holding queued latents of scenes whose modality the BS lacks (``view.queue_unheld > 0``)."""
+        ok = self.has_data()
+        return ok & (np.asarray(self.view.queue_unheld) > 0) if self.coverage else ok
+
+    def power_levels(self, group: np.ndarray, shares: np.ndarray) -> np.ndarray:
+        """Power indices (N, K) of this heuristic's ``power_rule`` for a grouping and its band shares."""
+        if self.power_rule == "fpc":
+            return fpc_power_levels(self.view, self.p0_dbm, self.fpc_alpha)
+        if self.power_rule == "target":
+            return target_power_levels(self.view, group, shares, self.target_snr_db, self.fallback_level)
+        if self.power_rule != "level":
+            raise ValueError(f"{self.name}: power rule {self.power_rule!r} is the heuristic's own")
+        return np.full(group.shape, self.power_level)
+
     def channel_norm2(self) -> np.ndarray:
         h = self.view.h
         return (h.real**2 + h.imag**2).sum(axis=-1)
@@ -120,10 +167,11 @@ class Heuristic:
         return p * self.channel_norm2() / rules.band_noise_w(1.0, self.cfg)
 
     def defaults(self, group: np.ndarray) -> dict[str, np.ndarray]:
-        """Native action for a grouping with this heuristic's fixed power, prefix and proportional shares."""
+        """Native action for a grouping with this heuristic's power rule, fixed prefix and proportional shares."""
         N, K = group.shape
-        return {"group": group, "power": np.full((N, K), self.power_level),
-                "compression": np.full((N, K), self.comp_level), "bandwidth": proportional_shares(group, self.G)}
+        shares = proportional_shares(group, self.G)
+        return {"group": group, "power": self.power_levels(group, shares),
+                "compression": np.full((N, K), self.comp_level), "bandwidth": shares}
 
 
 def merge_infos(info: Any) -> dict[str, Any]:
@@ -178,13 +226,36 @@ def fill_groups(priority: np.ndarray, eligible: np.ndarray, per_group: int, num_
     return np.where(ok, group, 0).astype(np.int64)
 
 
-def power_for_snr(view: BSView, snr_target_db: float, share: np.ndarray | float = 1.0) -> np.ndarray:
-    """Lowest power level (N, K) whose interference-free SNR over ``share`` of the band reaches the target
-    (the top level when none does): the usual link adaptation for an energy-aware transmitter."""
-    h = view.h
-    n2 = (h.real**2 + h.imag**2).sum(axis=-1)
-    noise = rules.band_noise_w(np.maximum(share, 1e-6), view.cfg)
-    snr = view.power_levels_w[None, None, :] * (n2 / noise)[..., None]  # (N, K, L)
-    ok = 10.0 * np.log10(np.maximum(snr, 1e-30)) >= snr_target_db
-    first = np.argmax(ok, axis=-1)
-    return np.where(ok.any(axis=-1), first, len(view.power_levels_w) - 1)
+def fpc_power_levels(view: BSView, p0_dbm: float = FPC_P0_DBM, alpha: float = FPC_ALPHA) -> np.ndarray:
+    """3GPP open-loop fractional power control: power indices (N, K) of ``P_k = min(P_max, P0 + α · PL_k)`` dBm.
+
+    ``PL_k = −10 log10(gain_k)`` is the large-scale path loss only (as a UE estimates it from the downlink
+    reference signal); the target is rounded *up* to the next power level (the top level if it exceeds them all).
+    ``α < 1`` compensates path loss only partly, trading cell-edge SNR for less interference and energy.
+    Source: 3GPP TS 38.213 §7.1.1 (PUSCH power control); Castellanos et al., "Performance of uplink fractional
+    power control in UTRAN LTE", VTC Spring 2008.
+    """
+    cfg = view.cfg
+    pl_db = -10.0 * np.log10(view.gain)
+    p_dbm = np.minimum(cfg.max_power_dbm, p0_dbm + alpha * pl_db)
+    levels_dbm = cfg.max_power_dbm + np.asarray(cfg.power_levels_db)
+    # smallest level at or above the target (the top level if the target exceeds them all)
+    idx = np.searchsorted(levels_dbm, p_dbm - 1e-9)
+    return np.minimum(idx, len(levels_dbm) - 1)
+
+
+def target_power_levels(view: BSView, group: np.ndarray, shares: np.ndarray, target_snr_db: float,
+                             fallback_level: int) -> np.ndarray:
+    """SINR-target link adaptation: per device the lowest power index (N, K) whose SINR, predicted with its
+    group-mates at the same level (``predict_sinr``: the slot's receiver, interference, noise and cap), reaches
+    ``target_snr_db``; ``fallback_level`` when none does.
+
+    Channel inversion (TS 38.213 §7.1.1 with full compensation) on the current CSI, truncated: a device that cannot
+    reach the target even at full power is not chased there unless ``fallback_level`` says so.
+    """
+    # predicted SINR of each level with the group's members all at that level (the slot's receiver and cap)
+    L = len(view.power_levels_w)
+    ok = np.stack([10.0 * np.log10(np.maximum(predict_sinr(view, group, np.full(group.shape, j), shares),
+                                              1e-30)) >= target_snr_db for j in range(L)], axis=-1)
+    # a device that cannot reach the target even at full power is not chased there (truncated inversion)
+    return np.where(ok.any(axis=-1), np.argmax(ok, axis=-1), fallback_level)

@@ -14,12 +14,17 @@ from typing import Any
 import numpy as np
 
 from agents.heuristics.accuracy import accuracy_table_for
-from agents.heuristics.base import Heuristic, fill_groups, proportional_shares
+from agents.heuristics.base import (
+    TARGET_SNR_DB,
+    Heuristic,
+    fill_groups,
+    proportional_shares,
+    target_power_levels,
+)
 from agents.policies import register_policy
 from vmimo_env import rules
 from vmimo_env.bs_view import band_hz, predict_sinr
 
-TARGET_SNR_DB = 6.0  # the SINR the power rule aims every device at (chosen on exploration seeds, not the report's)
 # the state-dependent rule of every component: the default of the registered "coverage" scheduler
 ADAPTIVE: dict[str, Any] = {"group": "cover1", "power": "adaptive", "compression": "fused", "bandwidth": "search"}
 BANDWIDTH_RULES = ("equal", "size", "demand", "fit", "search")
@@ -250,12 +255,8 @@ class ComponentPolicy(Heuristic):
             return u.argmax(axis=-1)
         if self.power_rule != "adaptive":
             return np.full(group.shape, int(self.power_rule))
-        # predicted SINR of each level with the group's members all at that level (the slot's receiver and cap)
-        L = len(self.view.power_levels_w)
-        ok = np.stack([10.0 * np.log10(np.maximum(predict_sinr(self.view, group, np.full(group.shape, j), shares),
-                                                  1e-30)) >= self.target_snr_db for j in range(L)], axis=-1)
-        # a device that cannot reach the target even at full power is not chased there (truncated inversion)
-        return np.where(ok.any(axis=-1), np.argmax(ok, axis=-1), self.fallback_level)
+        # the "target" rule of every heuristic (agents.heuristics.base): one implementation
+        return target_power_levels(self.view, group, shares, self.target_snr_db, self.fallback_level)
 
     def act_batch(self, info: dict[str, Any]) -> dict[str, np.ndarray]:
         group = self._groups()

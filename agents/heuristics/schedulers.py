@@ -2,7 +2,9 @@
 
 They decide *who* transmits and in which virtual-MIMO group; unless stated otherwise, power, prefix and band
 shares are the fixed defaults of :class:`~agents.heuristics.base.Heuristic` (max power, 16-real prefix, shares
-proportional to group size). Devices without encode capacity this slot (``round(cap · p_joint) = 0``) are never
+proportional to group size). Every one but ``random`` takes the power rules of ``agents.heuristics.base``
+(``power_rule="level"`` (default), ``"fpc"`` or ``"target"``) and ``coverage=True`` (only devices holding latents
+the BS still lacks). Devices without encode capacity this slot (``round(cap · p_joint) = 0``) are never
 scheduled. A device with an empty queue may be: this slot's scenes arrive before devices send, and an idle slot
 costs nothing.
 
@@ -18,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.heuristics.base import Heuristic, fill_groups, proportional_shares
+from agents.heuristics.base import FPC_ALPHA, FPC_P0_DBM, Heuristic, fill_groups, proportional_shares
 from agents.policies import register_policy
 from vmimo_env.bs_view import predict_sinr
 
@@ -31,6 +33,7 @@ class RandomPolicy(Heuristic):
     """
 
     name = "random"
+    power_rules = ("level",)  # it draws every component itself
 
     def act_batch(self, info: dict[str, Any]) -> dict[str, np.ndarray]:
         N, K, G = self.N, self.K, self.G
@@ -61,7 +64,7 @@ class RoundRobinPolicy(Heuristic):
 
     def act_batch(self, info: dict[str, Any]) -> dict[str, np.ndarray]:
         K = self.K
-        eligible = self.has_data()
+        eligible = self.eligible()
         # priority = how soon each device comes after the pointer in cyclic order
         dist = (np.arange(K)[None, :] - self.pointer[:, None]) % K
         group = fill_groups(-dist.astype(float), eligible, self.Nr, self.num_groups)
@@ -89,7 +92,7 @@ class GreedyBestChannelPolicy(Heuristic):
         self.num_groups = min(num_groups, self.G)
 
     def act_batch(self, info: dict[str, Any]) -> dict[str, np.ndarray]:
-        group = fill_groups(self.channel_norm2(), self.has_data(), self.Nr, self.num_groups)
+        group = fill_groups(self.channel_norm2(), self.eligible(), self.Nr, self.num_groups)
         return self.defaults(group)
 
 
@@ -128,7 +131,7 @@ class ProportionalFairPolicy(Heuristic):
         served = (np.asarray(sent).reshape(self.N, self.K) > 0) if sent is not None else self.last_group > 0
         self.avg += (served * self.last_rate - self.avg) / self.t_c
         rate = np.log2(1.0 + self.snr_full_band())
-        group = fill_groups(rate / self.avg, self.has_data(), self.Nr, self.num_groups)
+        group = fill_groups(rate / self.avg, self.eligible(), self.Nr, self.num_groups)
         self.last_rate, self.last_group = rate, group
         return self.defaults(group)
 
@@ -138,7 +141,8 @@ class FractionalPowerControlPolicy(RoundRobinPolicy):
     """Round-robin selection with 3GPP open-loop fractional power control.
 
     ``P_k = min(P_max, P0 + α · PL_k)`` (dBm) with the path loss ``PL_k = −10 log10(gain_k)`` (large-scale only,
-    as a UE estimates it from the downlink reference signal), rounded *up* to the next power level. ``α < 1``
+    as a UE estimates it from the downlink reference signal), rounded *up* to the next power level
+    (``agents.heuristics.base.fpc_power_levels``, the ``"fpc"`` rule every scheduler can use). ``α < 1``
     compensates path loss only partly, trading cell-edge SNR for less interference and energy. Defaults
     ``P0 = −90 dBm``, ``α = 0.8`` put the median device (PL ≈ 100 dB) ~15 dB above the noise in the full band.
     Reads ``view.gain`` plus what round-robin reads. Source: 3GPP TS 38.213 §7.1.1 (PUSCH power control);
@@ -146,21 +150,11 @@ class FractionalPowerControlPolicy(RoundRobinPolicy):
     """
 
     name = "fractional_power"
+    power_rules = ("fpc",)  # round-robin with any other power rule is ``round_robin``
 
-    def __init__(self, env: Any, p0_dbm: float = -90.0, alpha: float = 0.8, **kwargs: Any) -> None:
-        super().__init__(env, **kwargs)
-        self.p0_dbm, self.alpha = float(p0_dbm), float(alpha)
-
-    def act_batch(self, info: dict[str, Any]) -> dict[str, np.ndarray]:
-        native = super().act_batch(info)
-        cfg = self.cfg
-        pl_db = -10.0 * np.log10(self.view.gain)
-        p_dbm = np.minimum(cfg.max_power_dbm, self.p0_dbm + self.alpha * pl_db)
-        levels_dbm = cfg.max_power_dbm + np.asarray(cfg.power_levels_db)
-        # smallest level at or above the target (the top level if the target exceeds them all)
-        idx = np.searchsorted(levels_dbm, p_dbm - 1e-9)
-        native["power"] = np.minimum(idx, self.L_p - 1)
-        return native
+    def __init__(self, env: Any, p0_dbm: float = FPC_P0_DBM, alpha: float = FPC_ALPHA, **kwargs: Any) -> None:
+        super().__init__(env, p0_dbm=p0_dbm, fpc_alpha=alpha, **kwargs)
+        self.alpha = self.fpc_alpha
 
 
 @register_policy("sus")
@@ -188,7 +182,7 @@ class SUSPolicy(Heuristic):
         self.min_sinr_db = float(min_sinr_db)
 
     def act_batch(self, info: dict[str, Any]) -> dict[str, np.ndarray]:
-        group = sus_groups(np.asarray(self.view.h), self.has_data(), self.Nr, self.G, self.alpha)
+        group = sus_groups(np.asarray(self.view.h), self.eligible(), self.Nr, self.G, self.alpha)
         native = self.defaults(group)
         if self.min_sinr_db > -np.inf:
             sinr = predict_sinr(self.view, group, native["power"], native["bandwidth"], receiver="mmse")
@@ -196,6 +190,8 @@ class SUSPolicy(Heuristic):
             if weak.any():
                 native["group"] = np.where(weak, 0, group)
                 native["bandwidth"] = proportional_shares(native["group"], self.G)
+                if self.power_rule == "target":  # the dropped devices no longer interfere: re-aim the others
+                    native["power"] = self.power_levels(native["group"], native["bandwidth"])
         return native
 
 

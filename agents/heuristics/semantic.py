@@ -82,6 +82,9 @@ class MaxWeightPolicy(Heuristic):
     The ``Nr`` heaviest devices with positive weight form one group holding the whole band (``num_groups``
     groups of ``Nr`` with proportional shares if set higher). Optimises ``Σ_k queue_k · service value_k``, the
     Lyapunov-drift-minimising rule for queue stability, with the service valued in task accuracy net of energy.
+    ``power_rule="value"`` (default) keeps the link adaptation's power; ``"fpc"`` or ``"target"`` replace it by that
+    rule of ``agents.heuristics.base`` (the prefix stays the link adaptation's); ``coverage=True`` weighs only
+    devices holding latents the BS still lacks.
     Reads ``view.h``, ``view.queue``, ``view.encode_cap``, ``view.device_modality``, ``view.encoder_mflops``,
     ``view.cfg`` and the frozen model's accuracy table (the model named by ``view.checkpoint``).
     Source: Tassiulas & Ephremides, "Stability properties of constrained queueing systems and scheduling policies
@@ -89,6 +92,8 @@ class MaxWeightPolicy(Heuristic):
     """
 
     name = "max_weight"
+    # "value": the power of the link adaptation; "fpc" / "target": that rule (agents.heuristics.base) instead
+    power_rules = ("value", "fpc", "target")
 
     def __init__(self, env: Any, num_groups: int = 1, **kwargs: Any) -> None:
         super().__init__(env, **kwargs)
@@ -99,9 +104,11 @@ class MaxWeightPolicy(Heuristic):
         share = 1.0 / self.num_groups
         comp, power, util = link_adaptation(self.view, self.table, share=share)
         weight = self.backlog() * np.maximum(util, 0.0)
-        group = fill_groups(weight, self.has_data() & (weight > 0), self.Nr, self.num_groups)
-        return {"group": group, "power": power, "compression": comp,
-                "bandwidth": proportional_shares(group, self.G)}
+        group = fill_groups(weight, self.eligible() & (weight > 0), self.Nr, self.num_groups)
+        shares = proportional_shares(group, self.G)
+        if self.power_rule != "value":
+            power = self.power_levels(group, shares)
+        return {"group": group, "power": power, "compression": comp, "bandwidth": shares}
 
 
 @register_policy("nas_vmimo")
@@ -124,7 +131,9 @@ class NASVMIMOControllerPolicy(Heuristic):
        stream, ``⌈r'/r⌉`` groups (at most G) of strongest-first devices with shares proportional to size, prefix
        8 reals.
 
-    Power is the maximum throughout (the seed's controller maps streams, it does no power control). Defaults from
+    Power is the maximum throughout by default (the seed's controller maps streams, it does no power control);
+    ``power_rule="fpc"`` or ``"target"`` adds that rule of ``agents.heuristics.base``, ``coverage=True`` counts
+    only the streams of devices holding latents the BS still lacks. Defaults from
     the seed's ``configs/default.yaml``: ``η1 = 0.6``, ``λ = 1``, ``μ = 0.5``, ``q_m = 8``. Optimises the
     seed's end-to-end objective heuristically: use all DoF when they suffice, otherwise spend them on the
     modalities that matter or compress everything. Reads ``view.h``, ``view.p_joint``, ``view.encode_cap``,
@@ -148,7 +157,7 @@ class NASVMIMOControllerPolicy(Heuristic):
 
     def act_batch(self, info: dict[str, Any]) -> dict[str, np.ndarray]:
         N, K, G, r = self.N, self.K, self.G, self.Nr
-        active = self.has_data()
+        active = self.eligible()
         n_streams = active.sum(axis=1)
         n2 = self.channel_norm2()
         pj = np.where(active, self.view.p_joint, np.nan)
@@ -172,8 +181,8 @@ class NASVMIMOControllerPolicy(Heuristic):
         if case2.any():
             group = np.where(case2[:, None], self._soft_selection(active, n2), group)
             comp = np.where(case2[:, None], self.soft_level, comp)
-        return {"group": group, "power": np.full((N, K), self.L_p - 1), "compression": comp,
-                "bandwidth": proportional_shares(group, G)}
+        shares = proportional_shares(group, G)
+        return {"group": group, "power": self.power_levels(group, shares), "compression": comp, "bandwidth": shares}
 
     def _soft_selection(self, active: np.ndarray, n2: np.ndarray) -> np.ndarray:
         N, K, r, M = self.N, self.K, self.Nr, self.table.M
@@ -188,7 +197,9 @@ class NASVMIMOControllerPolicy(Heuristic):
             present[:, m] = devs.any(axis=1)
             p_succ[:, m] = np.where(devs, p_succ_dev, 0.0).max(axis=1)
         logits = self.beta[None, :] / self.tau + self.lam * (1.0 - p_succ) + self.mu * (1.0 / M)
+        # an environment with no modality present (nothing eligible: its row is not used) gets uniform weights
         logits = np.where(present, logits, -np.inf)
+        logits = np.where(present.any(axis=1, keepdims=True), logits, 0.0)
         w = np.exp(logits - logits.max(axis=1, keepdims=True))
         w = w / w.sum(axis=1, keepdims=True)
         # floor + largest-remainder allocation of the r DoF (seed's Remark 2)
