@@ -101,10 +101,10 @@ def grids(name: str, cfg: ScenarioConfig, quick: bool = False) -> list[Coordinat
                   (("compress_prefix",), [{"compress_prefix": int(c)} for c in cfg.compression_levels])]
     elif name == "coverage":
         coords = [(("target_snr_db",), [{"target_snr_db": t} for t in (-2.0, 0.0, 2.0, 4.0, 6.0, 8.0, 10.0)]),
-                  (("comp_thresholds_db",), [{"comp_thresholds_db": list(t)}
-                                             for t in ((10.0,), (15.0,), (20.0,), (10.0, 20.0), (12.0, 18.0))]),
+                  (("value_scale",), [{"value_scale": v} for v in (0.5, 0.7, 1.0, 1.4, 2.0)]),
                   (("group",), [{"group": "cover1"}, {"group": "cover"}]),
-                  (("bandwidth",), [{"bandwidth": b} for b in ("demand", "fit", "size")])]
+                  (("compression",), [{"compression": c} for c in ("fused", "snr", 0)]),
+                  (("bandwidth",), [{"bandwidth": b} for b in ("search", "demand")])]
     else:
         raise ValueError(f"no grid for {name!r}; tunable: {list(BASELINES)}")
     if quick:
