@@ -27,7 +27,7 @@ Examples::
 
     python -m agents.benchmark --tier default                        # 5 PPO seeds, shipped training budget
     python -m agents.benchmark --tier default dense mobility --seeds 5 --markdown docs/benchmark.md --readme README.md
-    python -m agents.benchmark --tier default --seeds 2 --timesteps 20000 --episodes 4 --no-oracle --out /tmp/b
+    python -m agents.benchmark --tier default --seeds 2 --timesteps 20000 --episodes 4 --no-oracle --out runs/bench_quick
 """
 
 from __future__ import annotations
