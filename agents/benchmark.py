@@ -27,7 +27,7 @@ Examples::
 
     python -m agents.benchmark --tier default                        # 5 PPO seeds, shipped training budget
     python -m agents.benchmark --tier default dense mobility --seeds 5 --markdown docs/benchmark.md --readme README.md
-    python -m agents.benchmark --tier default --seeds 2 --timesteps 20000 --episodes 4 --no-oracle --out runs/bench_quick
+    python -m agents.benchmark --tier default --seeds 2 --timesteps 20000 --episodes 4 --no-oracle --out runs/quick
 """
 
 from __future__ import annotations
@@ -205,7 +205,14 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 def subprocess_launcher(argv: list[str]) -> int:
     """Run ``python -m train_agent ARGV`` in its own process (output streamed); its exit code."""
-    return subprocess.run([sys.executable, "-m", "train_agent", *argv], check=False).returncode
+    proc = subprocess.Popen([sys.executable, "-m", "train_agent", *argv])
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        # the run got the same Ctrl-C and is writing its final checkpoint: wait for it (subprocess.run would kill
+        # it after a quarter of a second), then stop
+        proc.wait()
+        raise
 
 
 def train_seed(algo: str, seed: int, env_id: str, env_kwargs: dict[str, Any], runs_root: Path, reference: str,
@@ -422,8 +429,10 @@ def save_figures(report: TierReport, curves: dict[str, list[tuple[str, np.ndarra
             rows.append({"label": f"seed {s}", "delta": d, "ci": h, "kind": "model", "indent": True})
     files = {}
     title = f"Tier {report.tier} ({report.env_id})"
-    for key, fig in (("forest", forest_figure(rows, report.reference, f"{title}, {len(report.seeds)} test seeds")),
-                     ("learning", delta_curves_figure(curves, report.reference, f"{title}, during training"))):
+    figs = {"forest": forest_figure(rows, report.reference, f"{title}, {len(report.seeds)} test seeds")}
+    if report.agents:
+        figs["learning"] = delta_curves_figure(curves, report.reference, f"{title}, during training")
+    for key, fig in figs.items():
         path = figures_dir / f"benchmark_{report.tier}_{key}.png"
         fig.savefig(path, dpi=110)
         plt.close(fig)
@@ -471,7 +480,7 @@ def tables(report: TierReport) -> str:
         lines += ["", "Learned agents across training seeds (± over seeds: 95% t interval of the seed means; IQM "
                   "over seed × episode with a stratified bootstrap 95% CI):", "",
                   "| agent | seed: mean return, Δ vs " + ref + " (paired 95% CI) | mean | std | min–max | "
-                  "IQM [95% CI] | seeds with Δ > 0 | score (min–max) |",
+                  "IQM [95% CI] | seeds with Δ CI above 0 | score (min–max) |",
                   "|---|---|---:|---:|---:|---:|---:|---:|"]
         for a in report.agents:
             per = "<br>".join(f"{s}: {m:.2f}, {_pm(d, h, sign=True)}" for s, m, d, h in zip(
@@ -581,6 +590,10 @@ def main(argv: Sequence[str] | None = None) -> list[TierReport]:
     except (ValueError, CheckpointError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    except KeyboardInterrupt as exc:
+        print(f"\ninterrupted{': ' + str(exc) if str(exc) else ''}; finished runs are kept, rerun the same command "
+              "to continue", file=sys.stderr)
+        raise SystemExit(130) from None
 
 
 if __name__ == "__main__":

@@ -201,3 +201,39 @@ def test_benchmark_resume_skips_finished_seeds_and_trains_only_the_new_one(bench
     with pytest.raises(ValueError, match="--force"):
         B.run([*TINY[:2], "--timesteps", "1024", *TINY[4:], "--seeds", "1", "--out", str(root / "out")],
               launcher=launcher)
+
+
+def test_run_status_and_an_interrupted_run_is_resumed(tmp_path: Path) -> None:
+    run_dir = tmp_path / "ppo" / "ppo_s0"
+    assert B.run_status(run_dir) == "absent"
+    run_dir.mkdir(parents=True)
+    assert B.run_status(run_dir) == "empty"
+    (run_dir / "checkpoints").mkdir()
+    (run_dir / "checkpoints" / "ckpt_000000000256.zip").write_bytes(b"")
+    assert B.run_status(run_dir) == "partial"
+    (run_dir / "final_model.zip").write_bytes(b"")
+    (run_dir / "summary.yml").write_text("interrupted: true\n")  # Ctrl-C also writes a final model: not finished
+    assert B.run_status(run_dir) == "partial"
+    launched: list[list[str]] = []
+
+    def failing(argv: list[str]) -> int:
+        launched.append(argv)
+        return 1
+
+    args = B.parse_args(["--timesteps", "512", "--train-args", "--n-envs 4"])
+    with pytest.raises(RuntimeError, match="exit code 1"):
+        B.train_seed("ppo", 0, "VMIMO-v1", {"horizon": 20}, tmp_path, "fractional_power", args, failing)
+    (argv,) = launched
+    assert argv[argv.index("--resume") + 1] == str(run_dir) and argv[-2:] == ["--n-envs", "4"]
+    assert argv[argv.index("--env-kwargs") + 1] == "horizon:20" and argv[argv.index("--baselines") + 1] == \
+        "fractional_power"
+    (run_dir / "summary.yml").write_text("interrupted: false\n")
+    assert B.run_status(run_dir) == "finished"
+
+
+def test_baselines_only_benchmark_has_no_learning_panel(tmp_path: Path) -> None:
+    (rep,) = B.run(["--tier", "default", "--algos", "--episodes", "1", "--horizon", "10", "--baselines", "round_robin",
+                    "--no-oracle", "--no-planner", "--out", str(tmp_path)])
+    assert rep.reference == "round_robin" and not rep.agents and set(rep.figures) == {"forest"}
+    assert {r["policy"] for r in rep.rows} == {"random", "round_robin"}
+    assert "Learned agents" not in B.tables(rep)
