@@ -75,8 +75,8 @@ def _tiers() -> dict[str, str]:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m agents.benchmark", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--tier", nargs="+", default=["default"], choices=[*_tiers(), "all"],
-                   help="tiers to benchmark (vmimo_env.scenario.TIERS; 'all': every one)")
+    p.add_argument("--tier", nargs="+", default=["default"], choices=[*_tiers(), "all"], metavar="TIER",
+                   help=f"tiers to benchmark, of {[*_tiers(), 'all']} (vmimo_env.scenario.TIERS; default default)")
     p.add_argument("--seeds", type=_positive_int, default=5, help="training seeds per learned agent (default 5)")
     p.add_argument("--timesteps", type=_positive_int, default=None,
                    help="training budget per seed in env steps (default: the hyperparameter file's)")
@@ -96,7 +96,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="which model of a run is tested: best (selected on the validation seeds) or final")
     p.add_argument("--train-args", default="", metavar="ARGS",
                    help="extra train_agent.py flags for every run, one quoted string (e.g. \"--n-envs 64 "
-                        "-params n_steps=16\"); placed last, so they win")
+                        "-params n_steps=16\"; a single flag as --train-args=--flag); placed last, so they win")
     p.add_argument("--force", action="store_true", help="retrain seeds whose run folder already holds a model")
     p.add_argument("--out", default="runs/benchmark", help="run folders and CSV files (default runs/benchmark)")
     p.add_argument("--figures", default=None,
@@ -416,12 +416,12 @@ def save_figures(report: TierReport, curves: dict[str, list[tuple[str, np.ndarra
 
     figures_dir.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
-    for r in report.rows:
+    kinds = {"clairvoyant": "oracle", "planner": "planner", "baseline": "heuristic"}
+    for r in sorted(report.rows, key=lambda r: -r["delta"]):  # best first, top down
         if r["policy"] == RANDOM:  # tens of points below: it would squeeze every other row into a line
             continue
         label = r["policy"] + (" (reference)" if r["is_reference"] else "")
-        rows.append({"label": label, "delta": r["delta"], "ci": r["delta_ci"],
-                     "kind": "oracle" if r["kind"] == "clairvoyant" else "heuristic"})
+        rows.append({"label": label, "delta": r["delta"], "ci": r["delta_ci"], "kind": kinds[r["kind"]]})
     for a in report.agents:
         rows.append({"label": f"{a['algo'].upper()}, mean of {len(a['seeds'])} seeds", "delta": a["delta"],
                      "ci": a["delta_ci"], "kind": "model", "aggregate": True})

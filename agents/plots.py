@@ -32,7 +32,8 @@ from agents.common.stats import mean_ci
 if TYPE_CHECKING:
     from agents.evaluation.runner import PolicyResult
 
-KIND_COLOURS = {"heuristic": "tab:gray", "oracle": "tab:green", "model": "tab:blue", "user": "tab:purple"}
+KIND_COLOURS = {"heuristic": "tab:gray", "oracle": "tab:green", "model": "tab:blue", "user": "tab:purple",
+                "planner": "tab:orange"}
 
 
 def learning_curve_figure(steps: Sequence[int], means: Sequence[float], cis: Sequence[float],
