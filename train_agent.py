@@ -27,9 +27,7 @@ import datetime as dt
 import importlib
 import math
 import os
-import platform
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -81,6 +79,7 @@ from agents.common.hyperparams import (
     prepare_algo_kwargs,
 )
 from agents.common.pretrain import PretrainConfig, behaviour_clone
+from agents.common.provenance import git_sha, package_versions
 from agents.common.stats import paired_difference
 from agents.evaluation import (
     PolicyResult,
@@ -165,30 +164,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--run-name", default=None, help="name of the run folder and W&B run")
     p.add_argument("-v", "--verbose", type=int, default=1, help="0: quiet, 1: SB3 tables and evaluation lines")
     return p.parse_args(argv)
-
-
-def package_versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    out = {"python": platform.python_version()}
-    for pkg in ("vmimo", "numpy", "torch", "gymnasium", "stable_baselines3", "sb3_contrib", "wandb", "numba"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            pass
-    return out
-
-
-def git_sha() -> str:
-    here = Path(__file__).resolve().parent
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10,
-                             check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=here, capture_output=True, text=True,
-                               timeout=10).stdout.strip()
-        return sha + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 # ====================================================================== settings

@@ -7,6 +7,11 @@
 - :func:`allocation_figure`: per-device allocation heatmaps (rows: policies, columns: devices) of the fraction of
   slots a device transmits, latents it sends per slot, its mean prefix and mean power.
 - :func:`returns_figure`: mean return ± 95% CI per policy (bar chart).
+- :func:`forest_figure`: paired differences against a reference policy, one row per policy or training seed,
+  each a point with its 95% CI and a zero line (``agents.benchmark``): no bars from zero, so differences of a
+  fraction of a point stay visible.
+- :func:`delta_curves_figure`: the return difference against a reference over env steps, one thin line per
+  training seed and their mean, one panel per algorithm (``agents.benchmark``).
 """
 
 from __future__ import annotations
@@ -102,6 +107,58 @@ def returns_figure(results: dict[str, PolicyResult]) -> Any:
     ax.set_xticklabels(names, rotation=35, ha="right", fontsize=8)
     ax.set_ylabel("episode return (mean ± 95% CI)")
     ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def forest_figure(rows: Sequence[dict[str, Any]], reference: str, title: str = "") -> Any:
+    """Paired-difference forest plot. ``rows``: dicts with ``label``, ``delta``, ``ci`` (half-width, NaN: none),
+    ``kind`` (a :data:`KIND_COLOURS` key) and optionally ``aggregate`` (drawn as a larger diamond) and ``indent``
+    (a training seed under its agent); listed top to bottom."""
+    fig, ax = plt.subplots(figsize=(7.5, 0.32 * max(len(rows), 3) + 1.4))
+    y = np.arange(len(rows))[::-1]
+    for yi, row in zip(y, rows, strict=True):
+        colour = KIND_COLOURS.get(row.get("kind", ""), "k")
+        marker, size = ("D", 7) if row.get("aggregate") else ("o", 5)
+        ax.errorbar(row["delta"], yi, xerr=None if np.isnan(row["ci"]) else row["ci"], fmt=marker, color=colour,
+                    ms=size, capsize=3, lw=1.2)
+    ax.axvline(0.0, color="k", lw=1)
+    ax.set_yticks(y)
+    ax.set_yticklabels([("    " if r.get("indent") else "") + r["label"] for r in rows], fontsize=8)
+    ax.set_xlabel(f"Δ episode return vs {reference} (paired 95% CI, same test seeds)")
+    ax.set_title(title or f"Paired difference against {reference}", fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def delta_curves_figure(curves: dict[str, list[tuple[str, np.ndarray, np.ndarray]]], reference: str,
+                        title: str = "") -> Any:
+    """Δ return vs ``reference`` over env steps: ``curves[algo]`` lists ``(seed label, steps, delta)``; every seed
+    thin, the mean over seeds (at the steps every seed evaluated) thick, a zero line."""
+    algos = list(curves) or ["(none)"]
+    fig, axes = plt.subplots(1, len(algos), figsize=(6.0 * len(algos), 4.0), squeeze=False)
+    cmap = plt.get_cmap("tab10")
+    for ax, algo in zip(axes[0], algos, strict=True):
+        runs = curves.get(algo, [])
+        for j, (label, steps, delta) in enumerate(runs):
+            ax.plot(steps, delta, "-", lw=0.9, alpha=0.6, color=cmap(j % 10), label=label)
+        common = sorted(set.intersection(*[set(np.asarray(s).tolist()) for _, s, _ in runs])) if runs else []
+        if len(runs) > 1 and common:
+            mean = np.mean([[dict(zip(np.asarray(s).tolist(), d, strict=True))[c] for c in common]
+                            for _, s, d in runs], axis=0)
+            ax.plot(common, mean, "o-", lw=2.2, ms=3, color="k", label=f"mean of {len(runs)} seeds")
+        if not runs:
+            ax.text(0.5, 0.5, "no evaluations during training", ha="center", va="center", transform=ax.transAxes)
+        ax.axhline(0.0, color="k", lw=1, ls="--")
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel(f"Δ mean return vs {reference} (validation seeds)")
+        ax.set_title(algo.upper(), fontsize=10)
+        ax.grid(alpha=0.3)
+        if runs:
+            ax.legend(fontsize=7, loc="best")
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
 

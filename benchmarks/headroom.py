@@ -37,11 +37,8 @@ from agents.common.stats import mean_ci, paired_difference
 from agents.heuristics.base import Heuristic
 from agents.heuristics.coverage import ADAPTIVE, TARGET_SNR_DB, ComponentPolicy  # noqa: F401  (re-exported)
 from vmimo_env.bs_view import predict_sinr
+from vmimo_env.scenario import TIERS  # tier name -> scenario name (one owner, shared with agents.benchmark)
 
-# tier name -> scenario name (vmimo_env.scenario.SCENARIOS)
-TIERS: dict[str, str] = {"default": "v1", "dense": "dense_v1", "iot": "iot_v1", "mobility": "mobility_v1",
-                         "hetero": "hetero_v1", "cooperative": "cooperative_v1", "gen_k": "gen_k_v1",
-                         "gen_speed": "gen_speed_v1", "gen_nlos": "gen_nlos_v1"}
 HEURISTICS: tuple[str, ...] = ("random", "round_robin", "greedy", "proportional_fair", "fractional_power", "sus",
                                "max_weight", "nas_vmimo")
 SEED_BASE = 3_000_000  # disjoint from the training, validation and test seed ranges of agents.common.envs

@@ -39,9 +39,10 @@ from __future__ import annotations
 from gymnasium.envs.registration import register, registry
 
 from vmimo_env.config import MODALITIES, ScenarioConfig
-from vmimo_env.scenario import SCENARIOS, make_config
+from vmimo_env.scenario import SCENARIOS, TIERS, make_config
 
-__all__ = ["MODALITIES", "SCENARIOS", "ScenarioConfig", "VMIMOEnv", "VMIMOVectorEnv", "make_config"]
+__all__ = ["MODALITIES", "SCENARIOS", "TIERS", "ScenarioConfig", "VMIMOEnv", "VMIMOVectorEnv", "make_config",
+           "scenario_env_id"]
 __version__ = "0.1.0"
 
 ENV_IDS: dict[str, dict[str, str]] = {
@@ -76,6 +77,15 @@ for _id, _kwargs in ENV_IDS.items():
             max_episode_steps=make_config(_kwargs.get("scenario")).horizon,
             disable_env_checker=False,
         )
+
+
+def scenario_env_id(scenario: str) -> str:
+    """The registered env id of ``scenario`` with its native (dict) action view, e.g. ``"dense_v1"`` ->
+    ``"VMIMO-Dense-v1"``; ``ValueError`` when no id registers it."""
+    for env_id, kwargs in ENV_IDS.items():
+        if kwargs.get("scenario", "default") == scenario and "action_view" not in kwargs:
+            return env_id
+    raise ValueError(f"no registered env id has scenario {scenario!r} (vmimo_env.ENV_IDS)")
 
 
 def __getattr__(name: str):

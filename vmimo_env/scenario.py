@@ -69,6 +69,14 @@ SCENARIOS: dict[str, dict[str, Any]] = {
 }
 
 
+# Benchmark tiers: tier name -> scenario name, shared by the calibration study (python -m benchmarks.headroom) and
+# the benchmark (python -m agents.benchmark). Every tier's scenario has a registered env id
+# (vmimo_env.scenario_env_id).
+TIERS: dict[str, str] = {"default": "v1", "dense": "dense_v1", "iot": "iot_v1", "mobility": "mobility_v1",
+                         "hetero": "hetero_v1", "cooperative": "cooperative_v1", "gen_k": "gen_k_v1",
+                         "gen_speed": "gen_speed_v1", "gen_nlos": "gen_nlos_v1"}
+
+
 def make_config(scenario: str | None = None, config: ScenarioConfig | str | Path | dict | None = None,
                 **overrides: Any) -> ScenarioConfig:
     """Resolve a scenario, a config and keyword overrides into one validated ``ScenarioConfig``.

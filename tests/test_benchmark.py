@@ -1,0 +1,239 @@
+"""The benchmark command (``agents.benchmark``) and its statistics (``agents.common.stats``: IQM, stratified
+bootstrap): hand-computable cases, coverage on synthetic data, and the command end to end on a tiny budget."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from scipy.stats import trim_mean
+
+import train_agent
+from agents import benchmark as B
+from agents.callbacks import read_history
+from agents.common.stats import iqm, paired_difference, stratified_bootstrap_ci
+from agents.registry import heuristic_names, policy_names
+from vmimo_env import scenario_env_id
+from vmimo_env.scenario import TIERS
+
+# the tiny training budget is meant to be tiny
+pytestmark = pytest.mark.filterwarnings("ignore:only about .* RL rollouts will run:UserWarning")
+
+
+# ---------------------------------------------------------------------------- statistics
+def test_iqm_hand_computed_cases() -> None:
+    assert iqm(np.arange(1, 9)) == 4.5  # 8 values: 2 cut from each end, mean of 3, 4, 5, 6
+    assert iqm([1.0, 2.0, 3.0, 100.0]) == 2.5  # the outlier is cut
+    assert iqm([7.0, 1.0, 4.0]) == 4.0  # fewer than 4 values: nothing cut, the mean
+    np.testing.assert_allclose(iqm(np.arange(24.0).reshape(2, 12), axis=1), [5.5, 17.5])
+    x = np.random.default_rng(0).normal(size=37)
+    assert iqm(x) == pytest.approx(trim_mean(x, 0.25))  # the rliable / SciPy convention
+
+
+def test_stratified_bootstrap_hand_case_and_determinism() -> None:
+    # 2 runs x 1 task, scores 0 and 1: a replicate's mean is 0, 0.5 or 1 with odds 1:2:1, so the 95% percentile
+    # interval is [0, 1] around the point estimate 0.5
+    point, lo, hi = stratified_bootstrap_ci(np.array([[0.0], [1.0]]), np.mean, reps=4000)
+    assert (point, lo, hi) == (0.5, 0.0, 1.0)
+    # one score per task: nothing to resample, the interval collapses onto the estimate
+    assert stratified_bootstrap_ci(np.array([[3.0, 1.0, 2.0, 9.0]])) == (2.5, 2.5, 2.5)
+    data = np.random.default_rng(1).normal(size=(5, 16))
+    assert stratified_bootstrap_ci(data, seed=3) == stratified_bootstrap_ci(data, seed=3)
+    assert stratified_bootstrap_ci(data, seed=3) != stratified_bootstrap_ci(data, seed=4)
+    # resampling stays within each task (column): a task's scores never move to another
+    shifted = data + 100.0 * np.arange(16)
+    _, lo, hi = stratified_bootstrap_ci(shifted, np.mean, reps=500)
+    assert shifted.mean() - 1.0 < lo < hi < shifted.mean() + 1.0
+    with pytest.raises(ValueError):
+        stratified_bootstrap_ci(np.zeros((0, 3)))
+
+
+def test_stratified_bootstrap_ci_covers_the_true_iqm() -> None:
+    # scores symmetric about 2.0, so the population IQM is 2.0; 95% intervals should contain it about 95% of the time
+    rng = np.random.default_rng(7)
+    hits = 0
+    trials = 100
+    for t in range(trials):
+        scores = 2.0 + rng.standard_t(df=5, size=(5, 20))
+        _, lo, hi = stratified_bootstrap_ci(scores, reps=500, seed=t)
+        hits += lo <= 2.0 <= hi
+    assert 0.85 <= hits / trials <= 1.0
+
+
+# ---------------------------------------------------------------------------- tiers and policies
+def test_every_tier_has_one_owner_and_a_registered_env_id() -> None:
+    import benchmarks.headroom as H
+
+    assert H.TIERS is TIERS and {"default", "dense", "mobility"} <= set(TIERS)
+    for scenario in TIERS.values():
+        env_id = scenario_env_id(scenario)
+        assert gym.spec(env_id).kwargs == {"scenario": scenario}
+    assert scenario_env_id("default") == "VMIMO-v0"
+    with pytest.raises(ValueError, match="no registered env id"):
+        scenario_env_id("nonexistent")
+
+
+def test_baselines_come_from_the_registry_and_the_flags() -> None:
+    everything = B.baseline_names(B.parse_args([]))
+    expected = [n for n in heuristic_names() if n not in (B.PLANNER, B.ORACLE)]
+    assert set(expected) <= set(everything) and everything[0] == "random"
+    for extra in (B.PLANNER, B.ORACLE):
+        assert (extra in everything) == (extra in policy_names())
+    picked = B.baseline_names(B.parse_args(["--baselines", "round_robin,FractionalPower", "--no-oracle",
+                                            "--no-planner"]))
+    assert picked == ["random", "round_robin", "fractional_power"]
+    with pytest.raises(ValueError, match="did you mean 'round_robin'"):
+        B.baseline_names(B.parse_args(["--baselines", "round_robni"]))
+
+
+def test_readme_block_is_replaced_between_the_markers_only() -> None:
+    text = f"intro\n{B.MARK_START}\nold table\n{B.MARK_END}\noutro\n"
+    new = B.replace_block(text, "| a |\n")
+    assert new == f"intro\n{B.MARK_START}\n| a |\n{B.MARK_END}\noutro\n"
+    assert B.replace_block(new, "| a |\n") == new
+    with pytest.raises(ValueError, match="markers"):
+        B.replace_block("no markers here", "x")
+
+
+# ---------------------------------------------------------------------------- the command end to end
+TINY = ["--tier", "default", "--timesteps", "512", "--episodes", "2", "--horizon", "20",
+        "--baselines", "round_robin,fractional_power", "--no-oracle", "--no-planner",
+        "--train-args", "--n-envs 4 --eval-freq 256 --eval-episodes 2 --save-freq 0 "
+                        "-params n_steps=32 batch_size=64 n_epochs=1"]
+
+
+def test_the_default_launcher_runs_train_agent_in_a_subprocess(capfd: pytest.CaptureFixture[str]) -> None:
+    assert B.subprocess_launcher(["--help"]) == 0
+    assert "Train a Stable-Baselines3 agent on VMIMO" in capfd.readouterr().out
+
+
+def in_process(argv: list[str]) -> int:
+    """Train in this process (the command's default is a subprocess; the same flags, minus the interpreter start)."""
+    train_agent.main(argv)
+    return 0
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("bench")
+    readme = root / "README.md"
+    readme.write_text(f"# Project\n\n## Benchmark\n\n{B.MARK_START}\nnot measured yet\n{B.MARK_END}\n\nMore.\n")
+    argv = [*TINY, "--seeds", "2", "--out", str(root / "out"), "--markdown", str(root / "docs" / "benchmark.md"),
+            "--readme", str(readme)]
+    reports = B.run(argv, launcher=in_process)
+    return {"root": root, "argv": argv, "report": reports[0], "readme": readme}
+
+
+def _episodes(path: Path) -> dict[str, np.ndarray]:
+    out: dict[str, list[float]] = {}
+    with open(path, newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            out.setdefault(row["policy"], []).append(float(row["return"]))
+    return {k: np.array(v) for k, v in out.items()}
+
+
+def test_benchmark_end_to_end_writes_tables_figures_and_readme(bench: dict[str, Any]) -> None:
+    root, rep = bench["root"], bench["report"]
+    assert rep.env_id == "VMIMO-v1" and rep.env_kwargs == {"horizon": 20}
+    assert rep.seeds == [2_000_000, 2_000_001] and not rep.top_is_planner
+    # every figure comes from the episodes on disk: recompute the reference and the agent's statistics from them
+    eps = _episodes(root / "out" / "default" / "episodes.csv")
+    assert set(eps) == {"random", "round_robin", "fractional_power", "ppo_s0", "ppo_s10000"}
+    ref = max(("round_robin", "fractional_power"), key=lambda n: eps[n].mean())
+    assert rep.reference == rep.top == ref
+    (agent,) = rep.agents
+    assert agent["seeds"] == [0, 10_000]
+    scores = np.stack([eps["ppo_s0"], eps["ppo_s10000"]])
+    np.testing.assert_allclose(agent["per_seed"], scores.mean(axis=1))
+    np.testing.assert_allclose(agent["per_seed_delta"], [paired_difference(s, eps[ref])[0] for s in scores])
+    assert agent["iqm"] == pytest.approx(iqm(scores)) and agent["iqm_lo"] <= agent["iqm"] <= agent["iqm_hi"]
+    span = eps[ref].mean() - eps["random"].mean()
+    assert agent["score"] == pytest.approx(np.mean(100 * (scores.mean(axis=1) - eps["random"].mean()) / span))
+    rows = {r["policy"]: r for r in rep.rows}
+    assert rows[ref]["score"] == pytest.approx(100) and rows["random"]["score"] == pytest.approx(0)
+    # the learning curve's difference is the paired one training logged against the same baseline
+    for run in agent["runs"]:
+        hist = read_history(Path(run["run_dir"]) / "eval" / "evaluations.csv")
+        logged = {int(h["timesteps"]): h["diff_vs_best_heuristic"] for h in hist}
+        curve = B.learning_curve(B.TrainedRun("ppo", run["seed"], Path(run["run_dir"]), Path(), "x"), ref,
+                                 "VMIMO-v1", {})
+        assert curve is not None and list(curve[0]) == sorted(logged)
+        np.testing.assert_allclose(curve[1], [logged[s] for s in curve[0]], atol=1e-9)
+    # figures, report and the README block
+    for key in ("forest", "learning"):
+        path = root / "docs" / "figures" / f"benchmark_default_{key}.png"
+        assert rep.figures[key] == path and path.stat().st_size > 10_000
+    md = (root / "docs" / "benchmark.md").read_text()
+    table = B.tables(rep)
+    assert table in md and "figures/benchmark_default_forest.png" in md and "numpy " in md
+    assert B.command_line(bench["argv"]) in md
+    readme = bench["readme"].read_text()
+    assert readme.startswith("# Project\n\n## Benchmark\n\n" + B.MARK_START)
+    assert readme.endswith(B.MARK_END + "\n\nMore.\n")
+    assert table in readme and "not measured yet" not in readme and "docs/benchmark.md" in readme
+    data = json.loads((root / "out" / "default" / "benchmark.json").read_text())
+    assert data["reference"] == ref and data["agents"][0]["per_seed"] == agent["per_seed"]
+
+
+def test_benchmark_resume_skips_finished_seeds_and_trains_only_the_new_one(bench: dict[str, Any]) -> None:
+    root = bench["root"]
+    runs = root / "out" / "default" / "runs" / "ppo"
+    stamps = {p.name: (p / "final_model.zip").stat().st_mtime_ns for p in runs.iterdir()}
+    launched: list[list[str]] = []
+
+    def launcher(argv: list[str]) -> int:
+        launched.append(argv)
+        return in_process(argv)
+
+    (rep,) = B.run([*TINY, "--seeds", "3", "--out", str(root / "out"), "--figures", str(root / "fig2")],
+                   launcher=launcher)
+    assert len(launched) == 1 and launched[0][launched[0].index("--seed") + 1] == "20000"
+    assert [r["status"] for r in rep.agents[0]["runs"]] == ["skipped", "skipped", "trained"]
+    assert {p: (runs / p / "final_model.zip").stat().st_mtime_ns for p in stamps} == stamps
+    # the same test results for the skipped seeds as in the first run (deterministic evaluation)
+    assert rep.agents[0]["per_seed"][:2] == bench["report"].agents[0]["per_seed"]
+    # another budget for a finished run is refused rather than silently mixed in
+    with pytest.raises(ValueError, match="--force"):
+        B.run([*TINY[:2], "--timesteps", "1024", *TINY[4:], "--seeds", "1", "--out", str(root / "out")],
+              launcher=launcher)
+
+
+def test_run_status_and_an_interrupted_run_is_resumed(tmp_path: Path) -> None:
+    run_dir = tmp_path / "ppo" / "ppo_s0"
+    assert B.run_status(run_dir) == "absent"
+    run_dir.mkdir(parents=True)
+    assert B.run_status(run_dir) == "empty"
+    (run_dir / "checkpoints").mkdir()
+    (run_dir / "checkpoints" / "ckpt_000000000256.zip").write_bytes(b"")
+    assert B.run_status(run_dir) == "partial"
+    (run_dir / "final_model.zip").write_bytes(b"")
+    (run_dir / "summary.yml").write_text("interrupted: true\n")  # Ctrl-C also writes a final model: not finished
+    assert B.run_status(run_dir) == "partial"
+    launched: list[list[str]] = []
+
+    def failing(argv: list[str]) -> int:
+        launched.append(argv)
+        return 1
+
+    args = B.parse_args(["--timesteps", "512", "--train-args", "--n-envs 4"])
+    with pytest.raises(RuntimeError, match="exit code 1"):
+        B.train_seed("ppo", 0, "VMIMO-v1", {"horizon": 20}, tmp_path, "fractional_power", args, failing)
+    (argv,) = launched
+    assert argv[argv.index("--resume") + 1] == str(run_dir) and argv[-2:] == ["--n-envs", "4"]
+    assert argv[argv.index("--env-kwargs") + 1] == "horizon:20" and argv[argv.index("--baselines") + 1] == \
+        "fractional_power"
+    (run_dir / "summary.yml").write_text("interrupted: false\n")
+    assert B.run_status(run_dir) == "finished"
+
+
+def test_baselines_only_benchmark_has_no_learning_panel(tmp_path: Path) -> None:
+    (rep,) = B.run(["--tier", "default", "--algos", "--episodes", "1", "--horizon", "10", "--baselines", "round_robin",
+                    "--no-oracle", "--no-planner", "--out", str(tmp_path)])
+    assert rep.reference == "round_robin" and not rep.agents and set(rep.figures) == {"forest"}
+    assert {r["policy"] for r in rep.rows} == {"random", "round_robin"}
+    assert "Learned agents" not in B.tables(rep)
