@@ -90,6 +90,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="baseline heuristics (names or a comma-separated list; default: every registered one)")
     p.add_argument("--no-planner", action="store_true", help="do not run the causal planner")
     p.add_argument("--no-oracle", action="store_true", help="do not run the clairvoyant oracle")
+    p.add_argument("--untuned", action="store_true",
+                   help="heuristics with their registered defaults instead of the parameters tuned on validation "
+                        "seeds for the tier's scenario (agents/hyperparams/baselines/<scenario>.yml)")
     p.add_argument("--reference", default=None,
                    help="baseline the differences are taken against (default: the best causal heuristic)")
     p.add_argument("--model", choices=("best", "final"), default="best",
@@ -261,8 +264,8 @@ def train_seed(algo: str, seed: int, env_id: str, env_kwargs: dict[str, Any], ru
                       num_timesteps=int(summary.get("num_timesteps", 0)))
 
 
-def learning_curve(run: TrainedRun, reference: str, env_id: str, ref_cache: dict[str, float]
-                   ) -> tuple[np.ndarray, np.ndarray] | None:
+def learning_curve(run: TrainedRun, reference: str, env_id: str, ref_cache: dict[str, float],
+                   reference_kwargs: dict[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray] | None:
     """Env steps and the mean-return difference against ``reference`` on the validation seeds each evaluation
     used (the run's ``eval/evaluations.csv``; the reference is run on the same seeds and scenario here, so the
     difference of means is the mean paired difference). None without evaluations."""
@@ -279,11 +282,17 @@ def learning_curve(run: TrainedRun, reference: str, env_id: str, ref_cache: dict
     key = json.dumps([n_val, kwargs], sort_keys=True, default=str)
     if key not in ref_cache:
         seeds = range(VALIDATION_SEED_BASE, VALIDATION_SEED_BASE + n_val)
-        ref_cache[key] = float(run_policy(reference, env_id, kwargs, seeds).episodes["return"].mean())
+        ref_cache[key] = float(run_policy(reference, env_id, kwargs, seeds,
+                                          policy_kwargs=reference_kwargs).episodes["return"].mean())
     # the final model is evaluated again at the last step (after the last update): keep the newest row per step
     by_step = {int(r["timesteps"]): float(r["mean_reward"]) for r in history}
     steps = np.array(sorted(by_step))
     return steps, np.array([by_step[s] for s in steps]) - ref_cache[key]
+
+
+def policy_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """What every baseline is built with: the parameters tuned on validation seeds unless ``--untuned``."""
+    return {} if getattr(args, "untuned", False) else {"tuned": True}
 
 
 # ====================================================================== statistics
@@ -369,7 +378,7 @@ def benchmark_tier(tier: str, args: argparse.Namespace, figures_dir: Path,
     out = Path(args.out).resolve() / tier
     print(f"[{tier}] {env_id} {env_kwargs or ''}: baselines on {len(seeds)} test seeds", flush=True)
     results = evaluate_policies(baseline_names(args), env_id, env_kwargs, seeds=seeds, batch_size=args.batch_size,
-                                verbose=True)
+                                verbose=True, policy_kwargs=policy_kwargs(args))
     reference = pick_reference(results, args.reference)
     top_is_planner = PLANNER in results
     top = PLANNER if top_is_planner else reference
@@ -393,7 +402,7 @@ def benchmark_tier(tier: str, args: argparse.Namespace, figures_dir: Path,
             m, h = run.result.mean_ci()
             print(f"  {run.result.name:<28s} return {m:9.3f} ± {h:.3f}   ({run.model_path.name})", flush=True)
             runs.append(run)
-            curve = learning_curve(run, reference, env_id, ref_cache)
+            curve = learning_curve(run, reference, env_id, ref_cache, policy_kwargs(args))
             if curve is not None:
                 curves.setdefault(algo, []).append((f"seed {run.seed}", *curve))
         report.agents.append(agent_summary(algo, runs, ref, zero, hundred))
