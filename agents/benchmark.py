@@ -144,8 +144,8 @@ def baseline_names(args: argparse.Namespace) -> list[str]:
                 raise ValueError(f"--baselines: unknown policy {item!r}{suggest(item, registered)}")
             if name not in (PLANNER, ORACLE) and name not in names:
                 names.append(name)
-    if RANDOM in registered and RANDOM not in names:
-        names.insert(0, RANDOM)
+    if RANDOM in registered:  # first: the 0 of the normalised score
+        names = [RANDOM, *(n for n in names if n != RANDOM)]
     for extra, off in ((PLANNER, args.no_planner), (ORACLE, args.no_oracle)):
         if extra in registered and not off:
             names.append(extra)

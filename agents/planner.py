@@ -65,11 +65,11 @@ def available(names: Sequence[str]) -> list[str]:
     return [n for n in names if n in registered]
 
 
-def _build(spec: PolicySpec, view: Any) -> Heuristic:
+def _build(spec: PolicySpec, view: Any, tuned: bool = True) -> Heuristic:
     from agents.policies import make_policy
 
     name, kwargs = (spec, {}) if isinstance(spec, str) else spec
-    return make_policy(name, view, **kwargs)
+    return make_policy(name, view, tuned=tuned, **kwargs)
 
 
 @register_policy("planner")
@@ -101,6 +101,10 @@ class PlannerPolicy(Heuristic):
         Seed of the planner's own generator (the sampled futures); None: the seed given to :meth:`reset`.
     env_chunk:
         Environments planned together (bounds the replicated core's rows).
+    tuned_proposers:
+        Build the proposers and the base policy with the parameters tuned for the scenario on validation seeds
+        (``agents.tune_baselines``). Default False: on VMIMO-v1's validation seeds the planner around the tuned
+        coverage scheduler (SINR target 0 dB) scored below the one around its registered defaults (6 dB).
     """
 
     name = "planner"
@@ -108,7 +112,7 @@ class PlannerPolicy(Heuristic):
     def __init__(self, env: Any, horizon: int | None = None, samples: int = 8,
                  candidates: Sequence[PolicySpec] | None = None, base: PolicySpec | None = None,
                  perturb: bool = True, score: str = "soft", margin: float = 1.0, seed: int | None = None,
-                 env_chunk: int = 4, **kwargs: Any) -> None:
+                 env_chunk: int = 4, tuned_proposers: bool = False, **kwargs: Any) -> None:
         super().__init__(env, **kwargs)
         self.sim = simulator_of(env)
         self.horizon = self.cfg.deadline_slots if horizon is None else int(horizon)
@@ -118,8 +122,9 @@ class PlannerPolicy(Heuristic):
         self.base_spec: PolicySpec = base if base is not None else available(PREFERRED_BASES)[0]
         specs = list(candidates) if candidates is not None else available(PREFERRED_CANDIDATES)
         self.candidate_specs = [s for s in specs if s != self.base_spec]
-        self.base = _build(self.base_spec, self.view)
-        self.proposers = [_build(s, self.view) for s in self.candidate_specs]
+        self.tuned = bool(tuned_proposers)
+        self.base = _build(self.base_spec, self.view, self.tuned)
+        self.proposers = [_build(s, self.view, self.tuned) for s in self.candidate_specs]
         self.perturb = bool(perturb)
         if score not in ("soft", "reward"):
             raise ValueError(f"score must be 'soft' or 'reward', got {score!r}")
@@ -224,7 +229,7 @@ class PlannerPolicy(Heuristic):
         steps = int(min(self.horizon - 1, left.max()))
         if steps > 0:
             rep_view = rep.bs_view()
-            base = _build(self.base_spec, rep_view)
+            base = _build(self.base_spec, rep_view, self.tuned)
             for s in range(steps):
                 a = base.act_view(rep_view if s == 0 else rep.bs_view(), {})
                 r = rep.step(a["group"].astype(np.int64), a["power"].astype(np.int64),
