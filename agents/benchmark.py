@@ -513,7 +513,19 @@ def machine_line() -> str:
 
 
 def command_line(argv: Sequence[str]) -> str:
-    return "python -m agents.benchmark " + shlex.join(list(argv))
+    """The command as a user reruns it: absolute paths inside the working directory written relative to it."""
+    cwd = Path.cwd().resolve()
+
+    def rel(arg: str) -> str:
+        p = Path(arg)
+        if p.is_absolute():
+            try:
+                return str(p.resolve().relative_to(cwd))
+            except ValueError:
+                return arg
+        return arg
+
+    return "python -m agents.benchmark " + shlex.join([rel(a) for a in argv])
 
 
 def markdown_report(reports: list[TierReport], argv: Sequence[str], args: argparse.Namespace,

@@ -237,3 +237,12 @@ def test_baselines_only_benchmark_has_no_learning_panel(tmp_path: Path) -> None:
     assert rep.reference == "round_robin" and not rep.agents and set(rep.figures) == {"forest"}
     assert {r["policy"] for r in rep.rows} == {"random", "round_robin"}
     assert "Learned agents" not in B.tables(rep)
+
+
+def test_recorded_command_writes_paths_inside_the_working_directory_relative(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    inside = str(tmp_path / "runs" / "bench")
+    outside = str(tmp_path.parent / "elsewhere")
+    line = B.command_line(["--tier", "default", "--out", inside, "--figures", outside])
+    assert line == f"python -m agents.benchmark --tier default --out runs/bench --figures {outside}"
