@@ -184,14 +184,23 @@ class OraclePolicy(Heuristic):
         steps = int(left.max()) if self.lookahead is None else int(min(self.lookahead, left.max()))
         if steps > 0:
             rep_view = rep.bs_view()
-            base = make_policy(self.base_name, rep_view)
-            for s in range(steps):
-                a = base.act_view(rep_view if s == 0 else rep.bs_view(), {})
-                r = rep.step(a["group"].astype(np.int64), a["power"].astype(np.int64),
-                             a["compression"].astype(np.int64),
-                             np.clip(a["bandwidth"], 0.0, 1.0).astype(np.float32)).reward
-                total += np.where(s < left, r, 0.0)
+            rollout_reward(rep, make_policy(self.base_name, rep_view), steps, left, rep_view, out=total)
         return total
+
+
+def rollout_reward(rep: Any, base: Any, steps: int, left: np.ndarray, view: Any | None = None,
+                   out: np.ndarray | None = None) -> np.ndarray:
+    """Reward of every row of the replicated core ``rep`` over ``steps`` slots played by ``base`` (a heuristic
+    built on ``rep``), rows with ``left`` slots of their episode left counting only those, added slot by slot to
+    ``out`` (a new zero array when None) and returned; ``view`` is ``rep``'s current BS view when the caller
+    already has it. The rollout the clairvoyant oracle and the planner share."""
+    total = np.zeros(rep.N) if out is None else out
+    for s in range(steps):
+        a = base.act_view(view if (s == 0 and view is not None) else rep.bs_view(), {})
+        r = rep.step(a["group"].astype(np.int64), a["power"].astype(np.int64), a["compression"].astype(np.int64),
+                     np.clip(a["bandwidth"], 0.0, 1.0).astype(np.float32)).reward
+        total += np.where(s < left, r, 0.0)
+    return total
 
 
 def simulator_of(env: Any) -> Any:

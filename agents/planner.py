@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from agents.heuristics.base import Heuristic, proportional_shares
-from agents.oracle import simulator_of
+from agents.oracle import rollout_reward, simulator_of
 from agents.policies import register_policy
 
 PREFERRED_CANDIDATES = ("coverage", "max_weight", "fractional_power")
@@ -229,11 +229,5 @@ class PlannerPolicy(Heuristic):
         steps = int(min(self.horizon - 1, left.max()))
         if steps > 0:
             rep_view = rep.bs_view()
-            base = _build(self.base_spec, rep_view, self.tuned)
-            for s in range(steps):
-                a = base.act_view(rep_view if s == 0 else rep.bs_view(), {})
-                r = rep.step(a["group"].astype(np.int64), a["power"].astype(np.int64),
-                             a["compression"].astype(np.int64),
-                             np.clip(a["bandwidth"], 0.0, 1.0).astype(np.float32)).reward
-                total += np.where(s < left, r, 0.0)
+            rollout_reward(rep, _build(self.base_spec, rep_view, self.tuned), steps, left, rep_view, out=total)
         return total.reshape(-1, S)
