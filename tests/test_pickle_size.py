@@ -46,3 +46,70 @@ def test_a_pickled_env_is_small_and_continues_bit_for_bit() -> None:
         o2, r2, *_ = twin.step(a)
         np.testing.assert_array_equal(o1, o2)
         assert r1 == r2
+
+
+def test_a_pickled_heterogeneous_env_is_small_and_a_refit_continues_bit_for_bit() -> None:
+    """VMIMO-Hetero-v1's fitted BS aligner (7.5 MB of tables) travels as its recipe; the receiver refits the same
+    maps. The fit cache is cleared before unpickling, so the twin really refits, as a fresh worker does."""
+    import gymnasium as gym
+
+    import vmimo_env  # noqa: F401
+    from vmimo_env import heterogeneous as het
+
+    env = gym.make("VMIMO-Hetero-v1").unwrapped
+    assert env.core.bs_aligner is not None
+    env.reset(seed=3)
+    env.action_space.seed(3)
+    actions = [env.action_space.sample() for _ in range(30)]
+    for a in actions[:5]:
+        env.step(a)
+    blob = pickle.dumps(env)
+    assert len(blob) < 1_000_000
+    assert len(pickle.dumps(env.core.bs_aligner)) < 1_000
+    het._fit_bs_aligner.cache_clear()
+    twin = pickle.loads(blob)
+    mine, theirs = env.core.bs_aligner, twin.core.bs_aligner
+    assert theirs is not mine  # refitted, not shared
+    for name in ("weights", "bias", "log_mid", "prefix_index", "active", "noise_vars"):
+        np.testing.assert_array_equal(getattr(theirs, name), getattr(mine, name))
+    accuracy = []
+    for a in actions[5:]:
+        o1, r1, _, _, i1 = env.step(a)
+        o2, r2, _, _, i2 = twin.step(a)
+        np.testing.assert_array_equal(o1, o2)
+        assert r1 == r2
+        assert i1["accuracy_term"] == i2["accuracy_term"]
+        accuracy.append(i1["accuracy_term"])
+    assert any(acc != 0 for acc in accuracy)  # scenes were scored, so the aligner was on the path
+
+
+def test_second_heterogeneous_env_and_unpickling_do_not_refit(monkeypatch) -> None:
+    """A second gym.make("VMIMO-Hetero-v1") in a process, and an unpickled env, reuse the fit (counted, not timed:
+    robust on a loaded machine)."""
+    import gymnasium as gym
+
+    import semantic_models.alignment as alignment
+    import vmimo_env  # noqa: F401
+    from vmimo_env import heterogeneous as het
+
+    fits = []
+    real_fit = alignment.fit_latent_aligner
+
+    def counting_fit(*args, **kwargs):
+        fits.append(1)
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(alignment, "fit_latent_aligner", counting_fit)
+    het._fit_bs_aligner.cache_clear()
+    first = gym.make("VMIMO-Hetero-v1").unwrapped
+    n_modalities = len(first.cfg.heterogeneous_modalities)
+    assert n_modalities > 0 and len(fits) == n_modalities  # one fit per heterogeneous modality
+    second = gym.make("VMIMO-Hetero-v1").unwrapped
+    assert second.core.bs_aligner is first.core.bs_aligner
+    back = pickle.loads(pickle.dumps(first))
+    assert back.core.bs_aligner is first.core.bs_aligner
+    fixed = first.core.bs_aligner.fixed_noise(0.1)  # the ablation's variant pickles as its own recipe
+    fixed_back = pickle.loads(pickle.dumps(fixed))
+    np.testing.assert_array_equal(fixed_back.log_mid, fixed.log_mid)
+    assert not np.array_equal(fixed.log_mid, first.core.bs_aligner.log_mid)
+    assert len(fits) == n_modalities

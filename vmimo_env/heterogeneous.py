@@ -19,7 +19,9 @@ Fitting data: ``N_FIT`` scenes of the ``env`` split at seed offset ``FIT_SEED_OF
 the pool's (``build_pool`` draws the ``env`` split at offset ``seed``, 2024 by default; equal offsets are refused),
 so the aligner is never fitted on the scenes the environment scores. Pool and aligner are built once per process
 (cached; about 0.8 s on top of a homogeneous env's set-up) and shared by every environment; nothing is
-trained or downloaded at run time.
+trained or downloaded at run time. Both are deterministic functions of their arguments, so both pickle as their
+recipes: a subprocess or Ray worker refits the same maps bit for bit (or finds them in its cache) instead of
+receiving megabytes of tables.
 
 Hot path: :meth:`BSAligner.apply` is one compiled call over every closing scene and modality (the maps are stored
 as zero-padded 64 x 64 tables, so a received prefix of ``p`` values costs ``p²`` multiply-adds); the homogeneous
@@ -28,9 +30,9 @@ environment never calls it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numba import njit
@@ -104,6 +106,7 @@ class BSAligner:
     ``weights[m, i, l]`` is the transposed map (input row, output column) for prefix ``prefix_lengths[i]`` and noise
     level ``noise_vars[l]``, zero outside its top-left ``p x p`` block; ``bias[m, i, l]`` is ``μ_y − A μ_x`` on the
     first ``p`` values. ``aligners[m]`` keeps the fitted ``LatentAligner`` (None for homogeneous modalities).
+    ``source`` is the ``(function, args)`` that rebuilds it (what it pickles as; None: pickled in full).
     """
 
     modalities: tuple[int, ...]
@@ -118,6 +121,14 @@ class BSAligner:
     fit_split: str
     fit_seed_offset: int
     n_fit: int
+    source: tuple[Any, tuple] | None = field(default=None, compare=False, repr=False)
+
+    def __reduce__(self):
+        # the maps are a deterministic fit (shipped weights, fixed scenes): a pickled environment carries the recipe
+        # (a few hundred bytes) instead of the 7.5 MB of tables, and the receiving process refits or hits its cache
+        if self.source is not None:
+            return self.source
+        return (BSAligner, tuple(getattr(self, f.name) for f in fields(self)))
 
     def apply(self, latents: np.ndarray, prefix_len: np.ndarray, sinr: np.ndarray) -> None:
         """Map received latents (n, M, 64) of the heterogeneous modalities into the BS space, in place.
@@ -134,7 +145,7 @@ class BSAligner:
         li = int(np.argmin(np.abs(np.log(self.noise_vars) - np.log(max(noise_var, 1e-12)))))
         # the kernel walks up the midpoints while the log noise exceeds them: -inf below li, +inf from li stops at li
         mids = np.where(np.arange(self.log_mid.shape[0]) < li, -np.inf, np.inf)
-        return replace(self, log_mid=mids)
+        return replace(self, log_mid=mids, source=(BSAligner.fixed_noise, (self, noise_var)))
 
 
 @njit(cache=True)
@@ -163,10 +174,20 @@ def align_received(lat, lens, sinr, n, active, prefix_index, log_mid, weights, b
                 lat[j, m, i] = acc[i]
 
 
-@lru_cache(maxsize=8)
 def fit_bs_aligner(checkpoint: str | None, prefix_lengths: tuple[int, ...], modalities: tuple[int, ...],
                    n_fit: int = N_FIT, fit_seed_offset: int = FIT_SEED_OFFSET) -> BSAligner:
-    """Fit one LMMSE aligner per heterogeneous modality on the fitting split (variant latents → BS latents)."""
+    """Fit one LMMSE aligner per heterogeneous modality on the fitting split (variant latents → BS latents).
+
+    Cached per process by the normalised arguments (the aligner's recipe, which is also what it pickles as), so a
+    second environment, or an unpickled one, reuses the fit however the arguments were spelled.
+    """
+    return _fit_bs_aligner(checkpoint, tuple(int(p) for p in prefix_lengths), tuple(int(m) for m in modalities),
+                           int(n_fit), int(fit_seed_offset))
+
+
+@lru_cache(maxsize=8)
+def _fit_bs_aligner(checkpoint: str | None, prefix_lengths: tuple[int, ...], modalities: tuple[int, ...],
+                    n_fit: int, fit_seed_offset: int) -> BSAligner:
     from semantic_models.alignment import fit_latent_aligner
     from semantic_models.blas import single_threaded_blas
     from semantic_models.data import SceneGenerator
@@ -196,7 +217,8 @@ def fit_bs_aligner(checkpoint: str | None, prefix_lengths: tuple[int, ...], moda
     log_levels = np.log(np.asarray(NOISE_VARS))
     return BSAligner(tuple(modalities), tuple(prefix_lengths), np.asarray(NOISE_VARS), weights, bias, active,
                      prefix_index, (log_levels[1:] + log_levels[:-1]) / 2.0, tuple(aligners), FIT_SPLIT,
-                     fit_seed_offset, n_fit)
+                     fit_seed_offset, n_fit,
+                     source=(fit_bs_aligner, (checkpoint, prefix_lengths, modalities, n_fit, fit_seed_offset)))
 
 
 def setup(cfg: ScenarioConfig, pool: ScenePool, model: FrozenStudent) -> tuple[ScenePool, BSAligner | None]:
