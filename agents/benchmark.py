@@ -37,7 +37,6 @@ import datetime as dt
 import json
 import math
 import os
-import platform
 import shlex
 import shutil
 import subprocess
@@ -51,8 +50,10 @@ from typing import Any
 import numpy as np
 import yaml
 
+from agents.common import provenance
 from agents.common.envs import ALGOS, TEST_SEED_BASE, VALIDATION_SEED_BASE
 from agents.common.hyperparams import parse_assignments
+from agents.common.provenance import machine_line
 from agents.common.stats import iqm, mean_ci, paired_difference, stratified_bootstrap_ci
 from agents.evaluation.runner import PolicyResult, run_policy
 
@@ -501,31 +502,9 @@ def tables(report: TierReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-def machine_line() -> str:
-    """Machine, Python and package versions the figures were measured with."""
-    from agents.common.provenance import git_sha, package_versions
-
-    versions = package_versions()
-    python = versions.pop("python")
-    return (f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}; "
-            f"Python {python}; " + ", ".join(f"{k} {v}" for k, v in versions.items())
-            + f"; commit {git_sha()[:12]}.")
-
-
 def command_line(argv: Sequence[str]) -> str:
-    """The command as a user reruns it: absolute paths inside the working directory written relative to it."""
-    cwd = Path.cwd().resolve()
-
-    def rel(arg: str) -> str:
-        p = Path(arg)
-        if p.is_absolute():
-            try:
-                return str(p.resolve().relative_to(cwd))
-            except ValueError:
-                return arg
-        return arg
-
-    return "python -m agents.benchmark " + shlex.join([rel(a) for a in argv])
+    """The command as a user reruns it (:func:`agents.common.provenance.command_line`)."""
+    return provenance.command_line("python -m agents.benchmark", argv)
 
 
 def markdown_report(reports: list[TierReport], argv: Sequence[str], args: argparse.Namespace,
@@ -569,10 +548,7 @@ def readme_block(reports: list[TierReport], argv: Sequence[str], markdown_rel: s
 def replace_block(text: str, block: str) -> str:
     """``text`` with everything between the benchmark markers replaced by ``block``; ``ValueError`` when the
     markers are missing or out of order."""
-    start, end = text.find(MARK_START), text.find(MARK_END)
-    if start < 0 or end < 0 or end < start:
-        raise ValueError(f"the README needs the markers {MARK_START} and {MARK_END} (in that order)")
-    return text[:start + len(MARK_START)] + "\n" + block + text[end:]
+    return provenance.replace_block(text, block, MARK_START, MARK_END)
 
 
 # ====================================================================== main
