@@ -1,84 +1,356 @@
-"""Steps per second of VMIMO-v0 (frozen model in the loop), against CartPole-v1 measured in the same run.
+"""Steps per second of VMIMO (frozen model in the loop), each row against its CartPole counterpart in the same run.
 
-    python benchmarks/bench_env.py [--quick] [--markdown]
+    python benchmarks/bench_env.py [--quick] [--repeats R] [--markdown] [--readme README.md]
 
-Rows: the single env through ``gym.make`` (checkers and wrappers included, as a user gets it), the native vector
-env at N in {16, 256, 1024}, and the SB3 ``VecEnv`` adapter. Actions are sampled before timing; each row is timed
-with ``time.perf_counter`` after a warm-up. The machine is shared and noisy, hence the CartPole ratio.
+Rows (:func:`measure_steps`):
+
+* single environments through ``gym.make`` (checkers and wrappers included, as a user gets them): CartPole-v1 (the
+  reference of the single rows), VMIMO-v0 and VMIMO-v1 with the dict and the MultiDiscrete action view, and
+  mobile-env's smallest scenario (``mobile-small-central-v0``) when ``import mobile_env`` works (else the row says
+  "not installed");
+* vector environments: Gymnasium's ``CartPoleVectorEnv`` at N = 1024 (the reference of the vector rows), the native
+  ``VMIMOVectorEnv`` through ``gym.make_vec(..., vectorization_mode="vector_entry_point")`` at N in {16, 256, 1024}
+  for v0 and v1 (the id picks the action view: ``VMIMO-v0`` dict, ``VMIMO-MultiDiscrete-v0`` MultiDiscrete, also
+  at 1024), and the SB3 ``VecEnv`` adapter at N = 256.
+
+Method: actions are sampled before timing (a pool of random actions, cycled), each row is warmed up, then timed
+with ``time.perf_counter`` ``--repeats`` times; the table reports the best repeat (the least disturbed by the rest
+of a shared machine) and its ratio to the CartPole counterpart measured in the same run, the comparable figure
+across machines. Episode ends are included (single rows reset in the loop, vector rows autoreset).
+
+Construction and shipping (:func:`measure_construction`): each id in a fresh Python process (so "first" really is
+the first in a process: model load, scene pool, compiled kernels, for the heterogeneous id the aligner fit), the
+time of the first and of a second ``gym.make``, and ``len(pickle.dumps(gym.make(id).unwrapped))``, what a
+``SubprocVecEnv`` or a Ray worker receives.
+
+``--markdown`` prints the tables as Markdown; ``--readme FILE`` replaces the block between
+``<!-- bench_env:start -->`` and ``<!-- bench_env:end -->`` of FILE with them, the command, the machine and the
+package versions (``agents.common.provenance``). ``--quick`` is a smoke run of a few seconds per row (noisier).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import pickle
+import subprocess
+import sys
 import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
-import numpy as np
+from gymnasium.vector.utils import batch_space
 
-import vmimo_env  # noqa: F401
+import vmimo_env  # noqa: F401  (registers the ids)
+from agents.common import provenance
+
+MARK_START, MARK_END = "<!-- bench_env:start -->", "<!-- bench_env:end -->"
+PROGRAM = "python benchmarks/bench_env.py"
+SINGLE, VECTOR = "single", "vector"
+CARTPOLE_SINGLE = "CartPole-v1, gym.make (reference of the single rows)"
+CARTPOLE_VECTOR = "CartPoleVectorEnv, N=1024 (reference of the vector rows)"
+REFERENCE = {SINGLE: CARTPOLE_SINGLE, VECTOR: CARTPOLE_VECTOR}
+REFERENCE_VECTOR_N = 1024
+SINGLE_IDS = ("VMIMO-v0", "VMIMO-MultiDiscrete-v0", "VMIMO-v1", "VMIMO-MultiDiscrete-v1")
+VECTOR_SIZES = (16, 256, 1024)
+SB3_N = 256
+MOBILE_ENV_ID = "mobile-small-central-v0"  # mobile-env's smallest scenario, one central agent
+SHIP_IDS = ("VMIMO-v0", "VMIMO-v1", "VMIMO-Hetero-v1")
+ACTION_POOL = 64  # pre-sampled actions (batches for vector rows) cycled through while timing
 
 
-def time_single(env_id: str, steps: int, **kwargs) -> float:
+@dataclass(frozen=True)
+class Budget:
+    """How long each row is timed: env steps per repeat of a single row, env steps per repeat of a vector row
+    (whatever N), warm-up calls, repeats. The CartPole references step 10 (single) and 50 (vector) times more env
+    steps per repeat: theirs are that much cheaper, and a reference timed over a few milliseconds would put its
+    noise into every ratio."""
+
+    single_steps: int
+    vector_env_steps: int
+    warmup_calls: int = 10
+    repeats: int = 3
+    cartpole_single_factor: int = 10
+    cartpole_vector_factor: int = 50
+
+    @classmethod
+    def full(cls, repeats: int = 3) -> Budget:
+        return cls(single_steps=20_000, vector_env_steps=200_000, warmup_calls=20, repeats=repeats)
+
+    @classmethod
+    def quick(cls, repeats: int = 2) -> Budget:
+        return cls(single_steps=1_000, vector_env_steps=8_192, warmup_calls=3, repeats=repeats)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One timed row: ``group`` (single or vector) names its CartPole reference; ``env_steps_per_s`` None when the
+    row could not be measured (``note`` says why); ``ratio`` to the group's reference, filled by :func:`with_ratios`."""
+
+    group: str
+    what: str
+    num_envs: int
+    env_steps_per_s: float | None
+    ratio: float | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ShipRow:
+    """Construction and shipping of one id, measured in a fresh process."""
+
+    env_id: str
+    first_make_s: float
+    second_make_s: float
+    pickled_bytes: int
+
+
+# ---------------------------------------------------------------------------------------------- timing
+def best_rate(step: Callable[[Any], Any], actions: Sequence[Any], calls: int, env_steps_per_call: int,
+              budget: Budget) -> float:
+    """The best over ``budget.repeats`` of env-steps/s of ``calls`` calls of ``step`` over the pre-sampled
+    ``actions`` (cycled), after ``budget.warmup_calls`` untimed calls."""
+    for i in range(budget.warmup_calls):
+        step(actions[i % len(actions)])
+    best = 0.0
+    for _ in range(budget.repeats):
+        t0 = time.perf_counter()
+        for i in range(calls):
+            step(actions[i % len(actions)])
+        best = max(best, calls * env_steps_per_call / (time.perf_counter() - t0))
+    return best
+
+
+def single_rate(env_id: str, steps: int, budget: Budget, **kwargs: Any) -> float:
+    """env-steps/s of one ``gym.make(env_id)`` env under random actions, resetting at episode ends."""
     env = gym.make(env_id, **kwargs)
     env.reset(seed=0)
     env.action_space.seed(0)
-    actions = [env.action_space.sample() for _ in range(min(steps, 2000))]
-    for a in actions[:200]:
-        _, _, term, trunc, _ = env.step(a)
-        if term or trunc:
+    actions = [env.action_space.sample() for _ in range(ACTION_POOL)]
+
+    def step(action: Any) -> None:
+        _, _, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
             env.reset()
-    t0 = time.perf_counter()
-    for i in range(steps):
-        _, _, term, trunc, _ = env.step(actions[i % len(actions)])
-        if term or trunc:
-            env.reset()
-    return steps / (time.perf_counter() - t0)
+
+    try:
+        return best_rate(step, actions, steps, 1, budget)
+    finally:
+        env.close()
 
 
-def time_batched(step, nvec: np.ndarray, num_envs: int, steps: int) -> float:
-    """env-steps/s of ``step(actions)`` over pre-sampled MultiDiscrete batches, after a warm-up."""
-    rng = np.random.default_rng(0)
-    actions = [rng.integers(0, nvec, size=(num_envs, nvec.size)) for _ in range(32)]
-    for a in actions[:10]:
-        step(a)
-    t0 = time.perf_counter()
-    for i in range(steps):
-        step(actions[i % len(actions)])
-    return steps * num_envs / (time.perf_counter() - t0)
+def batched_rate(step: Callable[[Any], Any], action_space: gym.Space, num_envs: int, budget: Budget,
+                 factor: int = 1) -> float:
+    """env-steps/s of a batched ``step`` over pre-sampled batches of ``action_space`` (already batched), timed over
+    ``factor`` times the budget's vector env steps."""
+    action_space.seed(0)
+    actions = [action_space.sample() for _ in range(ACTION_POOL)]
+    calls = max(1, factor * budget.vector_env_steps // num_envs)
+    return best_rate(step, actions, calls, num_envs, budget)
 
 
-def time_vector(num_envs: int, steps: int) -> float:
-    venv = gym.make_vec("VMIMO-MultiDiscrete-v0", num_envs=num_envs, vectorization_mode="vector_entry_point")
+def vector_rate(env_id: str, num_envs: int, budget: Budget) -> float:
+    """env-steps/s of ``gym.make_vec(env_id, num_envs, vectorization_mode="vector_entry_point")`` (VMIMOVectorEnv)."""
+    venv = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point")
     venv.reset(seed=0)
-    return time_batched(venv.step, venv.unwrapped.single_action_space.nvec, num_envs, steps)
+    try:
+        return batched_rate(venv.step, venv.action_space, num_envs, budget)
+    finally:
+        venv.close()
 
 
-def time_sb3(num_envs: int, steps: int) -> float:
+def cartpole_vector_rate(num_envs: int, budget: Budget) -> float:
+    """env-steps/s of Gymnasium's own natively batched CartPole."""
+    from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
+
+    venv = CartPoleVectorEnv(num_envs=num_envs)
+    venv.reset(seed=0)
+    try:
+        return batched_rate(venv.step, venv.action_space, num_envs, budget, budget.cartpole_vector_factor)
+    finally:
+        venv.close()
+
+
+def sb3_rate(num_envs: int, budget: Budget) -> float:
+    """env-steps/s of the SB3 ``VecEnv`` adapter (VMIMO-v0 scenario, MultiDiscrete actions)."""
     from vmimo_env.sb3 import VMIMOSB3VecEnv
 
     venv = VMIMOSB3VecEnv(num_envs=num_envs, seed=0)
     venv.reset()
-    return time_batched(venv.step, venv.action_space.nvec, num_envs, steps)
+    try:
+        return batched_rate(venv.step, batch_space(venv.action_space, num_envs), num_envs, budget)
+    finally:
+        venv.close()
 
 
-def main() -> None:
+def mobile_env_row(budget: Budget) -> Row:
+    """mobile-env's smallest scenario through ``gym.make`` when the package imports, else a row saying so."""
+    what = f"{MOBILE_ENV_ID} (mobile-env), gym.make"
+    try:
+        import mobile_env  # noqa: F401  (registers its ids)
+    except ImportError:
+        return Row(SINGLE, what, 1, None, note="not installed")
+    return Row(SINGLE, what, 1, single_rate(MOBILE_ENV_ID, budget.single_steps, budget))
+
+
+def measure_steps(budget: Budget, log: Callable[[str], None] = lambda _: None) -> list[Row]:
+    """Every row of the steps table, in table order, with ratios to the CartPole counterparts of this run."""
+    cart_steps = budget.single_steps * budget.cartpole_single_factor
+    rows = [Row(SINGLE, CARTPOLE_SINGLE, 1, single_rate("CartPole-v1", cart_steps, budget))]
+    log(rows[-1].what)
+    for env_id in SINGLE_IDS:
+        rows.append(Row(SINGLE, f"{env_id}, gym.make", 1, single_rate(env_id, budget.single_steps, budget)))
+        log(rows[-1].what)
+    rows.append(mobile_env_row(budget))
+    log(rows[-1].what)
+    rows.append(Row(VECTOR, CARTPOLE_VECTOR, REFERENCE_VECTOR_N, cartpole_vector_rate(REFERENCE_VECTOR_N, budget)))
+    log(rows[-1].what)
+    for version in ("v0", "v1"):
+        for n in VECTOR_SIZES:
+            rows.append(Row(VECTOR, f"VMIMOVectorEnv, VMIMO-{version} (dict), N={n}", n,
+                            vector_rate(f"VMIMO-{version}", n, budget)))
+            log(rows[-1].what)
+        n = VECTOR_SIZES[-1]
+        rows.append(Row(VECTOR, f"VMIMOVectorEnv, VMIMO-MultiDiscrete-{version}, N={n}", n,
+                        vector_rate(f"VMIMO-MultiDiscrete-{version}", n, budget)))
+        log(rows[-1].what)
+    rows.append(Row(VECTOR, f"VMIMOSB3VecEnv (SB3 adapter, VMIMO-v0 MultiDiscrete), N={SB3_N}", SB3_N,
+                    sb3_rate(SB3_N, budget)))
+    log(rows[-1].what)
+    return with_ratios(rows)
+
+
+def with_ratios(rows: Sequence[Row]) -> list[Row]:
+    """``rows`` with ``ratio`` = env-steps/s over that of the group's CartPole reference row (1 for it)."""
+    ref = {row.group: row.env_steps_per_s for row in rows if row.what == REFERENCE[row.group]}
+    if set(ref) != {row.group for row in rows} or not all(ref.values()):
+        raise ValueError("every group of rows needs its measured CartPole reference row")
+    return [Row(r.group, r.what, r.num_envs, r.env_steps_per_s,
+                None if r.env_steps_per_s is None else r.env_steps_per_s / ref[r.group], r.note) for r in rows]
+
+
+# ---------------------------------------------------------------------------------------------- construction
+def construction_probe(env_id: str) -> dict[str, Any]:
+    """In this process: the first and a second ``gym.make(env_id)`` timed, and the pickled size of the env.
+
+    Meaningful only as the first VMIMO construction of a process (:func:`measure_construction` runs it in a
+    fresh one)."""
+    t0 = time.perf_counter()
+    env = gym.make(env_id)
+    t1 = time.perf_counter()
+    second = gym.make(env_id)
+    t2 = time.perf_counter()
+    size = len(pickle.dumps(env.unwrapped))
+    env.close()
+    second.close()
+    return {"env_id": env_id, "first_make_s": t1 - t0, "second_make_s": t2 - t1, "pickled_bytes": size}
+
+
+def measure_construction(env_ids: Sequence[str] = SHIP_IDS) -> list[ShipRow]:
+    """:func:`construction_probe` of each id, each in a fresh interpreter running this script (one at a time)."""
+    out = []
+    for env_id in env_ids:
+        res = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--probe", env_id], check=True,
+                             capture_output=True, text=True, env=dict(os.environ))
+        out.append(ShipRow(**json.loads(res.stdout.strip().splitlines()[-1])))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- report
+def _rate(row: Row) -> str:
+    return row.note if row.env_steps_per_s is None else f"{row.env_steps_per_s:,.0f}"
+
+
+def _ratio(row: Row) -> str:
+    return "–" if row.ratio is None else f"{row.ratio:.3f}"
+
+
+def markdown_tables(rows: Sequence[Row], ship: Sequence[ShipRow]) -> str:
+    """The steps table and the construction table, as Markdown."""
+    lines = ["| what | N envs | env-steps/s | vs CartPole counterpart |", "|---|---:|---:|---:|"]
+    lines += [f"| {r.what} | {r.num_envs} | {_rate(r)} | {_ratio(r)} |" for r in rows]
+    lines += ["", "| env id | first gym.make in a process (s) | second gym.make (ms) | pickled env (MB) |",
+              "|---|---:|---:|---:|"]
+    lines += [f"| {s.env_id} | {s.first_make_s:.2f} | {1e3 * s.second_make_s:.1f} | {s.pickled_bytes / 1e6:.2f} |"
+              for s in ship]
+    return "\n".join(lines) + "\n"
+
+
+def text_tables(rows: Sequence[Row], ship: Sequence[ShipRow]) -> str:
+    """The same tables as aligned plain text (the default output)."""
+    width = max(len(r.what) for r in rows)
+    lines = [f"{'what':<{width}}  {'N':>5}  {'env-steps/s':>12}  {'vs CartPole':>11}"]
+    lines += [f"{r.what:<{width}}  {r.num_envs:>5}  {_rate(r):>12}  {_ratio(r):>11}" for r in rows]
+    lines += ["", f"{'env id':<{width}}  {'first make s':>12}  {'second ms':>9}  {'pickled MB':>10}"]
+    lines += [f"{s.env_id:<{width}}  {s.first_make_s:>12.2f}  {1e3 * s.second_make_s:>9.1f}  "
+              f"{s.pickled_bytes / 1e6:>10.2f}" for s in ship]
+    return "\n".join(lines) + "\n"
+
+
+def method_line(budget: Budget, load: float | None) -> str:
+    """How the figures were taken (the README block says it beside the tables)."""
+    load_text = "" if load is None else f"; 1-minute load average {load:.1f} at the start"
+    return (f"Best of {budget.repeats} timed repeats per row after a warm-up, random actions sampled before timing "
+            f"({budget.single_steps:,} steps per repeat of a single row, {budget.vector_env_steps:,} env steps of a "
+            f"vector row, {budget.cartpole_single_factor} and {budget.cartpole_vector_factor} times more for the "
+            f"CartPole references); single rows are compared with CartPole-v1 through gym.make, vector rows with "
+            f"CartPoleVectorEnv at N = {REFERENCE_VECTOR_N}, both measured in the same run; each construction "
+            f"in a fresh process{load_text}.")
+
+
+def readme_block(rows: Sequence[Row], ship: Sequence[ShipRow], argv: Sequence[str], budget: Budget,
+                 load: float | None) -> str:
+    """What goes between the README markers: the tables, the method, the command and the machine."""
+    return (markdown_tables(rows, ship) + "\n" + method_line(budget, load) + "\n\n"
+            + f"Measured by `{provenance.command_line(PROGRAM, argv)}`. "
+            + provenance.machine_line(extra_packages=("mobile-env",)) + "\n")
+
+
+def write_readme(path: Path, block: str) -> None:
+    """Replace the bench_env block of ``path`` with ``block`` (the rest of the file untouched)."""
+    text = path.read_text(encoding="utf-8")
+    path.write_text(provenance.replace_block(text, block, MARK_START, MARK_END), encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------------- main
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer steps (a smoke run, noisier figures)")
-    args = parser.parse_args()
-    scale = 0.1 if args.quick else 1.0
-    n1 = int(20000 * scale)
-    cart = time_single("CartPole-v1", int(100000 * scale))
-    rows = [("CartPole-v1, gym.make (reference)", 1, cart)]
-    rows.append(("VMIMO-v0, gym.make, dict actions", 1, time_single("VMIMO-v0", n1)))
-    rows.append(("VMIMO-MultiDiscrete-v0, gym.make", 1, time_single("VMIMO-MultiDiscrete-v0", n1)))
-    for n in (16, 256, 1024):
-        rows.append((f"VMIMOVectorEnv (native batch), N={n}", n, time_vector(n, max(20, int(40000 * scale / n)))))
-    for n in (256,):
-        rows.append((f"VMIMOSB3VecEnv (SB3 adapter), N={n}", n, time_sb3(n, max(20, int(40000 * scale / n)))))
-    print("| what | N envs | env-steps/s | vs CartPole-v1 |")
-    print("|---|---:|---:|---:|")
-    for name, n, sps in rows:
-        print(f"| {name} | {n} | {sps:,.0f} | {sps / cart:.3f} |")
+    parser.add_argument("--quick", action="store_true", help="a smoke run (short rows, noisier figures)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed repeats per row, best reported "
+                                                                  "(default 3, 2 with --quick)")
+    parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
+    parser.add_argument("--readme", default=None, help="replace the bench_env block of this file with the tables")
+    parser.add_argument("--probe", default=None, help=argparse.SUPPRESS)  # one construction probe, JSON on stdout
+    args = parser.parse_args(argv)
+    if args.repeats is not None and args.repeats < 1:
+        parser.error("--repeats must be at least 1")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    raw = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(raw)
+    warnings.filterwarnings("ignore", message=".*is out of date.*")  # gym.make of a v0 id while v1 exists
+    if args.probe:
+        print(json.dumps(construction_probe(args.probe)))
+        return
+    readme = Path(args.readme) if args.readme else None
+    if readme is not None:  # fail before minutes of timing, not after
+        provenance.replace_block(readme.read_text(encoding="utf-8"), "", MARK_START, MARK_END)
+    budget = (Budget.quick if args.quick else Budget.full)(*([args.repeats] if args.repeats else []))
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    rows = measure_steps(budget, log=lambda what: print(f"  timed {what}", file=sys.stderr))
+    ship = measure_construction()
+    print(markdown_tables(rows, ship) if args.markdown else text_tables(rows, ship))
+    print(method_line(budget, load))
+    if readme is not None:
+        write_readme(readme, readme_block(rows, ship, raw, budget, load))
+        print(f"Updated the bench_env block of {readme}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,113 @@
+"""The environment benchmark (``benchmarks/bench_env.py``) at tiny step counts: its rows, their CartPole ratios,
+the construction probe and the README writer (on a temporary file)."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import pickle
+from pathlib import Path
+
+import gymnasium as gym
+import pytest
+
+import vmimo_env  # noqa: F401  (registers the ids)
+from benchmarks import bench_env as BE
+
+TINY = BE.Budget(single_steps=40, vector_env_steps=2048, warmup_calls=2, repeats=2)
+EXPECTED = [  # (group, what, N) in table order
+    (BE.SINGLE, BE.CARTPOLE_SINGLE, 1),
+    *[(BE.SINGLE, f"{env_id}, gym.make", 1)
+      for env_id in ("VMIMO-v0", "VMIMO-MultiDiscrete-v0", "VMIMO-v1", "VMIMO-MultiDiscrete-v1")],
+    (BE.SINGLE, "mobile-small-central-v0 (mobile-env), gym.make", 1),
+    (BE.VECTOR, BE.CARTPOLE_VECTOR, 1024),
+    *[row for v in ("v0", "v1")
+      for row in [(BE.VECTOR, f"VMIMOVectorEnv, VMIMO-{v} (dict), N={n}", n) for n in (16, 256, 1024)]
+      + [(BE.VECTOR, f"VMIMOVectorEnv, VMIMO-MultiDiscrete-{v}, N=1024", 1024)]],
+    (BE.VECTOR, "VMIMOSB3VecEnv (SB3 adapter, VMIMO-v0 MultiDiscrete), N=256", 256),
+]
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[BE.Row]:
+    return BE.measure_steps(TINY)
+
+
+def by_name(rows: list[BE.Row]) -> dict[str, BE.Row]:
+    return {r.what: r for r in rows}
+
+
+def test_every_row_is_there_in_its_group_with_its_batch_size(rows: list[BE.Row]) -> None:
+    assert [(r.group, r.what, r.num_envs) for r in rows] == EXPECTED  # each reference opens its group
+
+
+def test_ratios_are_to_the_cartpole_counterpart_of_the_same_run(rows: list[BE.Row]) -> None:
+    named = by_name(rows)
+    ref = {BE.SINGLE: named[BE.CARTPOLE_SINGLE].env_steps_per_s, BE.VECTOR: named[BE.CARTPOLE_VECTOR].env_steps_per_s}
+    assert named[BE.CARTPOLE_SINGLE].ratio == named[BE.CARTPOLE_VECTOR].ratio == 1.0
+    for r in rows:
+        if r.env_steps_per_s is None:
+            continue
+        assert math.isfinite(r.env_steps_per_s) and r.env_steps_per_s > 0
+        assert r.ratio == pytest.approx(r.env_steps_per_s / ref[r.group], rel=1e-12)
+    # tolerant directions a miscounted row would break: CartPole steps are far cheaper than VMIMO's, and a batch of
+    # 1024 environments delivers more env steps per second than one environment stepped alone
+    for version in ("v0", "v1"):
+        single = named[f"VMIMO-{version}, gym.make"]
+        batch = named[f"VMIMOVectorEnv, VMIMO-{version} (dict), N=1024"]
+        assert single.ratio < 0.5 and batch.ratio < 0.5
+        assert batch.env_steps_per_s > 2 * single.env_steps_per_s
+
+
+def test_mobile_env_row_is_measured_only_when_installed(rows: list[BE.Row]) -> None:
+    row = by_name(rows)["mobile-small-central-v0 (mobile-env), gym.make"]
+    if importlib.util.find_spec("mobile_env") is None:
+        assert (row.env_steps_per_s, row.ratio, row.note) == (None, None, "not installed")
+    else:
+        assert row.env_steps_per_s > 0 and row.ratio is not None
+
+
+def test_with_ratios_needs_a_measured_reference_per_group() -> None:
+    rows = [BE.Row(BE.SINGLE, BE.CARTPOLE_SINGLE, 1, 200.0), BE.Row(BE.SINGLE, "x", 1, 50.0),
+            BE.Row(BE.SINGLE, "absent", 1, None, note="not installed"),
+            BE.Row(BE.VECTOR, BE.CARTPOLE_VECTOR, 1024, 1000.0), BE.Row(BE.VECTOR, "y", 16, 250.0)]
+    out = BE.with_ratios(rows)
+    assert [r.ratio for r in out] == [1.0, 0.25, None, 1.0, 0.25]
+    with pytest.raises(ValueError, match="reference"):
+        BE.with_ratios(rows[1:])
+
+
+def test_construction_probe_runs_in_a_fresh_process() -> None:
+    (ship,) = BE.measure_construction(("VMIMO-v0",))
+    assert ship.env_id == "VMIMO-v0"
+    # the first make loads the model and encodes the pool, the second finds them cached
+    assert 0 < ship.second_make_s < ship.first_make_s
+    assert ship.pickled_bytes == len(pickle.dumps(gym.make("VMIMO-v0").unwrapped))
+    assert ship.pickled_bytes < 1_000_000
+
+
+def test_readme_writer_replaces_only_the_block(rows: list[BE.Row], tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    before, after = "# Project\n\n### Environment steps\n\nintro\n\n", "\n\n### Physics slot\n\nmore\n"
+    readme.write_text(f"{before}{BE.MARK_START}\n| old | table |\n{BE.MARK_END}{after}", encoding="utf-8")
+    ship = [BE.ShipRow("VMIMO-v0", 2.5, 0.001, 485_000)]
+    block = BE.readme_block(rows, ship, ["--readme", str(readme)], TINY, 1.5)
+    BE.write_readme(readme, block)
+    text = readme.read_text(encoding="utf-8")
+    assert text == f"{before}{BE.MARK_START}\n{block}{BE.MARK_END}{after}"
+    assert "old | table" not in text
+    for r in rows:
+        assert f"| {r.what} | {r.num_envs} |" in block
+    assert "| VMIMO-v0 | 2.50 | 1.0 | 0.48 |" in block
+    assert f"Measured by `python benchmarks/bench_env.py --readme {readme}`" in block
+    assert "Machine:" in block and "gymnasium" in block and "Best of 2 timed repeats" in block
+    BE.write_readme(readme, block)  # rewriting is idempotent
+    assert readme.read_text(encoding="utf-8") == text
+
+
+def test_readme_without_markers_fails_before_any_timing(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("no markers here\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="bench_env:start"):
+        BE.main(["--quick", "--readme", str(readme)])
+    assert readme.read_text(encoding="utf-8") == "no markers here\n"
