@@ -2,11 +2,12 @@
 
 Why compiled loops here and numpy elsewhere: the physics (fading, SINR, energy) is dense linear algebra on
 ``(N, K, Nr)`` arrays and vectorises well, but queue bookkeeping is sparse and irregular (a few latents move per
-device per slot). A few element-wise physics steps also have compiled twins here (the fading step, the MMSE
-receiver): at N = 1 a numpy call costs more in overhead than in arithmetic. The fading twins do the same real
-operations in the same order as ``vmimo_env.channel``, so they give the same bits (tested). Vectorising it means sweeping whole ``(N, scenes, K)`` tables every slot, which made a naive
+device per slot). Vectorising it means sweeping whole ``(N, scenes, K)`` tables every slot, which made a naive
 slot 16x slower than its budget; these loops touch only what moves. All kernels loop over the environments
-inside, so a single call serves N = 1 and N = 1024 alike and the per-call Python overhead is paid once.
+inside, so a single call serves N = 1 and N = 1024 alike and the per-call Python overhead is paid once. A few
+element-wise physics steps have compiled twins here too (the fading step, the MMSE receiver): at N = 1 a numpy
+call costs more in overhead than in arithmetic. The fading twins do the same real operations in the same order as
+``vmimo_env.channel``, so they give the same bits (tested).
 
 The queue model they implement: every environment keeps an arrival-ordered ring of ``S`` pending scenes with
 global sequence numbers ``[head, tail)``. Devices send FIFO, so device k's backlog is exactly the suffix
