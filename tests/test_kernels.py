@@ -64,3 +64,52 @@ def test_fifo_queues_deadlines_and_conservation() -> None:
         q = core.queue_lengths()[0]
         assert np.all(q <= open_scenes) and np.all(q >= 0)
         assert np.all(info["queue"] == q)
+
+
+# ---------------------------------------------------------------------- fading twins: the same bits as numpy
+@pytest.mark.parametrize(("N", "K", "Nr", "rho"), [(1, 8, 4, 0.93), (7, 24, 4, 0.0), (3, 5, 16, 0.999)])
+def test_compiled_fading_step_equals_channel_functions_bit_for_bit(N: int, K: int, Nr: int, rho: float) -> None:
+    import math
+
+    from vmimo_env import channel
+
+    rng = np.random.default_rng(K * 10 + Nr)
+    z = rng.standard_normal((N, 2 * K * Nr + 2 * K + 3))  # the slot's normals: fading first, then the rest
+    h_scat = rng.standard_normal((N, K, Nr)) + 1j * rng.standard_normal((N, K, Nr))
+    w = (z[:, :K * Nr] + 1j * z[:, K * Nr:2 * K * Nr]).reshape(N, K, Nr) * np.sqrt(0.5)
+    ref = channel.gauss_markov_step(h_scat, rho, w)
+    fast = h_scat.copy()
+    kernels.gauss_markov_into(z, rho, math.sqrt(1.0 - rho * rho), fast)
+    assert np.array_equal(fast, ref)
+    assert not np.array_equal(fast, h_scat)  # it moved (rho < 1)
+
+    h_los = rng.standard_normal((N, K, Nr)) + 1j * rng.standard_normal((N, K, Nr))
+    scale, gain = rng.uniform(0.1, 1.0, (N, K)), 10 ** rng.uniform(-14, -8, (N, K))
+    out = np.zeros((N, K, Nr), dtype=np.complex128)
+    kernels.compose_into(ref, h_los, scale, gain, out)
+    assert np.array_equal(out, channel.compose_channel(ref, h_los, scale, gain))
+
+
+# ---------------------------------------------------------------------- action checks of the decoders' fast path
+def test_native_action_status_flags_every_kind_of_bad_entry() -> None:
+    G, P, C = 3, 5, 4
+    g, p, c = np.array([0, 3, 1]), np.array([4, 0, 2]), np.array([3, 0, 1])
+    b = np.array([0.2, 1.0, 0.0], dtype=np.float32)
+    assert kernels.native_action_status(g, p, c, b, G, P, C) == 0
+    assert kernels.native_action_status(g[None], p[None], c[None], b[None], G, P, C) == 0  # batched, read flat
+    assert kernels.native_action_status(g, p, c, np.array([0.2, 1.5, -0.1]), G, P, C) == 1  # clip only
+    for bad in (np.array([4, 0, 0]), np.array([-1, 0, 0])):
+        assert kernels.native_action_status(bad, p, c, b, G, P, C) == -1
+    assert kernels.native_action_status(g, np.array([5, 0, 0]), c, b, G, P, C) == -1
+    assert kernels.native_action_status(g, p, np.array([0, 4, 0]), b, G, P, C) == -1
+    for x in (np.nan, np.inf, -np.inf):
+        assert kernels.native_action_status(g, p, c, np.array([0.1, x, 0.1]), G, P, C) == -1
+
+
+def test_indices_in_range_checks_each_position_against_its_own_bound() -> None:
+    nvec = np.array([4, 2, 3], dtype=np.int64)
+    assert kernels.indices_in_range(np.array([3, 1, 2]), nvec)
+    assert kernels.indices_in_range(np.array([[0, 0, 0], [3, 1, 2]]), nvec)
+    assert not kernels.indices_in_range(np.array([0, 2, 0]), nvec)  # 2 is in range for the others, not here
+    assert not kernels.indices_in_range(np.array([[0, 0, 0], [0, 0, 3]]), nvec)
+    assert not kernels.indices_in_range(np.array([-1, 0, 0]), nvec)

@@ -87,3 +87,26 @@ def test_prefix_is_a_trade_off(core, reference) -> None:
     short, mid, full = (H.run(core, SEEDS, H.component_factory(compression=j), f"c{j}") for j in (0, 2, 4))
     assert mid.acc.mean() > short.acc.mean()  # longer prefixes carry more
     assert max(short.ret.mean(), mid.ret.mean()) - full.ret.mean() > 0.1 * reference.ret.mean()  # and cost more
+
+
+def test_causal_one_component_search_scores_only_sampled_futures() -> None:
+    """The causal search replicates with fresh future streams every slot (never the true draws) and scores on the
+    soft reward; the same sampling seed gives the same episode; the clairvoyant one uses the true future."""
+    core = H.make_core("v1", 2, horizon=12)
+    calls: list[dict] = []
+    real = core.replicate
+
+    def spy(rows, *args, **kwargs):
+        calls.append(kwargs)
+        return real(rows, *args, **kwargs)
+
+    core.replicate = spy
+    choices = H.fixed_choices(core.cfg)["compression"][:3]
+    a = H.one_component_search(core, [5, 6], "compression", choices, "causal", futures=2, future_seed=3)
+    assert len(calls) == 12 and all(c.get("future_seeds") is not None and c.get("reward_mode") == "soft"
+                                    for c in calls)
+    b = H.one_component_search(core, [5, 6], "compression", choices, "causal", futures=2, future_seed=3)
+    assert np.array_equal(a.ret, b.ret)
+    calls.clear()
+    H.clairvoyant(core, [5, 6], "compression", choices, "clairvoyant")
+    assert len(calls) == 12 and all(c.get("future_seeds") is None for c in calls)

@@ -29,6 +29,7 @@ kernels call the same definitions); what the BS knows at the start of a slot is 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -211,6 +212,8 @@ class VMIMOCore:
         dev_mflops = model.encoder_mflops if self.pool.encoder_mflops is None else self.pool.encoder_mflops
         self.encoder_mflops = np.asarray(dev_mflops, dtype=np.float64)[self.device_modality]  # (K,)
         self.rho = channel.doppler_rho(cfg.speed_mps, cfg.carrier_hz, cfg.slot_s, cfg.doppler_rule)
+        self._rho = float(self.rho)
+        self._rho_c = math.sqrt(1.0 - self._rho * self._rho)  # as channel.gauss_markov_step computes it
         self.mobility = physics.MobilityParams.from_config(cfg) if cfg.mobility else None
         self.spatial_sqrt = channel.exponential_correlation_sqrt(self.Nr, cfg.spatial_correlation)
         self.res_params = resources.ResourceParams.from_config(cfg)  # not per step: hashing a config costs µs
@@ -396,16 +399,17 @@ class VMIMOCore:
 
     def _advance(self, z: np.ndarray) -> None:
         N, K, Nr = self.N, self.K, self.Nr
-        w = (z[:, :K * Nr] + 1j * z[:, K * Nr:2 * K * Nr]).reshape(N, K, Nr) * np.sqrt(0.5)
-        if self.spatial_sqrt is not None:
-            w = w @ self.spatial_sqrt.T
-        self.h_scat = channel.gauss_markov_step(self.h_scat, self.rho, w)
+        if self.spatial_sqrt is None:  # the compiled twin of the numpy lines below, in place (same bits)
+            kernels.gauss_markov_into(z, self._rho, self._rho_c, self.h_scat)
+        else:
+            w = (z[:, :K * Nr] + 1j * z[:, K * Nr:2 * K * Nr]).reshape(N, K, Nr) * np.sqrt(0.5)
+            self.h_scat = channel.gauss_markov_step(self.h_scat, self.rho, w @ self.spatial_sqrt.T)
         if self.mobility is not None:  # the devices move: the large-scale state and the LOS term follow
             base = 2 * K * Nr + 2 * K
             physics.large_scale_step(self.mobility, self.pos_xy, self.heading, self.shadow_z, self.los_z, self.los,
                                      self.k_factor, z[:, base:].reshape(N, -1, K), self.dist_m, self.gain,
                                      self.h_los, self.scat_scale)
-        self.h = channel.compose_channel(self.h_scat, self.h_los, self.scat_scale, self.gain)
+        kernels.compose_into(self.h_scat, self.h_los, self.scat_scale, self.gain, self.h)
         eps = z[:, 2 * K * Nr:2 * K * Nr + 2 * K].reshape(N, K, 2)
         self.res_state = resources.ar1_step(self.res_state, eps, self.res_params)
         self.p_joint = resources.p_joint(self.res_state, self.res_params)

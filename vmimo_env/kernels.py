@@ -4,7 +4,10 @@ Why compiled loops here and numpy elsewhere: the physics (fading, SINR, energy) 
 ``(N, K, Nr)`` arrays and vectorises well, but queue bookkeeping is sparse and irregular (a few latents move per
 device per slot). Vectorising it means sweeping whole ``(N, scenes, K)`` tables every slot, which made a naive
 slot 16x slower than its budget; these loops touch only what moves. All kernels loop over the environments
-inside, so a single call serves N = 1 and N = 1024 alike and the per-call Python overhead is paid once.
+inside, so a single call serves N = 1 and N = 1024 alike and the per-call Python overhead is paid once. A few
+element-wise physics steps have compiled twins here too (the fading step, the MMSE receiver): at N = 1 a numpy
+call costs more in overhead than in arithmetic. The fading twins do the same real operations in the same order as
+``vmimo_env.channel``, so they give the same bits (tested).
 
 The queue model they implement: every environment keeps an arrival-ordered ring of ``S`` pending scenes with
 global sequence numbers ``[head, tail)``. Devices send FIFO, so device k's backlog is exactly the suffix
@@ -488,3 +491,69 @@ def mmse_sinr_into(h, power_w, group, noise_w, num_groups, out):
                 y[a] = v / L[a, a].real
                 q += y[a].real ** 2 + y[a].imag ** 2
             out[i, k] = q * power_w[i, k]
+
+
+# ====================================================================== fading (compiled twins of vmimo_env.channel)
+@njit(cache=True)
+def gauss_markov_into(z, rho, c, h_scat):
+    """In place: ``h_scat = rho h_scat + c w`` with ``w = (z_re + j z_im) / sqrt 2`` read from the slot's normal
+    draws ``z`` (N, >= 2 K Nr): real and imaginary parts of device k's antenna r at ``k Nr + r`` and
+    ``K Nr + k Nr + r``. The compiled twin of ``channel.gauss_markov_step`` with a scalar ``rho`` and
+    ``c = sqrt(1 - rho^2)`` (the same real operations in the same order, so the same bits; tested)."""
+    N, K, Nr = h_scat.shape
+    s = np.sqrt(0.5)
+    half = K * Nr
+    for i in range(N):
+        for k in range(K):
+            for r in range(Nr):
+                j = k * Nr + r
+                wr = z[i, j] * s
+                wi = z[i, half + j] * s
+                v = h_scat[i, k, r]
+                h_scat[i, k, r] = complex(rho * v.real + c * wr, rho * v.imag + c * wi)
+
+
+@njit(cache=True)
+def compose_into(h_scat, h_los, scat_scale, gain, h):
+    """In place: ``h = sqrt(gain) (h_los + scat_scale h_scat)``, the compiled twin of ``channel.compose_channel``."""
+    N, K, Nr = h_scat.shape
+    for i in range(N):
+        for k in range(K):
+            amp = np.sqrt(gain[i, k])
+            w = scat_scale[i, k]
+            for r in range(Nr):
+                v = h_scat[i, k, r]
+                los = h_los[i, k, r]
+                h[i, k, r] = complex(amp * (los.real + w * v.real), amp * (los.imag + w * v.imag))
+
+
+# ====================================================================== action checks (the front ends' fast path)
+@njit(cache=True)
+def native_action_status(g, p, c, b, num_groups, num_power, num_compression):
+    """One pass over a native action's arrays: 0 when every index is in range and every share finite in [0, 1],
+    1 when the shares only need clipping to [0, 1], -1 when anything else is off (the caller's full validation
+    then names it). ``g``/``p``/``c`` int64 and ``b`` float arrays of any shape, read flat."""
+    gf, pf, cf, bf = g.ravel(), p.ravel(), c.ravel(), b.ravel()
+    for j in range(gf.size):
+        if gf[j] < 0 or gf[j] > num_groups or pf[j] < 0 or pf[j] >= num_power or cf[j] < 0 or cf[j] >= num_compression:
+            return -1
+    status = 0
+    for j in range(bf.size):
+        x = bf[j]
+        if not np.isfinite(x):
+            return -1
+        if x < 0.0 or x > 1.0:
+            status = 1
+    return status
+
+
+@njit(cache=True)
+def indices_in_range(a, nvec):
+    """Whether every entry of the int64 array ``a`` (..., L) lies in ``[0, nvec)`` (``nvec`` (L,) int64)."""
+    L = nvec.size
+    af = a.ravel()
+    for j in range(af.size):
+        x = af[j]
+        if x < 0 or x >= nvec[j % L]:
+            return False
+    return True

@@ -33,12 +33,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
 from gymnasium import spaces
 
 from vmimo_env.config import ScenarioConfig, short_repr
+from vmimo_env.kernels import indices_in_range, native_action_status
 
 ACTION_VIEWS: tuple[str, ...] = ("dict", "multidiscrete", "box")
 ACTION_KEYS: tuple[str, ...] = ("group", "power", "compression", "bandwidth")
@@ -67,6 +69,11 @@ class ActionLayout:
         k, g = self.num_devices, self.num_groups
         return np.array([g + 1] * k + [self.num_power] * k + [self.num_compression] * k + [self.num_bandwidth] * g,
                         dtype=np.int64)
+
+    @cached_property
+    def _nvec64(self) -> np.ndarray:
+        """``nvec`` built once (the decoder's fast check reads it every step)."""
+        return self.nvec
 
     @property
     def flat_dim(self) -> int:
@@ -105,17 +112,24 @@ class ActionLayout:
         ``"any"`` accepts any leading axes ``(..., 3K+G)`` (for offline decoding). Raises ``ValueError`` naming the
         field for a wrong shape, a complex/bool/non-numeric dtype, NaN/inf, non-integers or an out-of-range index.
         """
-        a = _as_array(a, "action", self.flat_dim, _lead(batch), integer=True)
+        lead = _lead(batch)
+        if not (type(a) is np.ndarray and a.dtype == np.int64 and a.shape[-1:] == (self.flat_dim,)
+                and (lead is None or a.shape[:-1] == lead) and indices_in_range(a, self._nvec64)):
+            a = self._checked_multidiscrete(a, lead)
+        g, p, c, b = self._split(a)
+        return {"group": g.astype(np.int64), "power": p.astype(np.int64), "compression": c.astype(np.int64),
+                "bandwidth": (b / (self.num_bandwidth - 1)).astype(np.float32)}
+
+    def _checked_multidiscrete(self, a: Any, lead: tuple[int, ...] | None) -> np.ndarray:
+        """The full check of :meth:`from_multidiscrete` (anything off the int64 fast path), naming the field."""
+        a = _as_array(a, "action", self.flat_dim, lead, integer=True)
         bad = (a < 0) | (a >= self.nvec)
         if bad.any():
             where = tuple(int(i) for i in np.argwhere(bad)[0])
             j = where[-1]
             raise ValueError(f"action[{', '.join(map(str, where))}] ({self._component_name(j)}) = {a[where].item()!r} "
                              f"out of range [0, {int(self.nvec[j]) - 1}]")
-        a = a.astype(np.int64, copy=False)
-        g, p, c, b = self._split(a)
-        return {"group": g.astype(np.int64), "power": p.astype(np.int64), "compression": c.astype(np.int64),
-                "bandwidth": (b / (self.num_bandwidth - 1)).astype(np.float32)}
+        return a.astype(np.int64, copy=False)
 
     def to_multidiscrete(self, native: dict[str, np.ndarray]) -> np.ndarray:
         """Native arrays to the MultiDiscrete vector (bandwidth rounded to the nearest level)."""
@@ -188,19 +202,16 @@ class ActionLayout:
         for arr in (g, p, c):
             if type(arr) is not np.ndarray or arr.dtype != np.int64 or arr.shape[-1:] != (K,):
                 return None
-        if type(b) is not np.ndarray or b.dtype.kind != "f" or b.shape[-1:] != (G,):
+        if type(b) is not np.ndarray or b.dtype not in _FAST_SHARE_DTYPES or b.shape[-1:] != (G,):
             return None
         if g.shape != p.shape or g.shape != c.shape or g.shape[:-1] != b.shape[:-1]:
             return None
         if lead is not None and g.shape != (*lead, K):
             return None
-        lo = min(g.min(), p.min(), c.min())
-        if lo < 0 or g.max() > self.num_groups or p.max() >= self.num_power or c.max() >= self.num_compression:
+        status = native_action_status(g, p, c, b, self.num_groups, self.num_power, self.num_compression)
+        if status < 0:
             return None
-        b_min, b_max = b.min(), b.max()
-        if not (np.isfinite(b_min) and np.isfinite(b_max)):
-            return None
-        if b_min < 0.0 or b_max > 1.0:
+        if status:
             b = np.clip(b, 0.0, 1.0)
         return {"group": g, "power": p, "compression": c, "bandwidth": b.astype(np.float32, copy=False)}
 
@@ -210,6 +221,9 @@ class ActionLayout:
         if j < 3 * k:
             return f"{names[j // k]}[{j % k}]"
         return f"bandwidth[{j - 3 * k}]"
+
+
+_FAST_SHARE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # the compiled check's share types
 
 
 def normalise_shares(raw: np.ndarray) -> np.ndarray:
