@@ -16,7 +16,7 @@ numbers, so differences are paired):
   on sampled futures): how much of the clairvoyant headroom a causal scheduler could reach;
 - the energy share of the return (energy term / accuracy term, and the transmit / circuit / encoding parts) under
   the best heuristic, the SINR at maximum power (percentiles, ``vmimo_env.bs_view.predict_sinr``) and the fraction
-  of scenes closed with every modality.
+  of scenes closed with every modality (``StepResult.closed_full``).
 
 Every prediction uses the environment's own rules (``vmimo_env.bs_view``, ``vmimo_env.rules``); nothing here
 re-derives the physics. The goals of the v1 calibration (``GOALS``) are checked and printed.
@@ -70,7 +70,7 @@ class Episodes:
     acc: np.ndarray
     energy: np.ndarray
     parts_j: np.ndarray  # (n, 3) transmit, circuit, encoding
-    full_cover: np.ndarray  # scenes classified with every modality present / scenes arrived
+    full_cover: np.ndarray  # scenes closed with every modality present (closed_full) / scenes arrived
     sinr_db_max: list[np.ndarray] = field(default_factory=list)
 
 
@@ -79,7 +79,6 @@ class _Totals:
 
     def __init__(self, core: Any) -> None:
         n = core.N
-        self.core, self.present = core, np.unique(core.device_modality)
         self.ret, self.acc, self.en = np.zeros(n), np.zeros(n), np.zeros(n)
         self.parts, self.full, self.arrived = np.zeros((n, 3)), np.zeros(n), np.zeros(n)
 
@@ -89,7 +88,7 @@ class _Totals:
         self.en += res.energy_term
         self.parts += res.energy_j[:, :3]
         self.arrived += res.arrived + res.dropped
-        self.full += _full_coverage(self.core, res, self.present)
+        self.full += res.closed_full
 
     def episodes(self, name: str, sinr_db_max: list[np.ndarray] | None = None) -> Episodes:
         return Episodes(name, self.ret, self.acc, self.en, self.parts, self.full / np.maximum(self.arrived, 1),
@@ -123,19 +122,6 @@ def run(core: Any, seeds: Sequence[int], factory: Callable[[Any], Heuristic], na
                         np.clip(a["bandwidth"], 0.0, 1.0).astype(np.float32))
         totals.add(res)
     return totals.episodes(name, sinr_rec)
-
-
-def _full_coverage(core: Any, res: Any, present: np.ndarray) -> np.ndarray:
-    """Scenes classified this slot with every modality of the tier's devices received, per environment.
-
-    Read from what the core just handed its classifier (the prefix per modality of each closing scene), so it is
-    the core's own record of what arrived."""
-    nc = int((res.closed - res.expired_empty).sum())
-    out = np.zeros(core.N)
-    if nc:
-        lens = core._len[:nc][:, present]
-        np.add.at(out, core._close_env[:nc], (lens > 0).all(axis=1))
-    return out
 
 
 def clairvoyant(core: Any, seeds: Sequence[int], component: str, choices: list[Any], name: str) -> Episodes:

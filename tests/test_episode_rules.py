@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from slot_replay import replay
 
 from agents.policies import heuristic_names, make_policy
 from vmimo_env.config import ScenarioConfig
@@ -188,3 +189,30 @@ def test_heuristics_run_under_the_v1_rules(name: str) -> None:
         arrived += info["arrived"] + info["dropped"]
     assert trunc.all()
     np.testing.assert_array_equal(closed, arrived)
+
+
+@pytest.mark.parametrize("scenario", ["v1", "default", "small"])
+def test_closed_full_counts_closed_scenes_holding_every_present_modality(scenario: str) -> None:
+    """``info["closed_full"]`` equals a count rebuilt from the BS view before each step and the step's info
+    (``slot_replay``: what each device sent, which rows closed), over episodes through truncation. v1 closes by
+    modality and scores at truncation, v0 ("default") by device; "small" senses 4 of the 5 modalities, so a scene
+    is full without the fifth. The counts are far from 0 and from ``closed``, so neither bound passes by itself."""
+    venv = VMIMOVectorEnv(num_envs=3, scenario=scenario, horizon=60)
+    venv.reset(seed=31)
+    cfg = venv.cfg
+    K, G = cfg.num_devices, cfg.num_groups
+    rng = np.random.default_rng(8)
+    # random schedules, half of the slots with every device on at a short prefix (many full scenes)
+    full = scored = closed = 0
+    for t, a in enumerate(_actions(cfg, cfg.horizon, seed=6, batch=3)):
+        if t % 2:
+            a = {**a, "group": rng.integers(1, G + 1, (3, K)), "compression": np.zeros((3, K), np.int64)}
+        view = venv.bs_view()
+        _, _, _, _, info = venv.step(a)
+        for i in range(3):
+            rep = replay(view, info, i)
+            assert info["closed_full"][i] == rep.full(slice(0, rep.num_closed)).sum()
+        full += info["closed_full"].sum()
+        scored += (info["closed"] - info["expired_empty"]).sum()
+        closed += info["closed"].sum()
+    assert 0.1 * closed < full < scored <= closed

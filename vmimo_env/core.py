@@ -71,6 +71,7 @@ INFO_FIELDS: tuple[InfoField, ...] = (
     InfoField("closed", "", "scenes", "scenes classified this slot, incl. empty, dropped (and truncation) ones"),
     InfoField("correct", "", "scenes", "closed scenes the fusion head classified correctly (hard count)"),
     InfoField("expired_empty", "", "scenes", "closed with nothing received, incl. dropped ones (counted wrong)"),
+    InfoField("closed_full", "", "scenes", "closed scenes holding every modality some device senses (any prefix)"),
     InfoField("sent", "(K,)", "latents", "latents each device delivered this slot"),
     InfoField("sinr_db", "(K,)", "dB", "post-receiver SINR of each transmitting device; 0 for a silent one"),
     InfoField("group", "(K,)", "index", "effective group of each device; 0 where it did not transmit"),
@@ -105,6 +106,7 @@ class StepResult:
     closed: np.ndarray  # (N,) scenes classified this slot (incl. empty ones)
     correct: np.ndarray  # (N,)
     expired_empty: np.ndarray  # (N,) closed with no modality received
+    closed_full: np.ndarray  # (N,) closed holding every modality some device senses (kernels.deliver_and_close)
     sent: np.ndarray  # (N, K) latents delivered per device
     sinr: np.ndarray  # (N, K) linear post-receiver SINR (0 idle)
     group: np.ndarray  # (N, K) effective group (0 where the device did not transmit)
@@ -134,7 +136,8 @@ class StepResult:
                 "accuracy_term": self.accuracy_term, "energy_term": self.energy_term, "energy_j": e.sum(1),
                 "energy_tx_j": e[:, 0], "energy_circuit_j": e[:, 1], "energy_encode_j": e[:, 2],
                 "energy_d2d_j": e[:, 3], "arrived": self.arrived, "dropped": self.dropped, "closed": self.closed,
-                "correct": self.correct, "expired_empty": self.expired_empty, "sent": self.sent,
+                "correct": self.correct, "expired_empty": self.expired_empty, "closed_full": self.closed_full,
+                "sent": self.sent,
                 "sinr_db": _sinr_db(self.sinr, self.group),
                 "group": self.group, "prefix": self.prefix, "power_w": self.power_w, "queue": queue,
                 "p_joint": p_joint,
@@ -148,7 +151,8 @@ class StepResult:
                 "energy_j": float(e.sum()), "energy_tx_j": tx, "energy_circuit_j": circ, "energy_encode_j": enc,
                 "energy_d2d_j": d2d, "arrived": self.arrived.item(i), "dropped": self.dropped.item(i),
                 "closed": self.closed.item(i), "correct": self.correct.item(i),
-                "expired_empty": self.expired_empty.item(i), "sent": self.sent[i],
+                "expired_empty": self.expired_empty.item(i), "closed_full": self.closed_full.item(i),
+                "sent": self.sent[i],
                 "sinr_db": _sinr_db(self.sinr[i], self.group[i]),
                 "group": self.group[i], "prefix": self.prefix[i], "power_w": self.power_w[i], "queue": queue[i],
                 "p_joint": p_joint[i],
@@ -207,6 +211,8 @@ class VMIMOCore:
         self.device_modality = np.array([mod_index[m] for m in cfg.device_modalities], dtype=np.int64)
         self.modality_onehot = np.zeros((K, M), dtype=np.float32)
         self.modality_onehot[np.arange(K), self.device_modality] = 1.0
+        self.modality_present = np.zeros(M, dtype=np.bool_)  # modalities some device senses (info closed_full)
+        self.modality_present[self.device_modality] = True
         self.power_levels_w = cfg.max_power_w * 10.0 ** (np.asarray(cfg.power_levels_db) / 10.0)
         self.prefix_levels = np.asarray(cfg.compression_levels, dtype=np.int64)
         dev_mflops = model.encoder_mflops if self.pool.encoder_mflops is None else self.pool.encoder_mflops
@@ -287,6 +293,7 @@ class VMIMOCore:
         self._dropped = np.zeros(N, dtype=np.int64)
         self._closed = np.zeros(N, dtype=np.int64)
         self._empty = np.zeros(N, dtype=np.int64)
+        self._full = np.zeros(N, dtype=np.int64)
         self._close_env = np.zeros(N * S, dtype=np.int64)
         self._close_pos = np.zeros(N * S, dtype=np.int64)
         self._lat = np.zeros((N * S, M, LATENT_DIM), dtype=np.float32)
@@ -347,9 +354,9 @@ class VMIMOCore:
         sinr = rules.slot_sinr(cfg, self.h, power_w, geff, self._noise_w, out=self._sinr)
         nc = kernels.deliver_and_close(self.t, self.head, self.tail, self.next_seq, self.slot_start, self.rx_len,
                                        self.rx_score, self.rx_snr, self.rx_off, n_send, prefix, sinr, u[:, 1 + A:],
-                                       self.device_modality, self.noise_span, self.D, self._by_modality,
-                                       self._close_all_from, self._close_env, self._close_pos, self._closed,
-                                       self._empty)
+                                       self.device_modality, self.modality_present, self.noise_span, self.D,
+                                       self._by_modality, self._close_all_from, self._close_env, self._close_pos,
+                                       self._closed, self._empty, self._full)
         self._soft_correct = None
         correct = self._classify(nc)
 
@@ -374,8 +381,8 @@ class VMIMOCore:
         self.t += 1
         dropped = self._dropped.copy()
         return StepResult(reward, acc_term, en_term, energy_j, self._arrived.copy(), dropped, self._closed + dropped,
-                          correct, self._empty + dropped, n_send.copy(), sinr.copy(), geff.copy(), power_w.copy(),
-                          prefix.copy(), self._band_hz / cfg.total_bandwidth_hz)
+                          correct, self._empty + dropped, self._full.copy(), n_send.copy(), sinr.copy(), geff.copy(),
+                          power_w.copy(), prefix.copy(), self._band_hz / cfg.total_bandwidth_hz)
 
     def _classify(self, nc: int) -> np.ndarray:
         """Run the frozen fusion head once on every closing scene of every env; correct count per env."""

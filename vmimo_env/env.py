@@ -95,10 +95,10 @@ class VMIMOEnv(gym.Env):
 
     No termination. Truncation after ``horizon`` slots (200 = 2 s of simulated time). By default (v0) scenes
     still pending at truncation are never scored; with ``score_at_truncation=True`` the last slot classifies every
-    pending scene from what arrived (in ``closed``, ``correct``, ``expired_empty`` and the reward of that step), so
-    an episode's ``Σ closed = Σ arrived + Σ dropped``. ``close_rule="modalities"`` closes a scene as soon as every
-    sensed modality arrived (not every device) and stops devices re-sending modalities the BS already holds
-    (``docs/MODEL.md``, Closing rules).
+    pending scene from what arrived (in ``closed``, ``correct``, ``expired_empty``, ``closed_full`` and the reward of
+    that step), so an episode's ``Σ closed = Σ arrived + Σ dropped``. ``close_rule="modalities"`` closes a scene as
+    soon as every sensed modality arrived (not every device) and stops devices re-sending modalities the BS already
+    holds (``docs/MODEL.md``, Closing rules).
 
     ## Arguments
 
@@ -133,6 +133,7 @@ class VMIMOEnv(gym.Env):
     | `closed` | scalar | scenes | scenes classified this slot, incl. empty, dropped (and truncation) ones |
     | `correct` | scalar | scenes | closed scenes the fusion head classified correctly (hard count) |
     | `expired_empty` | scalar | scenes | closed with nothing received, incl. dropped ones (counted wrong) |
+    | `closed_full` | scalar | scenes | closed scenes holding every modality some device senses (any prefix) |
     | `sent` | (K,) | latents | latents each device delivered this slot |
     | `sinr_db` | (K,) | dB | post-receiver SINR of each transmitting device; 0 for a silent one |
     | `group` | (K,) | index | effective group of each device; 0 where it did not transmit |

@@ -169,8 +169,8 @@ def plan_slot(t, head, tail, next_seq, slot_start, ring_scene, rx_len, rx_score,
 
 @njit(cache=True)
 def deliver_and_close(t, head, tail, next_seq, slot_start, rx_len, rx_score, rx_snr, rx_off,  # state
-                      n_send, prefix, sinr, u_off, device_modality, noise_span, deadline, by_modality, close_all_from,
-                      close_env, close_pos, closed, empty):
+                      n_send, prefix, sinr, u_off, device_modality, modality_present, noise_span, deadline,
+                      by_modality, close_all_from, close_env, close_pos, closed, empty, full):
     """Record delivered latents (best copy per scene and modality), then close complete or expired scenes.
 
     Close rule (``ScenarioConfig.close_rule``): a scene is complete once every device has sent it (the lowest
@@ -184,7 +184,8 @@ def deliver_and_close(t, head, tail, next_seq, slot_start, rx_len, rx_score, rx_
     episode's last slot; a value beyond the horizon disables it).
 
     Returns the number of closed scenes that hold at least one modality (written to ``close_env`` /
-    ``close_pos`` for the classifier); scenes closed with nothing received are counted in ``empty``.
+    ``close_pos`` for the classifier); scenes closed with nothing received are counted in ``empty``, and those
+    holding every modality of ``modality_present`` (M,) bool, the modalities some device senses, in ``full``.
     """
     N, K = n_send.shape
     S = rx_len.shape[1]
@@ -229,12 +230,18 @@ def deliver_and_close(t, head, tail, next_seq, slot_start, rx_len, rx_score, rx_
             new_head = tail[i]
         c = 0
         e = 0
+        f = 0
         for seq in range(head[i], new_head):
             pos = seq % S
             got = False
+            every = True
             for m in range(M):
                 if rx_len[i, pos, m] > 0:
                     got = True
+                elif modality_present[m]:
+                    every = False
+            if every:
+                f += 1
             if got:
                 close_env[nc] = i
                 close_pos[nc] = pos
@@ -244,6 +251,7 @@ def deliver_and_close(t, head, tail, next_seq, slot_start, rx_len, rx_score, rx_
             c += 1
         closed[i] = c
         empty[i] = e
+        full[i] = f
         head[i] = new_head
     return nc
 

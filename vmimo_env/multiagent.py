@@ -55,7 +55,7 @@ BandwidthRule = Callable[[np.ndarray, int], np.ndarray]
 BANDWIDTH_RULES: tuple[str, ...] = ("proportional", "equal")
 TEAM_INFO_KEYS: tuple[str, ...] = ("accuracy_term", "energy_term", "energy_j", "energy_tx_j", "energy_circuit_j",
                                    "energy_encode_j", "energy_d2d_j", "arrived", "dropped", "closed", "correct",
-                                   "expired_empty")
+                                   "expired_empty", "closed_full")
 
 
 def proportional_shares(group: np.ndarray, num_groups: int) -> np.ndarray:

@@ -24,7 +24,8 @@ from vmimo_env.vector import VMIMOVectorEnv
 
 # per-episode sums of these step-info keys (``core.INFO_FIELDS``) go into ``info["episode"]``
 EPISODE_KEYS: tuple[str, ...] = ("accuracy_term", "energy_term", "energy_j", "energy_tx_j", "energy_circuit_j",
-                                 "energy_encode_j", "arrived", "correct", "expired_empty", "dropped")
+                                 "energy_encode_j", "arrived", "correct", "expired_empty", "closed_full",
+                                 "dropped")
 # with ``allocation=True``, also these per-episode sums of the allocation (see ``allocation_step_stats``)
 ALLOCATION_KEYS: tuple[str, ...] = ("tx_device_slots", "latents_sent", "group_size_sum", "groups_used",
                                     "prefix_sum", "power_dbm_sum")
