@@ -1,6 +1,6 @@
-"""SB3 PPO throughput on VMIMO-v0: env steps per second collected, batched VecEnv vs DummyVecEnv.
+"""SB3 PPO throughput on VMIMO-v0: env steps per second collected, batched VecEnv vs DummyVecEnv, and end to end.
 
-    python benchmarks/bench_training.py [--quick] [--markdown]
+    python benchmarks/bench_training.py [--quick] [--markdown] [--readme README.md] [--end-to-end STEPS]
 
 Rows: ``VMIMOSB3VecEnv`` (one numpy batch, the ``--vec-env batched`` default of ``train_agent.py``) at 64 and 256
 environments, and SB3's ``DummyVecEnv`` of ``gym.make("VMIMO-v0")`` environments (Monitor included, as
@@ -10,14 +10,29 @@ buffer writes; the default ``MlpPolicy`` network, 64×64, with the vectorised Mu
 shipped PPO defaults, 32-wide shared actor + 128×128 critic) and, separately, full ``learn`` iterations
 (collection + 4 epochs of minibatch gradient steps on ~8k-sample rollouts). One torch thread; timings after a
 warm-up rollout with ``time.perf_counter``. The machine is shared and noisy: compare rows of the same run.
+
+End to end: ``python train_agent.py --algo ppo -n STEPS`` with every other setting shipped (warm start, per-device
+actor, held-out evaluations, checkpoints; W&B disabled), as a subprocess: its steps per second of training (what
+the run's summary prints) and the whole command's env steps per wall-clock second (start-up, warm start and
+evaluations included). ``--readme FILE`` replaces the block between ``<!-- bench_training:start -->`` and
+``<!-- bench_training:end -->`` with the tables, the command, the machine and the package versions.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
+
+PROGRAM = "python benchmarks/bench_training.py"
+MARK_START, MARK_END = "<!-- bench_training:start -->", "<!-- bench_training:end -->"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def measure(vec_env: str, n_envs: int, rollouts: int, policy_name: str) -> dict[str, float]:
@@ -51,11 +66,50 @@ def measure(vec_env: str, n_envs: int, rollouts: int, policy_name: str) -> dict[
     return {"collect": collect, "learn": learn, "kind": kind}
 
 
-def main() -> None:
+def end_to_end(steps: int) -> dict[str, float]:
+    """``train_agent.py --algo ppo -n steps`` (shipped defaults otherwise) in a subprocess: the training steps/s
+    its summary reports, and env steps per wall-clock second of the whole command."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, str(ROOT / "train_agent.py"), "--algo", "ppo", "-n", str(steps), "--log-folder", tmp,
+               "--wandb-mode", "disabled", "--no-progress"]
+        t0 = time.perf_counter()
+        out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True).stdout
+        wall = time.perf_counter() - t0
+    m = re.search(r"Training time\s+\d+ s for ([\d,]+) steps \(([\d,]+) steps/s\)", out)
+    if m is None:
+        raise RuntimeError(f"no 'Training time' line in the output of {' '.join(cmd)}:\n{out[-2000:]}")
+    return {"steps": steps, "train_sps": float(m.group(2).replace(",", "")), "wall_s": wall,
+            "wall_sps": steps / wall}
+
+
+def markdown(results: list[tuple[str, int, str, float, float]], e2e: dict[str, float] | None) -> str:
+    base = next(r for r in results if r[0].startswith("Dummy"))[3]
+    lines = ["| VecEnv | n_envs | policy | collected env-steps/s | with training, env-steps/s | collect vs Dummy |",
+             "|---|---:|---|---:|---:|---:|"]
+    lines += [f"| {name} | {n} | {dist} | {c:,.0f} | {t:,.0f} | {c / base:.1f}× |" for name, n, dist, c, t in results]
+    if e2e is not None:
+        lines += ["", "| end to end (`python train_agent.py --algo ppo`, shipped defaults) | env steps | training "
+                  "env-steps/s | wall time | env steps per wall second |", "|---|---:|---:|---:|---:|",
+                  f"| `-n {e2e['steps']:,}` | {e2e['steps']:,} | {e2e['train_sps']:,.0f} | {e2e['wall_s']:.0f} s | "
+                  f"{e2e['wall_sps']:,.0f} |"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer rollouts per row")
+    parser.add_argument("--quick", action="store_true", help="fewer rollouts per row, a short end-to-end run")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
-    args = parser.parse_args()
+    parser.add_argument("--readme", default=None, help="replace the bench_training block of this file")
+    parser.add_argument("--end-to-end", type=int, default=None, metavar="STEPS",
+                        help="env steps of the end-to-end train_agent.py run (default 1,000,000; 200,000 with "
+                             "--quick; 0 skips it)")
+    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    readme = Path(args.readme) if args.readme else None
+    if readme is not None:  # fail before minutes of timing, not after
+        from agents.common.provenance import replace_block
+
+        replace_block(readme.read_text(encoding="utf-8"), "", MARK_START, MARK_END)
     torch.set_num_threads(1)
     torch.distributions.Distribution.set_default_validate_args(False)
     import vmimo_env  # noqa: F401
@@ -63,20 +117,32 @@ def main() -> None:
     rollouts = 2 if args.quick else 5
     rows = [("batched", 64, "vectorised"), ("batched", 256, "vectorised"), ("batched", 256, "SB3 default"),
             ("batched", 256, "per-device"), ("dummy", 64, "vectorised")]
+    labels = {"vectorised": "MLP 64×64, vectorised MultiCategorical",
+              "SB3 default": "MLP 64×64, SB3's MultiCategorical",
+              "per-device": "per-device actor (shipped PPO default)"}
     results = []
     for vec_env, n, dist in rows:
         r = measure(vec_env, n, rollouts, dist)
-        results.append((f"{'VMIMOSB3VecEnv' if vec_env == 'batched' else 'DummyVecEnv(gym.make)'}", n, dist,
+        results.append((f"{'VMIMOSB3VecEnv' if vec_env == 'batched' else 'DummyVecEnv(gym.make)'}", n, labels[dist],
                         r["collect"], r["learn"]))
         print(f"{results[-1][0]:<24s} n_envs={n:<4d} {dist:<12s} collect {r['collect']:>9,.0f} steps/s   "
               f"learn {r['learn']:>9,.0f} steps/s", flush=True)
+    steps = args.end_to_end if args.end_to_end is not None else (200_000 if args.quick else 1_000_000)
+    e2e = end_to_end(steps) if steps > 0 else None
+    if e2e is not None:
+        print(f"end to end: train_agent.py --algo ppo -n {steps:,}: training {e2e['train_sps']:,.0f} steps/s, "
+              f"{e2e['wall_s']:.0f} s wall, {e2e['wall_sps']:,.0f} env steps per wall second", flush=True)
+    table = markdown(results, e2e)
     if args.markdown:
-        base = next(r for r in results if r[0].startswith("Dummy"))[3]
-        print("\n| VecEnv | n_envs | policy | collected env-steps/s | with training, env-steps/s | "
-              "collect vs Dummy |")
-        print("|---|---|---|---|---|---|")
-        for name, n, dist, c, l in results:
-            print(f"| {name} | {n} | {dist} | {c:,.0f} | {l:,.0f} | {c / base:.1f}x |")
+        print("\n" + table)
+    if readme is not None:
+        from agents.common import provenance
+
+        block = (table + "\nMeasured by `" + provenance.command_line(PROGRAM, argv) + "`. "
+                 + provenance.machine_line() + "\n")
+        text = readme.read_text(encoding="utf-8")
+        readme.write_text(provenance.replace_block(text, block, MARK_START, MARK_END), encoding="utf-8")
+        print(f"wrote the bench_training block of {readme}")
 
 
 if __name__ == "__main__":
