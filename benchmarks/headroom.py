@@ -44,6 +44,7 @@ HEURISTICS: tuple[str, ...] = ("random", "round_robin", "greedy", "proportional_
                                "max_weight", "nas_vmimo")
 SEED_BASE = 3_000_000  # disjoint from the training, validation and test seed ranges of agents.common.envs
 SEARCH_FUTURES = 4  # sampled futures per choice of the causal one-component search
+EQUAL_ENERGY_DB = (0.0, 10.0, 20.0)  # received-energy budgets of the equal-energy table (SINR at the shortest prefix)
 GOALS = {"component_gain_frac": 0.02, "energy_share": (0.15, 0.40), "power_gain_frac": 0.02}
 
 
@@ -260,9 +261,29 @@ def study(tier: str, seeds: Sequence[int], horizon: int | None = None, oracle: b
                      "circuit": float(e_parts[1] / max(e_parts.sum(), 1e-30)),
                      "encode": float(e_parts[2] / max(e_parts.sum(), 1e-30))}
     out["full_cover"] = {k: float(v.full_cover.mean()) for k, v in results.items()}
+    out["equal_energy"] = equal_energy_accuracy(core)
     out["goals"] = goals(out)
     out["wall_s"] = time.perf_counter() - t0
     return out
+
+
+def equal_energy_accuracy(core: Any, budgets_db: Sequence[float] = EQUAL_ENERGY_DB) -> dict[str, Any]:
+    """Accuracy of the frozen model with every modality present when a latent's received energy is held fixed and
+    spread over each prefix: at prefix ``c`` the SINR per channel use is the budget minus ``10 log10(c / c_min)``
+    (the budget is the SINR at the shortest prefix). Read from the model's accuracy table
+    (``agents.heuristics.accuracy``). A flat row means prefix and transmit power buy the same accuracy per unit of
+    energy: a longer prefix then pays only where power cannot rise (a device at maximum power), and it costs circuit
+    energy and air time that power does not."""
+    from agents.heuristics.accuracy import accuracy_table_for
+
+    table = accuracy_table_for(core.bs_view())
+    prefixes = [int(c) for c in core.cfg.compression_levels]
+    every = tuple(range(table.M))
+    rows = {}
+    for b in budgets_db:
+        rows[f"{b:g}"] = [float(table.lookup(every, np.array(b - 10.0 * np.log10(c / prefixes[0])), np.array(c)))
+                          for c in prefixes]
+    return {"prefixes": prefixes, "rows": rows}
 
 
 def summary(ep: Episodes) -> dict[str, float]:
@@ -322,6 +343,16 @@ def markdown(studies: list[dict[str, Any]], argv: list[str]) -> str:
             for comp, c in s.get("sampled_search", {}).items():
                 lines.append(f"| {comp}, causal ({SEARCH_FUTURES} sampled futures, soft reward) | {c['return']:.2f} | "
                              f"{c['gain']:+.2f} ± {c['ci']:.2f} |")
+        if "equal_energy" in s:
+            ee = s["equal_energy"]
+            lines += ["", "Accuracy with every modality present at a fixed received energy per latent spread over each "
+                      "prefix (SINR per use = budget − 10 log10(prefix / shortest); the frozen model's accuracy "
+                      "table): a flat row means prefix and power are substitutes.", "",
+                      "| energy budget (SINR at the shortest prefix, dB) | "
+                      + " | ".join(f"prefix {c}" for c in ee["prefixes"]) + " |",
+                      "|---|" + "---:|" * len(ee["prefixes"])]
+            for b, accs in ee["rows"].items():
+                lines.append(f"| {b} | " + " | ".join(f"{a:.3f}" for a in accs) + " |")
         q = s["sinr_max_power_db"]
         e = s["energy"]
         lines += ["", f"SINR at maximum power of the devices the reference policy schedules (dB): 5th {q['p5']:.1f}, "
