@@ -178,7 +178,7 @@ class TrainedRun:
     seed: int
     run_dir: Path
     model_path: Path
-    status: str  # trained | resumed | skipped (already finished)
+    status: str  # trained | resumed | reused (finished in an earlier run of the command)
     result: PolicyResult | None = None
     train_seconds: float = math.nan
     num_timesteps: int = 0
@@ -260,7 +260,7 @@ def train_seed(algo: str, seed: int, env_id: str, env_kwargs: dict[str, Any], ru
     model = run_dir / "best_model.zip" if args.model == "best" and (run_dir / "best_model.zip").is_file() \
         else run_dir / "final_model.zip"
     return TrainedRun(algo, seed, run_dir, model,
-                      {"finished": "skipped", "partial": "resumed"}.get(status, "trained"),
+                      {"finished": "reused", "partial": "resumed"}.get(status, "trained"),
                       train_seconds=float(summary.get("train_seconds", math.nan)),
                       num_timesteps=int(summary.get("num_timesteps", 0)))
 
@@ -531,7 +531,8 @@ def markdown_report(reports: list[TierReport], argv: Sequence[str], args: argpar
         if rep.agents:
             lines.append("Training: " + "; ".join(
                 f"{a['algo']} seed {r['seed']}: {r['num_timesteps']:,} steps, {r['train_seconds']:.0f} s "
-                f"({r['status']})" for a in rep.agents for r in a["runs"]) + ".")
+                + ("in the earlier run it reuses (reused)" if r["status"] == "reused" else f"({r['status']})")
+                for a in rep.agents for r in a["runs"]) + ".")
             lines.append("")
     return "\n".join(lines)
 

@@ -190,12 +190,15 @@ def test_benchmark_resume_skips_finished_seeds_and_trains_only_the_new_one(bench
         launched.append(argv)
         return in_process(argv)
 
-    (rep,) = B.run([*TINY, "--seeds", "3", "--out", str(root / "out"), "--figures", str(root / "fig2")],
-                   launcher=launcher)
+    (rep,) = B.run([*TINY, "--seeds", "3", "--out", str(root / "out"), "--figures", str(root / "fig2"),
+                    "--markdown", str(root / "docs2" / "benchmark.md")], launcher=launcher)
     assert len(launched) == 1 and launched[0][launched[0].index("--seed") + 1] == "20000"
-    assert [r["status"] for r in rep.agents[0]["runs"]] == ["skipped", "skipped", "trained"]
+    assert [r["status"] for r in rep.agents[0]["runs"]] == ["reused", "reused", "trained"]
     assert {p: (runs / p / "final_model.zip").stat().st_mtime_ns for p in stamps} == stamps
-    # the same test results for the skipped seeds as in the first run (deterministic evaluation)
+    md = (root / "docs2" / "benchmark.md").read_text()
+    line = next(ln for ln in md.splitlines() if ln.startswith("Training: "))
+    assert line.count("in the earlier run it reuses (reused)") == 2 and line.count("(trained)") == 1
+    # the same test results for the reused seeds as in the first run (deterministic evaluation)
     assert rep.agents[0]["per_seed"][:2] == bench["report"].agents[0]["per_seed"]
     # another budget for a finished run is refused rather than silently mixed in
     with pytest.raises(ValueError, match="--force"):
