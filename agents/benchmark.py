@@ -531,7 +531,7 @@ def markdown_report(reports: list[TierReport], argv: Sequence[str], args: argpar
         if rep.agents:
             lines.append("Training: " + "; ".join(
                 f"{a['algo']} seed {r['seed']}: {r['num_timesteps']:,} steps, {r['train_seconds']:.0f} s "
-                + ("in the earlier run it reuses (reused)" if r["status"] == "reused" else f"({r['status']})")
+                + ("in an earlier run (reused)" if r["status"] == "reused" else f"({r['status']})")
                 for a in rep.agents for r in a["runs"]) + ".")
             lines.append("")
     return "\n".join(lines)

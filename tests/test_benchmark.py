@@ -197,7 +197,7 @@ def test_benchmark_resume_skips_finished_seeds_and_trains_only_the_new_one(bench
     assert {p: (runs / p / "final_model.zip").stat().st_mtime_ns for p in stamps} == stamps
     md = (root / "docs2" / "benchmark.md").read_text()
     line = next(ln for ln in md.splitlines() if ln.startswith("Training: "))
-    assert line.count("in the earlier run it reuses (reused)") == 2 and line.count("(trained)") == 1
+    assert line.count("in an earlier run (reused)") == 2 and line.count("(trained)") == 1
     # the same test results for the reused seeds as in the first run (deterministic evaluation)
     assert rep.agents[0]["per_seed"][:2] == bench["report"].agents[0]["per_seed"]
     # another budget for a finished run is refused rather than silently mixed in

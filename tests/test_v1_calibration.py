@@ -112,22 +112,18 @@ def test_causal_one_component_search_scores_only_sampled_futures() -> None:
     assert len(calls) == 12 and all(c.get("future_seeds") is None for c in calls)
 
 
-def test_equal_energy_table_reads_the_models_accuracy_table(core) -> None:
-    # the equal-energy table explains the weak compression lever; it must be the model's own accuracy at the SINR
-    # that spreads one energy budget over each prefix, and it must show the substitution it is cited for
+def test_equal_energy_table_shows_prefix_and_power_are_substitutes(core) -> None:
+    # the claim the table is cited for in MODEL.md: a longer prefix gains much at a fixed SINR per use, but almost
+    # nothing once its extra received energy is taken away (the same energy spread over more reals)
     from agents.heuristics.accuracy import accuracy_table_for
 
-    ee = H.equal_energy_accuracy(core, budgets_db=(10.0,))
+    ee = H.equal_energy_accuracy(core, budgets_db=(0.0,))
     table = accuracy_table_for(core.bs_view())
     every = tuple(range(table.M))
     prefixes = ee["prefixes"]
     assert prefixes == list(core.cfg.compression_levels)
-    row = np.asarray(ee["rows"]["10"])
-    want = [float(table.lookup(every, np.array(10.0 - 10.0 * np.log10(c / prefixes[0])), np.array(c)))
-            for c in prefixes]
-    np.testing.assert_allclose(row, want, rtol=0, atol=1e-12)
-    # at 10 dB for the shortest prefix, spreading the same energy over 16x the reals moves accuracy by < 0.05,
-    # whereas 16x the energy on the shortest prefix (a 12 dB power increase) gains more than spreading does
-    assert np.ptp(row) < 0.05
-    same_prefix_more_energy = float(table.lookup(every, np.array(22.0), np.array(prefixes[0])))
-    assert same_prefix_more_energy > row[0]
+    row = np.asarray(ee["rows"]["0"])
+    assert row[0] == float(table.lookup(every, np.array(0.0), np.array(prefixes[0])))  # the budget's anchor
+    fixed_sinr_gain = float(table.lookup(every, np.array(0.0), np.array(prefixes[-1]))) - row[0]
+    assert fixed_sinr_gain > 0.15
+    assert np.ptp(row) < 0.075
