@@ -73,8 +73,9 @@ class HeldOutEvalCallback(BaseCallback):
     applied, not updated) on one batched env per seed set, so each evaluation of 50 VMIMO episodes costs about as
     much as 50 × 200 training steps. ``baselines`` are heuristics already evaluated on the same seeds: every
     evaluation reports the paired return difference against the best of them. Logged: ``eval/mean_reward``,
-    ``eval/ci95``, ``eval/accuracy``, ``eval/energy_per_scene_mj``, ``eval/expired_frac``,
-    ``eval/best_mean_reward``, ``eval/diff_vs_best_heuristic`` (+ ``_ci95``), ``eval/ref/<heuristic>``; to W&B
+    ``eval/ci95``, ``eval/accuracy``, ``eval/energy_per_scene_mj``, ``eval/expired_frac``, ``eval/full_cover_frac``
+    (scenes closed holding every modality, per arrived scene), ``eval/best_mean_reward``,
+    ``eval/diff_vs_best_heuristic`` (+ ``_ci95``), ``eval/ref/<heuristic>``; to W&B
     also a ``wandb.Table`` of the policies and figures (learning curve vs heuristics, accuracy–energy scatter,
     per-device allocation). History in ``<run>/eval/evaluations.csv``; figures in ``<run>/eval/``.
     """
@@ -137,7 +138,7 @@ class HeldOutEvalCallback(BaseCallback):
         mean, ci = res.mean_ci()
         row: dict[str, float] = {"timesteps": step, "mean_reward": mean, "ci95": ci,
                                  "eval_seconds": time.perf_counter() - t0}
-        for key in ("accuracy", "energy_per_scene_mj", "expired_frac"):
+        for key in ("accuracy", "energy_per_scene_mj", "expired_frac", "full_cover_frac"):
             if key in res.episodes:
                 row[key] = float(res.episodes[key].mean())
         ref = self.best_baseline

@@ -62,7 +62,8 @@ def test_each_algorithm_trains_and_logs_to_an_offline_wandb_run(tmp_path: Path, 
     keys = logged_keys(run)
     # the SB3 logger bridge (time/*, train/* or rollout/*), our episode statistics, and the evaluation
     for key in ("time/fps", "rollout/ep_rew_mean", "episode/accuracy", "episode/energy_per_scene_mj",
-                "episode/expired_frac", "episode/group_size", "eval/mean_reward", "eval/ref/random",
+                "episode/expired_frac", "episode/group_size", "eval/mean_reward", "eval/full_cover_frac",
+                "eval/ref/random",
                 "eval/diff_vs_best_heuristic", "global_step"):
         assert key in keys, (key, sorted(keys))
     assert any(k.startswith("train/") for k in keys)

@@ -22,10 +22,12 @@ from agents.common.envs import TEST_SEED_BASE, is_vmimo, make_eval_vector_env
 from agents.common.stats import mean_ci
 
 # per-episode metrics every VMIMO evaluation reports (names used in CSV columns and W&B keys)
-METRICS = ("return", "accuracy", "energy_per_scene_mj", "expired_frac", "accuracy_term", "energy_term",
-           "energy_j", "arrived", "correct", "expired_empty", "dropped", "length")
+METRICS = ("return", "accuracy", "energy_per_scene_mj", "expired_frac", "full_cover_frac", "accuracy_term",
+           "energy_term", "energy_j", "arrived", "correct", "expired_empty", "closed_full", "dropped", "length")
+# step-info entries summed per episode; closed_full counts the scenes closed holding every modality some device
+# senses (the coverage a v1 scheduler is judged on, StepResult.closed_full)
 SUM_KEYS = ("accuracy_term", "energy_term", "energy_j", "energy_tx_j", "energy_circuit_j", "energy_encode_j",
-            "arrived", "correct", "expired_empty", "dropped")
+            "arrived", "correct", "expired_empty", "closed_full", "dropped")
 
 
 @dataclass
@@ -128,6 +130,7 @@ def run_policy(spec: Any, env_id: str, env_kwargs: dict[str, Any] | None, seeds:
         arrived = np.maximum(episodes["arrived"], 1.0)
         episodes["accuracy"] = episodes["correct"] / arrived
         episodes["expired_frac"] = episodes["expired_empty"] / arrived
+        episodes["full_cover_frac"] = episodes["closed_full"] / arrived
         episodes["energy_per_scene_mj"] = 1e3 * episodes["energy_j"] / arrived
     else:
         for key in SUM_KEYS:
