@@ -1,6 +1,7 @@
 """Calibration study: how much each action component is worth in a VMIMO tier (``docs/headroom.md``).
 
-    python -m benchmarks.headroom [--tier default] [--seeds 8] [--horizon H] [--markdown docs/headroom.md]
+    python -m benchmarks.headroom [--tier default] [--seeds 8] [--horizon H] [--env-kwargs KEY:VALUE ...]
+                                  [--markdown docs/headroom.md]
 
 Per tier (``TIERS``; ``--tier all`` runs every one) it reports, on the same seeds for every policy (common random
 numbers, so differences are paired):
@@ -20,6 +21,9 @@ numbers, so differences are paired):
 
 Every prediction uses the environment's own rules (``vmimo_env.bs_view``, ``vmimo_env.rules``); nothing here
 re-derives the physics. The goals of the v1 calibration (``GOALS``) are checked and printed.
+
+``--env-kwargs`` studies a tier with scenario overrides (``energy_ref_j:1.6e-3 arrival_rate:4``, the convention of
+``agents.benchmark``): the way to test a candidate recalibration before it becomes a tier. The report names them.
 """
 
 from __future__ import annotations
@@ -34,11 +38,15 @@ from typing import Any
 
 import numpy as np
 
+from agents.common.hyperparams import parse_assignments
 from agents.common.stats import mean_ci, paired_difference
 from agents.heuristics.base import Heuristic
 from agents.heuristics.coverage import ADAPTIVE, TARGET_SNR_DB, ComponentPolicy  # noqa: F401  (re-exported)
 from vmimo_env.bs_view import predict_sinr
-from vmimo_env.scenario import TIERS  # tier name -> scenario name (one owner, shared with agents.benchmark)
+from vmimo_env.scenario import (
+    TIERS,  # tier name -> scenario name (one owner, shared with agents.benchmark)
+    make_config,
+)
 
 HEURISTICS: tuple[str, ...] = ("random", "round_robin", "greedy", "proportional_fair", "fractional_power", "sus",
                                "max_weight", "nas_vmimo")
@@ -194,14 +202,18 @@ def component_factory(**rules: Any) -> Callable[[Any], Heuristic]:
 
 # ====================================================================== the study
 def study(tier: str, seeds: Sequence[int], horizon: int | None = None, oracle: bool | None = None,
-          verbose: bool = True) -> dict[str, Any]:
-    """Every figure of one tier (see the module docstring); returns them as a dict (used by the tests too)."""
+          verbose: bool = True, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every figure of one tier (see the module docstring); returns them as a dict (used by the tests too).
+    ``overrides`` are scenario keywords applied on top of the tier's scenario (``horizon`` wins over them)."""
     scenario = TIERS[tier]
-    over = {} if horizon is None else {"horizon": int(horizon)}
+    over = dict(overrides or {})
+    if horizon is not None:
+        over["horizon"] = int(horizon)
     core = make_core(scenario, len(seeds), **over)
     cfg = core.cfg
     t0 = time.perf_counter()
-    out: dict[str, Any] = {"tier": tier, "scenario": scenario, "seeds": list(seeds), "horizon": cfg.horizon}
+    out: dict[str, Any] = {"tier": tier, "scenario": scenario, "seeds": list(seeds), "horizon": cfg.horizon,
+                           "overrides": {k: v for k, v in (overrides or {}).items() if k != "horizon"}}
 
     def log(msg: str) -> None:
         if verbose:
@@ -321,7 +333,8 @@ def markdown(studies: list[dict[str, Any]], argv: list[str]) -> str:
              f"({REFERENCE}). Goals: each rule ≥ 2% of the best heuristic's return over the best fixed choice "
              "(lower CI end), energy term 15–40% of the accuracy term under the best heuristic.", ""]
     for s in studies:
-        lines += [f"## Tier `{s['tier']}` (scenario `{s['scenario']}`, {len(s['seeds'])} seeds, horizon "
+        changed = "".join(f", {k} = {v!r}" for k, v in s.get("overrides", {}).items())
+        lines += [f"## Tier `{s['tier']}` (scenario `{s['scenario']}`{changed}, {len(s['seeds'])} seeds, horizon "
                   f"{s['horizon']}, {s['wall_s']:.0f} s)", "",
                   "| policy | return | accuracy term | energy term | closed with every modality |",
                   "|---|---:|---:|---:|---:|"]
@@ -365,18 +378,32 @@ def markdown(studies: list[dict[str, Any]], argv: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def tiers_of(tier: str) -> list[str]:
+    """The tiers ``--tier`` names (``all``: every one)."""
+    return list(TIERS) if tier == "all" else [tier]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tier", default="default", choices=[*TIERS, "all"])
     parser.add_argument("--seeds", type=int, default=16)
     parser.add_argument("--horizon", type=int, default=None, help="episode length (default: the tier's)")
     parser.add_argument("--no-oracle", action="store_true", help="skip the clairvoyant search")
+    parser.add_argument("--env-kwargs", nargs="*", default=[], metavar="KEY:VALUE",
+                        help="scenario overrides on top of every studied tier's scenario (a candidate calibration)")
     parser.add_argument("--markdown", default=None, help="write the report to this file")
     args = parser.parse_args(argv)
     raw = sys.argv[1:] if argv is None else list(argv)
-    tiers = list(TIERS) if args.tier == "all" else [args.tier]
+    try:
+        overrides = parse_assignments(args.env_kwargs, ":")
+        if overrides:  # a bad key or value fails here, in one line, before minutes of study
+            make_config(TIERS[tiers_of(args.tier)[0]], **overrides)
+    except ValueError as err:
+        parser.error(str(err))
+    tiers = tiers_of(args.tier)
     seeds = list(range(SEED_BASE, SEED_BASE + args.seeds))
-    studies = [study(t, seeds, args.horizon, oracle=False if args.no_oracle else None) for t in tiers]
+    studies = [study(t, seeds, args.horizon, oracle=False if args.no_oracle else None, overrides=overrides)
+               for t in tiers]
     text = markdown(studies, raw)
     if args.markdown:
         with open(args.markdown, "w", encoding="utf-8") as fh:

@@ -127,3 +127,21 @@ def test_equal_energy_table_shows_prefix_and_power_are_substitutes(core) -> None
     fixed_sinr_gain = float(table.lookup(every, np.array(0.0), np.array(prefixes[-1]))) - row[0]
     assert fixed_sinr_gain > 0.15
     assert np.ptp(row) < 0.075
+
+
+def test_study_takes_scenario_overrides_and_names_them(tmp_path, capsys) -> None:
+    """``--env-kwargs`` studies a candidate recalibration: the override reaches the environment (a 4x cheaper energy
+    reference cuts the energy share of the return on the same seeds) and the report's tier heading names it; a bad
+    key is refused in one line before any study runs."""
+    base = H.study("default", [11, 12], horizon=8, oracle=False, verbose=False)
+    cheap = H.study("default", [11, 12], horizon=8, oracle=False, verbose=False, overrides={"energy_ref_j": 1.6e-3})
+    assert cheap["overrides"] == {"energy_ref_j": 1.6e-3} and base["overrides"] == {}
+    assert 0.0 < cheap["energy"]["share"] < 0.5 * base["energy"]["share"]
+    out = tmp_path / "study.md"
+    H.main(["--tier", "default", "--seeds", "2", "--horizon", "8", "--no-oracle", "--env-kwargs",
+            "energy_ref_j:1.6e-3", "--markdown", str(out)])
+    assert "scenario `v1`, energy_ref_j = 0.0016, 2 seeds" in out.read_text(encoding="utf-8")
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        H.main(["--tier", "default", "--seeds", "2", "--env-kwargs", "energy_reference:1"])
+    assert exc.value.code == 2 and "energy_reference" in capsys.readouterr().err
