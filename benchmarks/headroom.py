@@ -378,11 +378,6 @@ def markdown(studies: list[dict[str, Any]], argv: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def tiers_of(tier: str) -> list[str]:
-    """The tiers ``--tier`` names (``all``: every one)."""
-    return list(TIERS) if tier == "all" else [tier]
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tier", default="default", choices=[*TIERS, "all"])
@@ -394,13 +389,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--markdown", default=None, help="write the report to this file")
     args = parser.parse_args(argv)
     raw = sys.argv[1:] if argv is None else list(argv)
-    try:
+    tiers = list(TIERS) if args.tier == "all" else [args.tier]
+    try:  # a bad key or value fails here, in one line, before minutes of study
         overrides = parse_assignments(args.env_kwargs, ":")
-        if overrides:  # a bad key or value fails here, in one line, before minutes of study
-            make_config(TIERS[tiers_of(args.tier)[0]], **overrides)
+        for t in tiers:
+            make_config(TIERS[t], **overrides)
     except ValueError as err:
         parser.error(str(err))
-    tiers = tiers_of(args.tier)
     seeds = list(range(SEED_BASE, SEED_BASE + args.seeds))
     studies = [study(t, seeds, args.horizon, oracle=False if args.no_oracle else None, overrides=overrides)
                for t in tiers]
