@@ -36,6 +36,9 @@ ALIGNERS: tuple[str, ...] = ("lmmse", "none")
 DOPPLER_RULES: tuple[str, ...] = ("j0_clipped", "j0_first_zero")
 K_FACTOR_MODELS: tuple[str, ...] = ("fixed", "lognormal")
 CLOSE_RULES: tuple[str, ...] = ("devices", "modalities")
+ARRIVAL_PROCESSES: tuple[str, ...] = ("poisson", "mmpp")
+# scenes per slot; a bursty slot admits up to 16 arrivals (traffic.max_arrivals): P(Poisson(8) > 16) = 4e-3
+MAX_BUSY_RATE = 8.0
 
 
 def short_repr(value: Any, limit: int = 200) -> str:
@@ -207,8 +210,12 @@ class ScenarioConfig:
         resource_sigma_memory (innovation std σ_c, σ_m), resource_rho (correlation of the two innovations),
         resource_threshold_compute / resource_threshold_memory (availability thresholds a_c, a_m in log units).
     Traffic and time
-        slot_s, horizon (slots per episode), arrival_rate (scenes per slot, Poisson), deadline_slots,
-        max_pending (scenes kept per env; arrivals beyond are dropped and counted expired).
+        slot_s, horizon (slots per episode), arrival_rate (mean scenes per slot), deadline_slots,
+        max_pending (scenes kept per env; arrivals beyond are dropped and counted expired);
+        arrival_process: ``"poisson"`` (default: Poisson with rate arrival_rate every slot) or ``"mmpp"`` (bursty
+        load: a two-phase Markov-modulated Poisson process of the same mean rate, quiet and busy, the busy rate
+        burst_rate_ratio times the quiet one, busy for a share burst_fraction of the slots in runs of
+        burst_mean_slots slots on average; the phase is hidden from the agent; ``docs/MODEL.md``, "Traffic").
     Semantic transmission
         compression_levels (latent prefix lengths in reals), receiver (``mmse``/``zf``/``mmse_sic``),
         cooperative (virtual array with D2D exchange and SVD precoding).
@@ -292,6 +299,10 @@ class ScenarioConfig:
     arrival_rate: float = 1.5
     deadline_slots: int = 4
     max_pending: int = 32
+    arrival_process: str = "poisson"
+    burst_rate_ratio: float = 10.0
+    burst_fraction: float = 0.3
+    burst_mean_slots: float = 16.0
     # semantic transmission
     compression_levels: tuple[int, ...] = (4, 8, 16, 32, 64)
     receiver: str = "mmse"
@@ -395,6 +406,20 @@ class ScenarioConfig:
         _check_range("arrival_rate", self.arrival_rate, 0.0, 16.0, lo_open=True)
         _check_int("deadline_slots", self.deadline_slots, 1, 1000)
         _check_int("max_pending", self.max_pending, 1, 4096)
+        _check_choice("arrival_process", self.arrival_process, ARRIVAL_PROCESSES)
+        _check_range("burst_rate_ratio", self.burst_rate_ratio, 1.0, 1000.0)
+        _check_range("burst_fraction", self.burst_fraction, 0.0, 1.0, lo_open=True, hi_open=True)
+        _check_range("burst_mean_slots", self.burst_mean_slots, 1.0, 1e6)
+        if self.arrival_process == "mmpp":
+            busy = self.phase_rates()[1]
+            if busy > MAX_BUSY_RATE:
+                raise ValueError(f"with arrival_process='mmpp' the busy rate (arrival_rate * burst_rate_ratio / "
+                                 f"(1 - burst_fraction + burst_fraction * burst_rate_ratio) = {busy:.3g}) must be at "
+                                 f"most {MAX_BUSY_RATE} scenes per slot (at most 16 arrivals are admitted per slot)")
+            if self.phase_switch_probs()[0] > 1.0:
+                raise ValueError(f"with arrival_process='mmpp', burst_mean_slots * (1 - burst_fraction) / "
+                                 f"burst_fraction must be at least 1 slot (the mean quiet run), got "
+                                 f"{self.burst_mean_slots * (1 - self.burst_fraction) / self.burst_fraction:.3g}")
         if len(self.compression_levels) < 1:
             raise ValueError("compression_levels must hold at least one prefix length")
         for i, c in enumerate(self.compression_levels):
@@ -445,6 +470,22 @@ class ScenarioConfig:
     def device_modalities(self) -> tuple[str, ...]:
         """Modality of each of the K devices (``modalities`` cycled to length K)."""
         return tuple(self.modalities[k % len(self.modalities)] for k in range(self.num_devices))
+
+    def phase_rates(self) -> tuple[float, float]:
+        """(quiet, busy) arrival rates of the ``"mmpp"`` process, scenes per slot: the busy rate is
+        ``burst_rate_ratio`` times the quiet one and their mix, weighted by ``burst_fraction``, is ``arrival_rate``
+        (for ``"poisson"`` both are ``arrival_rate``)."""
+        if self.arrival_process != "mmpp":
+            return self.arrival_rate, self.arrival_rate
+        f, r = self.burst_fraction, self.burst_rate_ratio
+        quiet = self.arrival_rate / (1.0 - f + f * r)
+        return quiet, r * quiet
+
+    def phase_switch_probs(self) -> tuple[float, float]:
+        """(quiet → busy, busy → quiet) probabilities per slot of the ``"mmpp"`` phase chain: busy runs last
+        ``burst_mean_slots`` slots on average and the chain spends a share ``burst_fraction`` of slots busy."""
+        leave_busy = 1.0 / self.burst_mean_slots
+        return leave_busy * self.burst_fraction / (1.0 - self.burst_fraction), leave_busy
 
     # ----------------------------------------------------------------- construction helpers
     @classmethod

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from vmimo_env import channel, energy, kernels, obs_spec, physics, resources, rules
+from vmimo_env import channel, energy, kernels, obs_spec, physics, resources, rules, traffic
 from vmimo_env.config import MODALITIES, ScenarioConfig
 from vmimo_env.kernels import LATENT_DIM
 from vmimo_env.rng import BlockRNG, make_noise_table
@@ -44,7 +44,7 @@ from vmimo_env.scenes import ScenePool
 if TYPE_CHECKING:
     from vmimo_env.bs_view import BSView
 
-MAX_ARRIVALS = 8  # per slot; P(Poisson(3) > 8) < 4e-3, and arrivals beyond are dropped and counted wrong
+MAX_ARRIVALS = traffic.POISSON_MAX_ARRIVALS  # per slot (a bursty scenario admits traffic.max_arrivals(cfg))
 
 
 @dataclass(frozen=True)
@@ -175,12 +175,14 @@ def _sinr_db(sinr: np.ndarray, group: np.ndarray) -> np.ndarray:
 def draws_per_slot(cfg: ScenarioConfig) -> tuple[int, int]:
     """(uniforms, normals) one environment draws per slot.
 
-    Uniforms: arrivals (1), scene draws (``MAX_ARRIVALS``), noise offsets (K). Normals: fading (2 K Nr), resources
-    (2 K), then with mobility only (so v0 streams are unchanged) the large-scale evolution's per-device normals.
+    Uniforms: arrivals (1), scene draws (``traffic.max_arrivals``), noise offsets (K), then with bursty arrivals
+    only the phase move (1). Normals: fading (2 K Nr), resources (2 K), then with mobility only the large-scale
+    evolution's per-device normals. What a scenario does not use it does not draw, so v0 streams are unchanged.
     """
     K = cfg.num_devices
     n_mob = physics.MOBILITY_NORMALS_PER_DEVICE * K if cfg.mobility else 0
-    return 1 + MAX_ARRIVALS + K, 2 * K * cfg.num_antennas + 2 * K + n_mob
+    n_phase = 1 if cfg.arrival_process == "mmpp" else 0
+    return 1 + traffic.max_arrivals(cfg) + K + n_phase, 2 * K * cfg.num_antennas + 2 * K + n_mob
 
 class VMIMOCore:
     """State and dynamics of N VMIMO environments (see the module docstring for one slot)."""
@@ -193,7 +195,7 @@ class VMIMOCore:
         self.G = cfg.num_groups
         self.D = D = cfg.deadline_slots
         self.S = S = cfg.max_pending
-        self.A = A = MAX_ARRIVALS
+        self.A = traffic.max_arrivals(cfg)
         self.pool = pool
         self.model = model
         # which frozen head the BS runs and which scenes it was calibrated on (for the BS view's policies)
@@ -223,10 +225,8 @@ class VMIMOCore:
         self.mobility = physics.MobilityParams.from_config(cfg) if cfg.mobility else None
         self.spatial_sqrt = channel.exponential_correlation_sqrt(self.Nr, cfg.spatial_correlation)
         self.res_params = resources.ResourceParams.from_config(cfg)  # not per step: hashing a config costs µs
-        # Poisson arrivals by inversion of a precomputed CDF (one uniform per slot, no sampler call per env)
-        lam = cfg.arrival_rate
-        pmf = np.exp(-lam) * np.cumprod(np.r_[1.0, lam / np.arange(1, 4 * A)])
-        self.arrival_cdf = np.cumsum(pmf)
+        # arrivals by inversion of a precomputed CDF per phase (one uniform per slot, no sampler call per env)
+        self.arrivals = traffic.ArrivalLaw.from_config(cfg)
         self.noise_table = make_noise_table()
         self.noise_span = self.noise_table.shape[0] - LATENT_DIM * S - 1
         self._iu0, self._iu1 = np.triu_indices(K, 1)
@@ -265,6 +265,9 @@ class VMIMOCore:
         self.rx_score = np.zeros((N, S, M))
         self.rx_snr = np.ones((N, S, M))
         self.rx_off = np.zeros((N, S, M), dtype=np.int64)
+        # bursty arrivals: the hidden phase (0 quiet, 1 busy) and the BS's posterior P(busy) from the counts
+        self.phase = np.zeros(N, dtype=np.int64)
+        self.burst_belief = np.full(N, self.arrivals.busy_share)
         self._alloc_buffers()
 
     def __getstate__(self) -> dict:
@@ -311,7 +314,11 @@ class VMIMOCore:
         else:
             self.rng.discard(env_ids)
         for i in env_ids.tolist():
-            self._init_links(i, self.rng.spawn_generator(i))
+            g = self.rng.spawn_generator(i)
+            self._init_links(i, g)
+            if self.arrivals.bursty:  # drawn after the links, so the Poisson scenarios' start states are unchanged
+                self.phase[i] = self.arrivals.initial_phase(g)
+        self.burst_belief[env_ids] = self.arrivals.busy_share
         self.t[env_ids] = 0
         self.head[env_ids] = 0
         self.tail[env_ids] = 0
@@ -344,13 +351,16 @@ class VMIMOCore:
         cfg = self.cfg
         A = self.A
         u, z = self.rng.next()
+        if self.arrivals.bursty:
+            self.arrivals.step_phase(self.phase, u[:, 1 + A + self.K])
         n_send, geff, power_w, prefix, airtime = self._n_send, self._geff, self._power_w, self._prefix, self._airtime
         kernels.plan_slot(self.t, self.head, self.tail, self.next_seq, self.slot_start, self.ring_scene, self.rx_len,
                           self.rx_score, group, power_idx, comp_idx, bw_raw, self.p_joint, u,
-                          self.arrival_cdf, self.pool.size, self.power_levels_w, self.prefix_levels,
+                          self.arrivals.cdf, self.phase, self.pool.size, self.power_levels_w, self.prefix_levels,
                           cfg.encode_capacity, cfg.total_bandwidth_hz, cfg.slot_s, cfg.noise_psd_w_hz, A,
                           n_send, geff, power_w, prefix, airtime, self._band_hz, self._noise_w,
                           self._arrived, self._dropped)
+        self.arrivals.update_belief(self.burst_belief, self._arrived + self._dropped)
         sinr = rules.slot_sinr(cfg, self.h, power_w, geff, self._noise_w, out=self._sinr)
         nc = kernels.deliver_and_close(self.t, self.head, self.tail, self.next_seq, self.slot_start, self.rx_len,
                                        self.rx_score, self.rx_snr, self.rx_off, n_send, prefix, sinr, u[:, 1 + A:],
@@ -474,7 +484,7 @@ class VMIMOCore:
     # every per-environment state array (leading N axis); the rest of the core is shared by all environments
     STATE_FIELDS = ("t", "gain", "h_los", "scat_scale", "h_scat", "h", "res_state", "p_joint", "dist_m", "los",
                     "pos_xy", "heading", "k_factor", "shadow_z", "los_z", "head", "tail", "next_seq", "slot_start",
-                    "ring_scene", "rx_len", "rx_score", "rx_snr", "rx_off")
+                    "ring_scene", "rx_len", "rx_score", "rx_snr", "rx_off", "phase", "burst_belief")
 
     def replicate(self, rows: np.ndarray | list[int] | int, n: int | None = None, *,
                   future_seeds: list[int] | np.ndarray | None = None, reward_mode: str | None = None) -> VMIMOCore:
@@ -518,7 +528,10 @@ class VMIMOCore:
             new.rng = BlockRNG(new.N, *draws_per_slot(self.cfg))
             new.rng.seed(np.arange(new.N), seeds)
             for j in range(new.N):  # the pending scenes' identities (and so their labels) are not the BS's to know
-                new.ring_scene[j] = new.rng.spawn_generator(j).integers(0, self.pool.size, self.S)
+                g = new.rng.spawn_generator(j)
+                new.ring_scene[j] = g.integers(0, self.pool.size, self.S)
+                if self.arrivals.bursty:  # nor is the traffic phase: drawn from the BS's posterior
+                    new.phase[j] = int(g.random() < new.burst_belief[j])
         if reward_mode is not None and reward_mode != self.cfg.reward_mode:
             new.cfg = self.cfg.replace(reward_mode=reward_mode)
         new._alloc_buffers()

@@ -114,7 +114,7 @@ def band_shares_into(bw, out):
 @njit(cache=True)
 def plan_slot(t, head, tail, next_seq, slot_start, ring_scene, rx_len, rx_score,  # state (modified)
               group, power_idx, comp_idx, bw_raw, p_joint, u,  # action and this slot's uniforms
-              arrival_cdf, pool_size, power_levels_w, prefix_levels, encode_capacity, total_bw_hz, slot_s,
+              arrival_cdf, phase, pool_size, power_levels_w, prefix_levels, encode_capacity, total_bw_hz, slot_s,
               noise_psd, max_arrivals,
               n_send, geff, power_w, prefix, airtime, band_hz, noise_w, arrived, dropped):  # outputs
     """Arrivals, bandwidth split and how many latents each device sends this slot (before the receiver)."""
@@ -122,12 +122,13 @@ def plan_slot(t, head, tail, next_seq, slot_start, ring_scene, rx_len, rx_score,
     G = bw_raw.shape[1]
     S = ring_scene.shape[1]
     D1 = slot_start.shape[1]
-    n_cdf = arrival_cdf.shape[0]
+    n_cdf = arrival_cdf.shape[1]
     for i in range(N):
-        # Poisson arrivals by inversion: n = number of CDF entries below the uniform
+        # Poisson arrivals of the env's phase (one row for Poisson) by inversion: n = CDF entries below the uniform
+        cdf = arrival_cdf[phase[i]]
         ua = u[i, 0]
         n = 0
-        while n < n_cdf - 1 and ua > arrival_cdf[n]:
+        while n < n_cdf - 1 and ua > cdf[n]:
             n += 1
         n_in = min(n, max_arrivals, S - (tail[i] - head[i]))
         arrived[i] = n_in
