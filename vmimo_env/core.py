@@ -3,7 +3,7 @@
 All state lives in arrays with a leading environment axis; ``VMIMOEnv`` is the ``N = 1`` view and
 ``VMIMOVectorEnv`` the ``N > 1`` one, so both run exactly this code. One slot (``VMIMOCore.step``):
 
-1. Scenes arrive (Poisson) and are queued at every device (a device encodes on demand, see 5).
+1. Scenes arrive (Poisson, or the hidden-phase MMPP of ``traffic``) and are queued at every device (see 5).
 2. The action fixes groups, transmit powers, latent prefix lengths and the groups' bandwidth shares.
 3. Each device's channel uses are ``floor(W_g T)`` of its group's band; a latent of ``c`` reals takes ``c / 2``
    complex uses (analog, DeepJSCC-style). It sends ``n_k = min(queue, uses // (c/2), encode cap)`` latents,

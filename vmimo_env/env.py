@@ -20,7 +20,8 @@ class VMIMOEnv(gym.Env):
     ## Description
 
     An edge base station (BS) with ``Nr`` antennas serves ``K`` single-antenna devices that each sense one modality
-    (visual, radar, infrared, audio, environmental) of the same scenes. Scenes arrive every 10 ms slot (Poisson);
+    (visual, radar, infrared, audio, environmental) of the same scenes.
+    Scenes arrive every 10 ms slot (Poisson, or bursty with `arrival_process="mmpp"`);
     each device encodes its modality of a scene into a nested 64-value latent with a frozen, NAS-found on-device
     encoder and queues it. Every slot the virtual-MIMO controller (the agent) puts devices into groups that
     share a band and are received jointly by a linear MMSE receiver (a virtual MIMO array), and picks each
