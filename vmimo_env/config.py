@@ -215,7 +215,7 @@ class ScenarioConfig:
         arrival_process: ``"poisson"`` (default: Poisson with rate arrival_rate every slot) or ``"mmpp"`` (bursty
         load: a two-phase Markov-modulated Poisson process of the same mean rate, quiet and busy, the busy rate
         burst_rate_ratio times the quiet one, busy for a share burst_fraction of the slots in runs of
-        burst_mean_slots slots on average; the phase is hidden from the agent; ``docs/MODEL.md``, "Traffic").
+        burst_mean_slots slots on average; the phase is hidden from the agent; ``vmimo_env/traffic.py``).
     Semantic transmission
         compression_levels (latent prefix lengths in reals), receiver (``mmse``/``zf``/``mmse_sic``),
         cooperative (virtual array with D2D exchange and SVD precoding).

@@ -44,8 +44,6 @@ from vmimo_env.scenes import ScenePool
 if TYPE_CHECKING:
     from vmimo_env.bs_view import BSView
 
-MAX_ARRIVALS = traffic.POISSON_MAX_ARRIVALS  # per slot (a bursty scenario admits traffic.max_arrivals(cfg))
-
 
 @dataclass(frozen=True)
 class InfoField:
@@ -227,6 +225,7 @@ class VMIMOCore:
         self.res_params = resources.ResourceParams.from_config(cfg)  # not per step: hashing a config costs µs
         # arrivals by inversion of a precomputed CDF per phase (one uniform per slot, no sampler call per env)
         self.arrivals = traffic.ArrivalLaw.from_config(cfg)
+        self._bursty = self.arrivals.bursty
         self.noise_table = make_noise_table()
         self.noise_span = self.noise_table.shape[0] - LATENT_DIM * S - 1
         self._iu0, self._iu1 = np.triu_indices(K, 1)
@@ -351,7 +350,7 @@ class VMIMOCore:
         cfg = self.cfg
         A = self.A
         u, z = self.rng.next()
-        if self.arrivals.bursty:
+        if self._bursty:
             self.arrivals.step_phase(self.phase, u[:, 1 + A + self.K])
         n_send, geff, power_w, prefix, airtime = self._n_send, self._geff, self._power_w, self._prefix, self._airtime
         kernels.plan_slot(self.t, self.head, self.tail, self.next_seq, self.slot_start, self.ring_scene, self.rx_len,
@@ -360,7 +359,8 @@ class VMIMOCore:
                           cfg.encode_capacity, cfg.total_bandwidth_hz, cfg.slot_s, cfg.noise_psd_w_hz, A,
                           n_send, geff, power_w, prefix, airtime, self._band_hz, self._noise_w,
                           self._arrived, self._dropped)
-        self.arrivals.update_belief(self.burst_belief, self._arrived + self._dropped)
+        if self._bursty:
+            self.arrivals.update_belief(self.burst_belief, self._arrived + self._dropped)
         sinr = rules.slot_sinr(cfg, self.h, power_w, geff, self._noise_w, out=self._sinr)
         nc = kernels.deliver_and_close(self.t, self.head, self.tail, self.next_seq, self.slot_start, self.rx_len,
                                        self.rx_score, self.rx_snr, self.rx_off, n_send, prefix, sinr, u[:, 1 + A:],
