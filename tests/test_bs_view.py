@@ -178,11 +178,11 @@ def test_predictions_equal_what_the_slot_does(kw: dict) -> None:
         own = np.take_along_axis(band_hz(view, a["bandwidth"]), np.maximum(res.group - 1, 0), axis=1)
         t_air = np.where(res.sent > 0, rules.airtime_s(res.sent, prefix, own), 0.0)
         parts = rules.device_energy_j(res.power_w, t_air, res.sent, view.encoder_mflops, cfg)
-        for j in range(3):
-            np.testing.assert_array_equal(parts[j].sum(1), res.energy_j[:, j])
+        for j in range(3):  # the compiled slot adds devices in index order, numpy may pair them: last bits only
+            np.testing.assert_allclose(parts[j].sum(1), res.energy_j[:, j], rtol=1e-13, atol=0)
         total = action_energy_j(view, a["group"], a["power"], a["compression"], a["bandwidth"], res.sent)
         np.testing.assert_allclose(total.sum(1), res.energy_j.sum(1), rtol=1e-12)
-        np.testing.assert_allclose(rules.energy_term(res.energy_j.sum(1), cfg), res.energy_term, rtol=1e-15)
+        np.testing.assert_allclose(rules.energy_term(res.energy_j.sum(1), cfg), res.energy_term, rtol=1e-14)
 
 
 def test_encode_cap_rounds_half_up_and_energy_per_latent_is_the_energy_model() -> None:

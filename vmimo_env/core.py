@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from scipy.special import ndtr
 
 from vmimo_env import channel, energy, kernels, obs_spec, physics, resources, rules, traffic
 from vmimo_env.config import MODALITIES, ScenarioConfig
@@ -233,6 +234,12 @@ class VMIMOCore:
         # episode rules (ScenarioConfig.close_rule, score_at_truncation), as the compiled close step takes them
         self._by_modality = cfg.close_rule == "modalities"
         self._close_all_from = cfg.horizon - 1 if cfg.score_at_truncation else np.iinfo(np.int64).max
+        # the whole slot but the head in one compiled call (kernels.slot_physics) where it covers the scenario
+        self._fused = (not cfg.cooperative and rules.uses_compiled_mmse(cfg) and self.spatial_sqrt is None
+                       and self.mobility is None)
+        self._res_coeffs = resources.step_coefficients(self.res_params)
+        self._res_draws = slice(2 * K * self.Nr, 2 * K * self.Nr + 2 * K)  # the resource innovations in z
+        self._inv_sinr_cap = 0.0 if cfg.sinr_cap_db is None else 10.0 ** (-float(cfg.sinr_cap_db) / 10.0)
 
         # ------------------------------------------------------------ random streams
         self.rng = BlockRNG(N, *draws_per_slot(cfg))
@@ -303,6 +310,8 @@ class VMIMOCore:
         self._scene = np.zeros(N * S, dtype=np.int64)
         self._soft_correct: np.ndarray | None = None  # reward_mode "soft": Σ p(true class) per env this slot
         self._obs = np.zeros((N, self.obs_dim), dtype=np.float32)
+        self._ndtr_arg = np.zeros((N, K, 2))
+        self._avail = np.zeros((N, K, 2))
 
     # ================================================================== reset
     def reset(self, env_ids: np.ndarray, seeds: list[int | None] | None = None) -> None:
@@ -347,11 +356,52 @@ class VMIMOCore:
         return self.tail[:, None] - np.maximum(self.next_seq, self.head[:, None])
 
     def step(self, group: np.ndarray, power_idx: np.ndarray, comp_idx: np.ndarray, bw_raw: np.ndarray) -> StepResult:
-        cfg = self.cfg
-        A = self.A
         u, z = self.rng.next()
         if self._bursty:
-            self.arrivals.step_phase(self.phase, u[:, 1 + A + self.K])
+            self.arrivals.step_phase(self.phase, u[:, 1 + self.A + self.K])
+        if self._fused:
+            return self._step_fused(group, power_idx, comp_idx, bw_raw, u, z)
+        return self._step_reference(group, power_idx, comp_idx, bw_raw, u, z)
+
+    def _step_fused(self, group: np.ndarray, power_idx: np.ndarray, comp_idx: np.ndarray, bw_raw: np.ndarray,
+                    u: np.ndarray, z: np.ndarray) -> StepResult:
+        """The slot with one compiled call for everything but the head (``kernels.slot_physics``); equal to
+        :meth:`_step_reference` (tests/test_fused_slot.py)."""
+        cfg = self.cfg
+        energy_j = np.empty((self.N, 4))
+        phi, innov_t, slope, offset = self._res_coeffs
+        innov = z[:, self._res_draws].reshape(self.N, self.K, 2) @ innov_t
+        nc = kernels.slot_physics(
+            self.t, self.head, self.tail, self.next_seq, self.slot_start, self.ring_scene, self.rx_len,
+            self.rx_score, self.rx_snr, self.rx_off, self.h_scat, self.h_los, self.scat_scale, self.gain, self.h,
+            self.res_state, group, power_idx, comp_idx, bw_raw, self.p_joint, u, z,
+            self.arrivals.cdf, self.phase, self.pool.size, self.power_levels_w, self.prefix_levels,
+            cfg.encode_capacity, cfg.total_bandwidth_hz, cfg.slot_s, cfg.noise_psd_w_hz, self.A, self.G,
+            self._inv_sinr_cap, self.device_modality, self.modality_present, self.noise_span, self.D,
+            self._by_modality, self._close_all_from, self.encoder_mflops, 1.0 / cfg.pa_efficiency,
+            cfg.circuit_power_w, cfg.encode_energy_j_per_mflop, self._rho, self._rho_c, phi, innov, slope, offset,
+            self._n_send, self._geff, self._power_w, self._prefix, self._airtime, self._band_hz, self._noise_w,
+            self._arrived, self._dropped, self._sinr, self._close_env, self._close_pos, self._closed, self._empty,
+            self._full, energy_j, self._ndtr_arg)
+        if self._bursty:
+            self.arrivals.update_belief(self.burst_belief, self._arrived + self._dropped)
+        self._soft_correct = None
+        correct = self._classify(nc)
+        avail = ndtr(self._ndtr_arg, out=self._avail)
+        np.multiply(avail[..., 0], avail[..., 1], out=self.p_joint)
+        numerator = correct if cfg.reward_mode != "soft" else (
+            np.zeros(self.N) if self._soft_correct is None else self._soft_correct)
+        acc_term, en_term, reward = kernels.slot_reward(energy_j, numerator.astype(np.float64, copy=False),
+                                                        cfg.arrival_rate, cfg.energy_weight / cfg.energy_ref_j)
+        self.t += 1
+        return self._result(reward, acc_term, en_term, energy_j, correct, self._sinr)
+
+    def _step_reference(self, group: np.ndarray, power_idx: np.ndarray, comp_idx: np.ndarray, bw_raw: np.ndarray,
+                        u: np.ndarray, z: np.ndarray) -> StepResult:
+        """The slot from the rules' numpy definitions and the per-stage kernels: every scenario (cooperative
+        arrays, spatial correlation, mobility, the numpy receivers), and the reference of the fused path."""
+        cfg = self.cfg
+        A = self.A
         n_send, geff, power_w, prefix, airtime = self._n_send, self._geff, self._power_w, self._prefix, self._airtime
         kernels.plan_slot(self.t, self.head, self.tail, self.next_seq, self.slot_start, self.ring_scene, self.rx_len,
                           self.rx_score, group, power_idx, comp_idx, bw_raw, self.p_joint, u,
@@ -389,10 +439,16 @@ class VMIMOCore:
 
         self._advance(z)
         self.t += 1
+        return self._result(reward, acc_term, en_term, energy_j, correct, sinr)
+
+    def _result(self, reward: np.ndarray, acc_term: np.ndarray, en_term: np.ndarray, energy_j: np.ndarray,
+                correct: np.ndarray, sinr: np.ndarray) -> StepResult:
+        """The slot's outcome, in arrays of its own (the per-step buffers are reused next slot)."""
         dropped = self._dropped.copy()
         return StepResult(reward, acc_term, en_term, energy_j, self._arrived.copy(), dropped, self._closed + dropped,
-                          correct, self._empty + dropped, self._full.copy(), n_send.copy(), sinr.copy(), geff.copy(),
-                          power_w.copy(), prefix.copy(), self._band_hz / cfg.total_bandwidth_hz)
+                          correct, self._empty + dropped, self._full.copy(), self._n_send.copy(), sinr.copy(),
+                          self._geff.copy(), self._power_w.copy(), self._prefix.copy(),
+                          self._band_hz / self.cfg.total_bandwidth_hz)
 
     def _classify(self, nc: int) -> np.ndarray:
         """Run the frozen fusion head once on every closing scene of every env; correct count per env."""

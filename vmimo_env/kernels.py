@@ -566,3 +566,83 @@ def indices_in_range(a, nvec):
         if x < 0 or x >= nvec[j % L]:
             return False
     return True
+
+
+# ====================================================================== the slot in one call
+@njit(cache=True)
+def slot_physics(t, head, tail, next_seq, slot_start, ring_scene, rx_len, rx_score, rx_snr, rx_off,  # queue state
+                 h_scat, h_los, scat_scale, gain, h, res_state,  # channel and resource state (advanced in place)
+                 group, power_idx, comp_idx, bw_raw, p_joint, u, z,  # action, availability, this slot's draws
+                 arrival_cdf, phase, pool_size, power_levels_w, prefix_levels, encode_capacity, total_bw_hz, slot_s,
+                 noise_psd, max_arrivals, num_groups, inv_sinr_cap, device_modality, modality_present, noise_span,
+                 deadline, by_modality, close_all_from, encoder_mflops, inv_pa_efficiency, circuit_power_w,
+                 j_per_mflop, rho, rho_c, phi, innov, slope, offset,  # constants (innov: this slot's, N K 2)
+                 n_send, geff, power_w, prefix, airtime, band_hz, noise_w, arrived, dropped, sinr, close_env,
+                 close_pos, closed, empty, full, energy_j, ndtr_arg):  # outputs
+    """Everything of one slot but the fusion head and the availability CDF, in one call (the single env's hot
+    path pays one dispatch instead of a dozen numpy calls): :func:`plan_slot`, :func:`mmse_sinr_into` and the EVM
+    cap (``inv_sinr_cap = 10^(-cap/10)``, 0 for none), :func:`deliver_and_close`, the energy parts per env
+    (transmit, circuit, encoding; D2D 0, as the scenarios this path serves are not cooperative), then the fading
+    step (:func:`gauss_markov_into`, :func:`compose_into`) and the resource AR(1) step ``res_state · phi + innov``
+    (``innov = eps @ innov_t`` of ``resources.ar1_step``, computed by the caller with numpy's product, whose
+    rounding depends on the BLAS) with the CDF's argument ``res_state · slope − offset`` written into
+    ``ndtr_arg`` (N, K, 2). Returns the number of closing scenes.
+
+    For scenarios without spatial correlation or mobility, with the compiled MMSE receiver (``VMIMOCore``
+    decides); the same operations as the numpy path, so the same bits, except that each energy part sums its
+    devices in index order (numpy's reduction order may differ in the last bit; tested to 1e-12).
+    """
+    plan_slot(t, head, tail, next_seq, slot_start, ring_scene, rx_len, rx_score, group, power_idx, comp_idx, bw_raw,
+              p_joint, u, arrival_cdf, phase, pool_size, power_levels_w, prefix_levels, encode_capacity, total_bw_hz,
+              slot_s, noise_psd, max_arrivals, n_send, geff, power_w, prefix, airtime, band_hz, noise_w, arrived,
+              dropped)
+    mmse_sinr_into(h, power_w, geff, noise_w, num_groups, sinr)
+    N, K = sinr.shape
+    if inv_sinr_cap > 0.0:
+        for i in range(N):
+            for k in range(K):
+                s = sinr[i, k]
+                sinr[i, k] = s / (1.0 + s * inv_sinr_cap)
+    nc = deliver_and_close(t, head, tail, next_seq, slot_start, rx_len, rx_score, rx_snr, rx_off, n_send, prefix,
+                           sinr, u[:, 1 + max_arrivals:], device_modality, modality_present, noise_span, deadline,
+                           by_modality, close_all_from, close_env, close_pos, closed, empty, full)
+    for i in range(N):
+        e_tx = 0.0
+        e_circ = 0.0
+        e_enc = 0.0
+        for k in range(K):
+            e_tx += power_w[i, k] * inv_pa_efficiency * airtime[i, k]
+            e_circ += circuit_power_w * airtime[i, k]
+            e_enc += float(n_send[i, k]) * encoder_mflops[k] * j_per_mflop
+        energy_j[i, 0] = e_tx
+        energy_j[i, 1] = e_circ
+        energy_j[i, 2] = e_enc
+        energy_j[i, 3] = 0.0
+    gauss_markov_into(z, rho, rho_c, h_scat)
+    compose_into(h_scat, h_los, scat_scale, gain, h)
+    for i in range(N):
+        for k in range(K):
+            for x in range(2):
+                v = res_state[i, k, x] * phi[x] + innov[i, k, x]
+                res_state[i, k, x] = v
+                ndtr_arg[i, k, x] = v * slope[x] - offset[x]
+    return nc
+
+
+@njit(cache=True)
+def slot_reward(energy_j, acc_numerator, arrival_rate, energy_scale):
+    """``(accuracy_term, energy_term, reward)`` (N,) each, fresh: ``acc_numerator / arrival_rate``,
+    ``Σ energy_j · energy_scale`` (the four parts summed in order) and their difference; the compiled twin of the
+    reward of ``vmimo_env.rules`` (``energy_term``) for :func:`slot_physics`."""
+    N = energy_j.shape[0]
+    acc = np.empty(N)
+    en = np.empty(N)
+    reward = np.empty(N)
+    for i in range(N):
+        total = energy_j[i, 0] + energy_j[i, 1] + energy_j[i, 2] + energy_j[i, 3]
+        a = acc_numerator[i] / arrival_rate
+        e = total * energy_scale
+        acc[i] = a
+        en[i] = e
+        reward[i] = a - e
+    return acc, en, reward

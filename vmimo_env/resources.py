@@ -109,6 +109,13 @@ def ar1_step(state: np.ndarray, normal_draws: np.ndarray, params: Any) -> np.nda
     return state * c.phi + normal_draws @ c.innov_t
 
 
+def step_coefficients(params: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(phi, innov_t, slope, offset)`` of :func:`ar1_step` and :func:`availability_probs`, for the compiled
+    slot (``kernels.slot_physics``): ``X' = X · phi + eps @ innov_t`` and ``p = ndtr(X' · slope − offset)``."""
+    c = _coeffs(_params(params))
+    return c.phi, c.innov_t, c.slope, c.offset
+
+
 def availability_probs(state: np.ndarray, params: Any) -> np.ndarray:
     """Per-resource availability p_x = Phi((phi_x X_x - a_x) / sigma_x), shape (N, K, 2)."""
     c = _coeffs(_params(params))
