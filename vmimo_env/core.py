@@ -132,12 +132,13 @@ class StepResult:
         if index is None:
             e = self.energy_j
             info: dict[str, Any] = {
-                "accuracy_term": self.accuracy_term, "energy_term": self.energy_term, "energy_j": e.sum(1),
+                "accuracy_term": self.accuracy_term, "energy_term": self.energy_term,
+                "energy_j": e[:, 0] + e[:, 1] + e[:, 2] + e[:, 3],  # in order, as the reward and the single env add
                 "energy_tx_j": e[:, 0], "energy_circuit_j": e[:, 1], "energy_encode_j": e[:, 2],
                 "energy_d2d_j": e[:, 3], "arrived": self.arrived, "dropped": self.dropped, "closed": self.closed,
                 "correct": self.correct, "expired_empty": self.expired_empty, "closed_full": self.closed_full,
                 "sent": self.sent,
-                "sinr_db": _sinr_db(self.sinr, self.group),
+                "sinr_db": kernels.sinr_db(self.sinr, self.group),
                 "group": self.group, "prefix": self.prefix, "power_w": self.power_w, "queue": queue,
                 "p_joint": p_joint,
             }
@@ -147,28 +148,18 @@ class StepResult:
             tx, circ, enc, d2d = e.tolist()
             info = {
                 "accuracy_term": self.accuracy_term.item(i), "energy_term": self.energy_term.item(i),
-                "energy_j": float(e.sum()), "energy_tx_j": tx, "energy_circuit_j": circ, "energy_encode_j": enc,
+                "energy_j": tx + circ + enc + d2d, "energy_tx_j": tx, "energy_circuit_j": circ, "energy_encode_j": enc,
                 "energy_d2d_j": d2d, "arrived": self.arrived.item(i), "dropped": self.dropped.item(i),
                 "closed": self.closed.item(i), "correct": self.correct.item(i),
                 "expired_empty": self.expired_empty.item(i), "closed_full": self.closed_full.item(i),
                 "sent": self.sent[i],
-                "sinr_db": _sinr_db(self.sinr[i], self.group[i]),
+                "sinr_db": kernels.sinr_db(self.sinr[i], self.group[i]),
                 "group": self.group[i], "prefix": self.prefix[i], "power_w": self.power_w[i], "queue": queue[i],
                 "p_joint": p_joint[i],
             }
         info["action"] = action
         info["action_mask"] = action_mask
         return info
-
-
-def _sinr_db(sinr: np.ndarray, group: np.ndarray) -> np.ndarray:
-    """Post-receiver SINR in dB where the device transmitted (``group > 0``), 0 elsewhere; in place on one fresh
-    array, since the vector env builds it every step."""
-    out = np.maximum(sinr, 1e-30)
-    np.log10(out, out=out)
-    out *= 10.0
-    out *= group > 0
-    return out
 
 
 def draws_per_slot(cfg: ScenarioConfig) -> tuple[int, int]:
@@ -311,6 +302,8 @@ class VMIMOCore:
         self._soft_correct: np.ndarray | None = None  # reward_mode "soft": Σ p(true class) per env this slot
         self._obs = np.zeros((N, self.obs_dim), dtype=np.float32)
         self._ndtr_arg = np.zeros((N, K, 2))
+        self._no_logits = np.zeros((0, self.model.num_classes), dtype=np.float32)
+        self._no_soft = np.zeros(0)
         self._avail = np.zeros((N, K, 2))
 
     # ================================================================== reset
@@ -352,8 +345,8 @@ class VMIMOCore:
 
     # ================================================================== step
     def queue_lengths(self) -> np.ndarray:
-        """Scenes waiting at each device, (N, K)."""
-        return self.tail[:, None] - np.maximum(self.next_seq, self.head[:, None])
+        """Scenes waiting at each device, (N, K), a fresh array."""
+        return kernels.queue_lengths(self.head, self.tail, self.next_seq)
 
     def step(self, group: np.ndarray, power_idx: np.ndarray, comp_idx: np.ndarray, bw_raw: np.ndarray) -> StepResult:
         u, z = self.rng.next()
@@ -386,13 +379,17 @@ class VMIMOCore:
         if self._bursty:
             self.arrivals.update_belief(self.burst_belief, self._arrived + self._dropped)
         self._soft_correct = None
-        correct = self._classify(nc)
+        logits = self._logits(nc)
         avail = ndtr(self._ndtr_arg, out=self._avail)
         np.multiply(avail[..., 0], avail[..., 1], out=self.p_joint)
-        numerator = correct if cfg.reward_mode != "soft" else (
-            np.zeros(self.N) if self._soft_correct is None else self._soft_correct)
-        acc_term, en_term, reward = kernels.slot_reward(energy_j, numerator.astype(np.float64, copy=False),
-                                                        cfg.arrival_rate, cfg.energy_weight / cfg.energy_ref_j)
+        if cfg.reward_mode == "soft":
+            self._score_soft(logits, nc)
+            soft = self._soft_correct if self._soft_correct is not None else np.zeros(self.N)
+        else:
+            soft = self._no_soft
+        correct, acc_term, en_term, reward = kernels.slot_outcome(
+            logits, self._scene[:nc], self.pool.labels, self._close_env[:nc], soft, energy_j, cfg.arrival_rate,
+            cfg.energy_weight / cfg.energy_ref_j)
         self.t += 1
         return self._result(reward, acc_term, en_term, energy_j, correct, self._sinr)
 
@@ -450,25 +447,38 @@ class VMIMOCore:
                           self._geff.copy(), self._power_w.copy(), self._prefix.copy(),
                           self._band_hz / self.cfg.total_bandwidth_hz)
 
-    def _classify(self, nc: int) -> np.ndarray:
-        """Run the frozen fusion head once on every closing scene of every env; correct count per env."""
+    def _logits(self, nc: int) -> np.ndarray:
+        """The frozen fusion head's logits (nc, C) on what the BS received of the slot's ``nc`` closing scenes
+        (their envs, ring positions and pool scenes in ``_close_env``, ``_close_pos``, ``_scene``)."""
         if nc == 0:
-            return np.zeros(self.N, dtype=np.int64)
+            return self._no_logits
         lat, lens, scene = self._lat[:nc], self._len[:nc], self._scene[:nc]
         kernels.gather_received(self._close_env, self._close_pos, nc, self.ring_scene, self.rx_len, self.rx_snr,
                                 self.rx_off, self.pool.latents, self.noise_table, lat, lens, scene)
         if self.bs_aligner is not None:  # foreign latents into the head's space, map chosen by prefix and SINR
             self.bs_aligner.apply(lat, lens, self.rx_snr[self._close_env[:nc], self._close_pos[:nc]])
-        labels = self.pool.labels[scene]
-        logits = self.model.classify(lat, lens)
-        env_of = self._close_env[:nc]
-        if self.cfg.reward_mode == "soft":  # probability of the true class: softmax over the (few) classes
-            z = logits - logits.max(axis=1, keepdims=True)
-            e = np.exp(z)
-            p_true = e[np.arange(nc), labels] / e.sum(axis=1)
-            self._soft_correct = np.bincount(env_of, weights=p_true, minlength=self.N)
-        hit = logits.argmax(axis=1) == labels
-        return np.bincount(env_of[hit], minlength=self.N)
+        return self.model.classify(lat, lens)
+
+    def _score_soft(self, logits: np.ndarray, nc: int) -> None:
+        """``reward_mode="soft"``: Σ p(true class) per env into ``_soft_correct`` (softmax over the few classes)."""
+        if nc == 0:
+            return
+        labels = self.pool.labels[self._scene[:nc]]
+        z = logits - logits.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        p_true = e[np.arange(nc), labels] / e.sum(axis=1)
+        self._soft_correct = np.bincount(self._close_env[:nc], weights=p_true, minlength=self.N)
+
+    def _classify(self, nc: int) -> np.ndarray:
+        """Run the frozen fusion head once on every closing scene of every env; correct count per env (and the
+        soft score when the reward asks for it)."""
+        if nc == 0:
+            return np.zeros(self.N, dtype=np.int64)
+        logits = self._logits(nc)
+        if self.cfg.reward_mode == "soft":
+            self._score_soft(logits, nc)
+        hit = logits.argmax(axis=1) == self.pool.labels[self._scene[:nc]]
+        return np.bincount(self._close_env[:nc][hit], minlength=self.N)
 
     def _advance(self, z: np.ndarray) -> None:
         N, K, Nr = self.N, self.K, self.Nr

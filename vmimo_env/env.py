@@ -187,7 +187,7 @@ class VMIMOEnv(gym.Env):
         native = fe.decode(action)
         res = fe.step(native)
         self._last, self._last_action = res, native
-        truncated = bool(fe.truncated()[0])
+        truncated = fe.truncated_single()
         if truncated:
             self._needs_reset = True
         if self.render_mode == "human":

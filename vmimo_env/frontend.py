@@ -152,6 +152,10 @@ class FrontEnd:
         """(N,) bool: the environments whose episode reached ``horizon`` (the only way an episode ends)."""
         return self.core.t >= self.cfg.horizon
 
+    def truncated_single(self) -> bool:
+        """:meth:`truncated` of a single environment, as a Python bool."""
+        return self.core.t.item(0) >= self.cfg.horizon
+
     # ------------------------------------------------------------------ observation / info
     def observation(self) -> np.ndarray | dict[str, np.ndarray]:
         """Flat float32 observation ((D,) single, (N, D) batched), or the dict of its blocks in dict mode."""

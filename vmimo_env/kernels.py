@@ -19,6 +19,8 @@ of them delivered the others skip, and the queues stay suffixes.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit, vectorize
 
@@ -630,19 +632,60 @@ def slot_physics(t, head, tail, next_seq, slot_start, ring_scene, rx_len, rx_sco
 
 
 @njit(cache=True)
-def slot_reward(energy_j, acc_numerator, arrival_rate, energy_scale):
-    """``(accuracy_term, energy_term, reward)`` (N,) each, fresh: ``acc_numerator / arrival_rate``,
-    ``Σ energy_j · energy_scale`` (the four parts summed in order) and their difference; the compiled twin of the
-    reward of ``vmimo_env.rules`` (``energy_term``) for :func:`slot_physics`."""
+def slot_outcome(logits, scene, labels, close_env, soft_numerator, energy_j, arrival_rate, energy_scale):
+    """The slot's score and reward per env, fresh arrays: ``(correct, accuracy_term, energy_term, reward)``.
+
+    ``correct`` counts the closing scenes (rows of ``logits``, of pool scenes ``scene`` in envs ``close_env``)
+    whose first arg-max is their label (``numpy.argmax``'s tie rule); ``accuracy_term`` is ``correct``, or
+    ``soft_numerator`` when it holds one value per env (``reward_mode="soft"``), over ``arrival_rate``;
+    ``energy_term = Σ energy_j · energy_scale`` (the four parts in order), ``reward`` their difference. The
+    compiled twin of the reference path's scoring (``VMIMOCore._classify``) and ``rules.energy_term``.
+    """
     N = energy_j.shape[0]
+    correct = np.zeros(N, dtype=np.int64)
+    for j in range(logits.shape[0]):
+        row = logits[j]
+        best = 0
+        for c in range(1, row.shape[0]):
+            if row[c] > row[best]:
+                best = c
+        if best == labels[scene[j]]:
+            correct[close_env[j]] += 1
+    soft = soft_numerator.shape[0] == N
     acc = np.empty(N)
     en = np.empty(N)
     reward = np.empty(N)
     for i in range(N):
         total = energy_j[i, 0] + energy_j[i, 1] + energy_j[i, 2] + energy_j[i, 3]
-        a = acc_numerator[i] / arrival_rate
+        a = (soft_numerator[i] if soft else float(correct[i])) / arrival_rate
         e = total * energy_scale
         acc[i] = a
         en[i] = e
         reward[i] = a - e
-    return acc, en, reward
+    return correct, acc, en, reward
+
+
+# ====================================================================== what the step's info reports
+@njit(cache=True)
+def queue_lengths(head, tail, next_seq):
+    """Scenes waiting at each device, fresh (N, K): ``tail − max(next_seq, head)`` (the queue of the module
+    docstring)."""
+    N, K = next_seq.shape
+    out = np.empty((N, K), dtype=np.int64)
+    for i in range(N):
+        for k in range(K):
+            out[i, k] = tail[i] - max(next_seq[i, k], head[i])
+    return out
+
+
+@njit(cache=True)
+def sinr_db(sinr, group):
+    """Post-receiver SINR in dB where the device transmitted (``group > 0``), 0 elsewhere, fresh, any shape:
+    ``10 log10(max(SINR, 1e-30))``."""
+    flat_s = sinr.reshape(-1)
+    flat_g = group.reshape(-1)
+    out = np.zeros(flat_s.shape[0])
+    for j in range(flat_s.shape[0]):
+        if flat_g[j] > 0:
+            out[j] = 10.0 * math.log10(max(flat_s[j], 1e-30))
+    return out.reshape(sinr.shape)

@@ -109,16 +109,21 @@ class BlockRNG:
 
     def next(self) -> tuple[np.ndarray, np.ndarray]:
         """Return this slot's (uniform (N, n_uniform), normal (N, n_normal)) draws and advance."""
+        if self.num_envs == 1:  # the single env's path: no index arrays, the same draws
+            p = int(self._ptr[0])
+            if p >= self.block:
+                g = self.generators[0]
+                g.random(out=self._uniform[0])
+                g.standard_normal(out=self._normal[0])
+                p = 0
+            self._ptr[0] = p + 1
+            return self._uniform[:, p], self._normal[:, p]
         stale = np.flatnonzero(self._ptr >= self.block)
         for i in stale.tolist():
             g = self.generators[i]
             g.random(out=self._uniform[i])
             g.standard_normal(out=self._normal[i])
         self._ptr[stale] = 0
-        if self.num_envs == 1:
-            p = int(self._ptr[0])
-            self._ptr[0] = p + 1
-            return self._uniform[:, p], self._normal[:, p]
         ptr = self._ptr
         u = self._uniform[self._rows, ptr]
         z = self._normal[self._rows, ptr]
