@@ -9,6 +9,8 @@ torch's per-op dispatch costs more than the arithmetic. The numpy forward is arr
 
 * biases are folded into the weights through constant-one channels (homogeneous coordinates), so the head is
   three BLAS products and as many ReLUs (plus two per residual block);
+* a handful of scenes (a single environment's slot, up to ``head_kernel.COMPILED_BATCH``): one compiled loop over
+  the same folded weights (``head_kernel.head_logits``), the numpy head's logits to float32 rounding;
 * small batches (< 32, per-call overhead rules): one row gather (``np.take`` of a 65 x 67 table by prefix length)
   builds each modality's input row ``[prefix mask (64), present bit, prefix / 64, 1]``, one in-place multiply
   puts the latents under the mask, and the five embeddings are one stacked ``matmul`` on a transposed view;
@@ -31,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from .blas import set_local_threads
+from .head_kernel import COMPILED_BATCH, head_logits
 from .spec import INPUT_DIMS, LATENT_DIM, MODALITIES, PREFIX_LENGTHS
 from .student import SEGMENTS
 
@@ -206,6 +209,8 @@ class FrozenStudent:
         w_out[:H] = f32(head.out.weight.T)
         w_out[H] = f32(head.out.bias)
         self._out_w = w_out
+        self._blk_stack = np.ascontiguousarray(np.stack(self._blk) if self._blk else
+                                               np.zeros((0, H + 1, H + 1), np.float32))
 
     # ------------------------------------------------------------------ device side
     def encode(self, modality_index: int, x: np.ndarray) -> np.ndarray:
@@ -244,6 +249,18 @@ class FrozenStudent:
         if n == 0:
             return np.zeros((0, self.num_classes), dtype=np.float32)
         latents = np.asarray(latents, dtype=np.float32)  # no copy for the float32 the environment passes
+        if n <= COMPILED_BATCH:  # a single env's few scenes: one compiled loop (equal to float32 rounding)
+            return head_logits(latents, np.asarray(prefix_len, dtype=np.int64), _AUG, self._embed_w, self._fuse_w,
+                               self._blk_stack, self._out_w)
+        return self.classify_numpy(latents, prefix_len)
+
+    def classify_numpy(self, latents: np.ndarray, prefix_len: np.ndarray) -> np.ndarray:
+        """:meth:`classify` by numpy products at any batch size (the reference of the compiled small-batch
+        head, ``semantic_models.head_kernel``)."""
+        n = latents.shape[0]
+        if n == 0:
+            return np.zeros((0, self.num_classes), dtype=np.float32)
+        latents = np.asarray(latents, dtype=np.float32)
         if n < _BLAS_SPLIT_BATCH or set_local_threads is None:
             return self._classify(latents, prefix_len, n)
         old = set_local_threads(1)  # scoped to this thread and call; see blas.py for why

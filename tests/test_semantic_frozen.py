@@ -243,3 +243,35 @@ def test_state_dict_not_fitting_the_architecture_names_file(copied: Path) -> Non
     with pytest.raises(CheckpointError, match="does not fit the architecture") as err:
         load_frozen_student(copied)
     assert str(ckpt) in str(err.value)
+
+
+def test_compiled_small_batch_head_equals_the_numpy_head(fs) -> None:
+    """Up to ``COMPILED_BATCH`` scenes the head runs as one compiled loop: the numpy head's logits to float32
+    rounding and the same decisions; above it, the numpy head itself."""
+    from semantic_models.frozen import _AUG
+    from semantic_models.head_kernel import COMPILED_BATCH, head_logits
+
+    worst, agree, total = 0.0, 0, 0
+    for seed in range(300):
+        n = 1 + seed % COMPILED_BATCH
+        lat, prefix = _random_inputs(n, seed=1000 + seed)
+        got, ref = fs.classify(lat, prefix), fs.classify_numpy(lat, prefix)
+        np.testing.assert_array_equal(got, head_logits(lat, prefix, _AUG, fs._embed_w, fs._fuse_w, fs._blk_stack,
+                                                       fs._out_w))
+        worst = max(worst, float(np.abs(got - ref).max() / np.abs(ref).max()))
+        agree += int((got.argmax(1) == ref.argmax(1)).sum())
+        total += n
+    assert worst < 5e-6, worst
+    assert agree == total
+    lat, prefix = _random_inputs(COMPILED_BATCH + 1, seed=5)
+    np.testing.assert_array_equal(fs.classify(lat, prefix), fs.classify_numpy(lat, prefix))
+    np.testing.assert_allclose(fs.classify(lat[:2], prefix[:2]), fs.classify_torch(lat[:2], prefix[:2]), rtol=1e-5,
+                               atol=1e-5)
+
+
+def test_compiled_head_ignores_values_beyond_the_prefix(fs) -> None:
+    lat, prefix = _random_inputs(4, 8)
+    prefix[1, 2] = 0
+    clean = lat * (np.arange(LATENT_DIM) < prefix[..., None])
+    noisy = (lat + 7.0 * (np.arange(LATENT_DIM) >= prefix[..., None])).astype(np.float32)
+    np.testing.assert_array_equal(fs.classify(clean, prefix), fs.classify(noisy, prefix))
