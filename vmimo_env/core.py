@@ -302,9 +302,27 @@ class VMIMOCore:
         self._soft_correct: np.ndarray | None = None  # reward_mode "soft": Σ p(true class) per env this slot
         self._obs = np.zeros((N, self.obs_dim), dtype=np.float32)
         self._ndtr_arg = np.zeros((N, K, 2))
+        self._avail = np.zeros((N, K, 2))
         self._no_logits = np.zeros((0, self.model.num_classes), dtype=np.float32)
         self._no_soft = np.zeros(0)
-        self._avail = np.zeros((N, K, 2))
+        self._bind_slot()
+
+    def _bind_slot(self) -> None:
+        """The fused slot's arguments that do not change between steps: the state arrays (always updated in place
+        on that path), the constants and the per-step buffers; rebuilt whenever the buffers are (a replica)."""
+        cfg = self.cfg
+        phi, _, slope, offset = self._res_coeffs
+        self._slot_bound = (
+            self.t, self.head, self.tail, self.next_seq, self.slot_start, self.ring_scene, self.rx_len,
+            self.rx_score, self.rx_snr, self.rx_off, self.h_scat, self.h_los, self.scat_scale, self.gain, self.h,
+            self.res_state, self.p_joint, self.arrivals.cdf, self.phase, self.pool.size, self.power_levels_w,
+            self.prefix_levels, cfg.encode_capacity, cfg.total_bandwidth_hz, cfg.slot_s, cfg.noise_psd_w_hz, self.A,
+            self.G, self._inv_sinr_cap, self.device_modality, self.modality_present, self.noise_span, self.D,
+            self._by_modality, self._close_all_from, self.encoder_mflops, 1.0 / cfg.pa_efficiency,
+            cfg.circuit_power_w, cfg.encode_energy_j_per_mflop, self._rho, self._rho_c, phi, slope, offset,
+            self._n_send, self._geff, self._power_w, self._prefix, self._airtime, self._band_hz, self._noise_w,
+            self._arrived, self._dropped, self._sinr, self._close_env, self._close_pos, self._closed, self._empty,
+            self._full, self._ndtr_arg)
 
     # ================================================================== reset
     def reset(self, env_ids: np.ndarray, seeds: list[int | None] | None = None) -> None:
@@ -362,20 +380,8 @@ class VMIMOCore:
         :meth:`_step_reference` (tests/test_fused_slot.py)."""
         cfg = self.cfg
         energy_j = np.empty((self.N, 4))
-        phi, innov_t, slope, offset = self._res_coeffs
-        innov = z[:, self._res_draws].reshape(self.N, self.K, 2) @ innov_t
-        nc = kernels.slot_physics(
-            self.t, self.head, self.tail, self.next_seq, self.slot_start, self.ring_scene, self.rx_len,
-            self.rx_score, self.rx_snr, self.rx_off, self.h_scat, self.h_los, self.scat_scale, self.gain, self.h,
-            self.res_state, group, power_idx, comp_idx, bw_raw, self.p_joint, u, z,
-            self.arrivals.cdf, self.phase, self.pool.size, self.power_levels_w, self.prefix_levels,
-            cfg.encode_capacity, cfg.total_bandwidth_hz, cfg.slot_s, cfg.noise_psd_w_hz, self.A, self.G,
-            self._inv_sinr_cap, self.device_modality, self.modality_present, self.noise_span, self.D,
-            self._by_modality, self._close_all_from, self.encoder_mflops, 1.0 / cfg.pa_efficiency,
-            cfg.circuit_power_w, cfg.encode_energy_j_per_mflop, self._rho, self._rho_c, phi, innov, slope, offset,
-            self._n_send, self._geff, self._power_w, self._prefix, self._airtime, self._band_hz, self._noise_w,
-            self._arrived, self._dropped, self._sinr, self._close_env, self._close_pos, self._closed, self._empty,
-            self._full, energy_j, self._ndtr_arg)
+        innov = z[:, self._res_draws].reshape(self.N, self.K, 2) @ self._res_coeffs[1]
+        nc = kernels.slot_physics(group, power_idx, comp_idx, bw_raw, u, z, innov, energy_j, *self._slot_bound)
         if self._bursty:
             self.arrivals.update_belief(self.burst_belief, self._arrived + self._dropped)
         self._soft_correct = None
@@ -486,7 +492,7 @@ class VMIMOCore:
             kernels.gauss_markov_into(z, self._rho, self._rho_c, self.h_scat)
         else:
             w = (z[:, :K * Nr] + 1j * z[:, K * Nr:2 * K * Nr]).reshape(N, K, Nr) * np.sqrt(0.5)
-            self.h_scat = channel.gauss_markov_step(self.h_scat, self.rho, w @ self.spatial_sqrt.T)
+            self.h_scat[...] = channel.gauss_markov_step(self.h_scat, self.rho, w @ self.spatial_sqrt.T)
         if self.mobility is not None:  # the devices move: the large-scale state and the LOS term follow
             base = 2 * K * Nr + 2 * K
             physics.large_scale_step(self.mobility, self.pos_xy, self.heading, self.shadow_z, self.los_z, self.los,
@@ -494,8 +500,9 @@ class VMIMOCore:
                                      self.h_los, self.scat_scale)
         kernels.compose_into(self.h_scat, self.h_los, self.scat_scale, self.gain, self.h)
         eps = z[:, 2 * K * Nr:2 * K * Nr + 2 * K].reshape(N, K, 2)
-        self.res_state = resources.ar1_step(self.res_state, eps, self.res_params)
-        self.p_joint = resources.p_joint(self.res_state, self.res_params)
+        # in place: the state arrays keep their identity (the fused slot holds them, ``_bind_slot``)
+        self.res_state[...] = resources.ar1_step(self.res_state, eps, self.res_params)
+        self.p_joint[...] = resources.p_joint(self.res_state, self.res_params)
 
     # ================================================================== observation
     def obs_layout(self) -> dict[str, tuple[int, int]]:

@@ -572,15 +572,15 @@ def indices_in_range(a, nvec):
 
 # ====================================================================== the slot in one call
 @njit(cache=True)
-def slot_physics(t, head, tail, next_seq, slot_start, ring_scene, rx_len, rx_score, rx_snr, rx_off,  # queue state
-                 h_scat, h_los, scat_scale, gain, h, res_state,  # channel and resource state (advanced in place)
-                 group, power_idx, comp_idx, bw_raw, p_joint, u, z,  # action, availability, this slot's draws
+def slot_physics(group, power_idx, comp_idx, bw_raw, u, z, innov, energy_j,  # this slot: action, draws, out
+                 t, head, tail, next_seq, slot_start, ring_scene, rx_len, rx_score, rx_snr, rx_off,  # queue state
+                 h_scat, h_los, scat_scale, gain, h, res_state, p_joint,  # channel and resources (in place)
                  arrival_cdf, phase, pool_size, power_levels_w, prefix_levels, encode_capacity, total_bw_hz, slot_s,
                  noise_psd, max_arrivals, num_groups, inv_sinr_cap, device_modality, modality_present, noise_span,
                  deadline, by_modality, close_all_from, encoder_mflops, inv_pa_efficiency, circuit_power_w,
-                 j_per_mflop, rho, rho_c, phi, innov, slope, offset,  # constants (innov: this slot's, N K 2)
+                 j_per_mflop, rho, rho_c, phi, slope, offset,  # constants
                  n_send, geff, power_w, prefix, airtime, band_hz, noise_w, arrived, dropped, sinr, close_env,
-                 close_pos, closed, empty, full, energy_j, ndtr_arg):  # outputs
+                 close_pos, closed, empty, full, ndtr_arg):  # per-step buffers
     """Everything of one slot but the fusion head and the availability CDF, in one call (the single env's hot
     path pays one dispatch instead of a dozen numpy calls): :func:`plan_slot`, :func:`mmse_sinr_into` and the EVM
     cap (``inv_sinr_cap = 10^(-cap/10)``, 0 for none), :func:`deliver_and_close`, the energy parts per env
@@ -590,6 +590,8 @@ def slot_physics(t, head, tail, next_seq, slot_start, ring_scene, rx_len, rx_sco
     rounding depends on the BLAS) with the CDF's argument ``res_state · slope − offset`` written into
     ``ndtr_arg`` (N, K, 2). Returns the number of closing scenes.
 
+    ``innov`` (N, K, 2) is this slot's resource innovation and ``energy_j`` (N, 4) receives the energy; the
+    arguments after ``energy_j`` are the core's arrays and constants, bound once (``VMIMOCore._bind_slot``).
     For scenarios without spatial correlation or mobility, with the compiled MMSE receiver (``VMIMOCore``
     decides); the same operations as the numpy path, so the same bits, except that each energy part sums its
     devices in index order (numpy's reduction order may differ in the last bit; tested to 1e-12).
