@@ -71,3 +71,29 @@ def test_replica_copies_the_phase_and_sampled_futures_draw_it_from_the_belief():
 def test_bad_burst_parameters_are_refused_by_name(kw, msg):
     with pytest.raises(ValueError, match=msg):
         ScenarioConfig(**kw)
+
+
+def test_the_bs_view_and_the_observation_carry_the_phase_posterior():
+    import gymnasium as gym
+
+    import vmimo_env  # noqa: F401  (registers the ids)
+
+    core, _, phase, belief = _run(16, 60, arrival_process="mmpp")
+    view = core.bs_view()
+    np.testing.assert_array_equal(view.burst_belief, core.burst_belief)
+    assert not view.burst_belief.flags.writeable
+    a, b = core.obs_layout()["burst_belief"]
+    assert b == a + 1
+    np.testing.assert_array_equal(core.observe()[:, a], core.burst_belief.astype(np.float32))
+    # the entry moves with the phase (high in busy stretches, low in quiet ones), and round-trips the plain form
+    assert belief[phase == 1].mean() > belief[phase == 0].mean() + 0.5
+    from vmimo_env.bs_view import BSView
+
+    np.testing.assert_array_equal(BSView.from_dict(view.to_dict()).burst_belief, view.burst_belief)
+    # Poisson scenarios: no such block (their observations are unchanged), a zero posterior in the view
+    poisson = VMIMOVectorEnv(num_envs=2, scenario="v1").core
+    assert "burst_belief" not in poisson.obs_layout()
+    assert not poisson.bs_view().burst_belief.any()
+    env = gym.make("VMIMO-v1", arrival_process="mmpp")
+    obs, _ = env.reset(seed=3)
+    assert env.observation_space.contains(obs) and "burst_belief" in env.unwrapped.obs_layout()

@@ -25,7 +25,7 @@ from vmimo_env import rules
 from vmimo_env.config import MODALITIES, ScenarioConfig
 
 PER_ENV_FIELDS: tuple[str, ...] = ("t", "h", "gain", "queue", "hol_age", "p_joint", "encode_cap", "queue_unheld",
-                                   "scene_valid", "scene_held", "scene_slack", "scene_queued")
+                                   "scene_valid", "scene_held", "scene_slack", "scene_queued", "burst_belief")
 SHARED_ARRAY_FIELDS: tuple[str, ...] = ("device_modality", "encoder_mflops", "power_levels_w", "prefix_levels")
 SCALAR_FIELDS: tuple[str, ...] = ("checkpoint", "pool_seed", "pool_size")
 
@@ -51,6 +51,7 @@ class BSView:
     | `scene_held`      | (N, S, M)  | reals, int64       | prefix the BS holds of each modality (0: not held)       |
     | `scene_slack`     | (N, S)     | slots, int64       | slots left to deliver the scene, this one included       |
     | `scene_queued`    | (N, S, K)  | bool               | the scene still waits in device k's queue                |
+    | `burst_belief`    | (N,)       | probability        | P(busy traffic phase) from the arrival counts (MMPP; 0)  |
     | `device_modality` | (K,)       | index, int64       | modality of each device (into ``config.MODALITIES``)     |
     | `encoder_mflops`  | (K,)       | MFLOP, float64     | encoder cost of one latent on each device                |
     | `power_levels_w`  | (L_p,)     | W, float64         | transmit power of each ``power`` action index            |
@@ -76,6 +77,7 @@ class BSView:
     scene_held: np.ndarray
     scene_slack: np.ndarray
     scene_queued: np.ndarray
+    burst_belief: np.ndarray
     device_modality: np.ndarray
     encoder_mflops: np.ndarray
     power_levels_w: np.ndarray
@@ -222,7 +224,7 @@ def _expected_shapes(cfg: ScenarioConfig, N: int) -> tuple[tuple[str, tuple[int,
     K, Nr, S, M = cfg.num_devices, cfg.num_antennas, cfg.max_pending, len(MODALITIES)
     return (("t", (N,)), ("h", (N, K, Nr)), ("gain", (N, K)), ("queue", (N, K)), ("hol_age", (N, K)),
             ("p_joint", (N, K)), ("encode_cap", (N, K)), ("queue_unheld", (N, K)), ("scene_valid", (N, S)),
-            ("scene_held", (N, S, M)), ("scene_slack", (N, S)), ("scene_queued", (N, S, K)),
+            ("scene_held", (N, S, M)), ("scene_slack", (N, S)), ("scene_queued", (N, S, K)), ("burst_belief", (N,)),
             ("device_modality", (K,)), ("encoder_mflops", (K,)), ("power_levels_w", (len(cfg.power_levels_db),)),
             ("prefix_levels", (len(cfg.compression_levels),)))
 

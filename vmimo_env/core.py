@@ -522,7 +522,7 @@ class VMIMOCore:
         cfg, spec = self.cfg, self.obs_spec
         out = self._obs
         kernels.observe(self.h, self.gain, self.t, self.head, self.tail, self.next_seq, self.slot_start, self.p_joint,
-                        self.modality_onehot, self.rx_len, self.device_modality, cfg.max_power_w,
+                        self.burst_belief, self.modality_onehot, self.rx_len, self.device_modality, cfg.max_power_w,
                         cfg.noise_psd_w_hz * cfg.total_bandwidth_hz / self.G,
                         self.D, spec.start, spec.offset, spec.scale, spec.clip_low, spec.clip_high, out)
         return out.copy()
@@ -546,7 +546,8 @@ class VMIMOCore:
         fresh = {"t": self.t.copy(), "h": self.h.copy(), "gain": self.gain.copy(), "queue": self.queue_lengths(),
                  "hol_age": hol_age, "p_joint": self.p_joint.copy(),
                  "encode_cap": rules.encode_cap(self.p_joint, self.cfg.encode_capacity), "queue_unheld": unheld,
-                 "scene_valid": valid, "scene_held": held, "scene_slack": slack, "scene_queued": queued}
+                 "scene_valid": valid, "scene_held": held, "scene_slack": slack, "scene_queued": queued,
+                 "burst_belief": self.burst_belief.copy()}
         for arr in fresh.values():  # new arrays nothing else holds: read-only, so the view keeps them uncopied
             arr.flags.writeable = False
         return BSView(**fresh, device_modality=self.device_modality, encoder_mflops=self.encoder_mflops,

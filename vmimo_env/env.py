@@ -70,6 +70,7 @@ class VMIMOEnv(gym.Env):
     | `correlation` | K(K-1)/2 | pairwise ∣h_iᴴh_j∣ / (‖h_i‖‖h_j‖), i < j | [0, 1] → as is |
     | `csi` | 2 K Nr | only with `obs_full_csi`: Re/Im of h / √gain | unit-power fading → clipped to ±8 |
     | `time` | 1 | slot index in the episode (per episode) | slot → / horizon |
+    | `burst_belief` | 1 | bursty `arrival_process` only: BS's P(busy phase) from the counts | probability → as is |
     | `scene_held` | 5 S | dict `obs_coverage` only: BS holds modality m of scene j | 0/1 → as is |
 
     Every entry above comes from ``vmimo_env.obs_spec.OBS_SPEC`` (layout, bounds, scaling and the compiled

@@ -25,6 +25,7 @@ import numpy as np
 from numba import njit, vectorize
 
 from vmimo_env.obs_spec import (
+    BURST_BELIEF,
     CORRELATION,
     CSI,
     GAIN_DB,
@@ -372,8 +373,8 @@ def pending_scenes(t, head, tail, next_seq, slot_start, rx_len, device_modality,
 
 
 @njit(cache=True)
-def observe(h, gain, t, head, tail, next_seq, slot_start, p_joint, modality_onehot, rx_len, device_modality,
-            max_power_w, ref_noise_w, deadline, start, offset, scale, clip_low, clip_high, out):
+def observe(h, gain, t, head, tail, next_seq, slot_start, p_joint, burst_belief, modality_onehot, rx_len,
+            device_modality, max_power_w, ref_noise_w, deadline, start, offset, scale, clip_low, clip_high, out):
     """Write the flat observation of every environment into ``out`` (N, obs_dim).
 
     Where each block goes and how it is scaled and clipped comes from ``vmimo_env.obs_spec`` (``ObsLayout``):
@@ -397,6 +398,7 @@ def observe(h, gain, t, head, tail, next_seq, slot_start, p_joint, modality_oneh
     s_uq, i_uq, o_uq, c_uq, l_uq, h_uq = _block(QUEUE_UNHELD, start, offset, scale, clip_low, clip_high)
     s_ur, i_ur, o_ur, c_ur, l_ur, h_ur = _block(UNHELD_URGENCY, start, offset, scale, clip_low, clip_high)
     s_sh, i_sh, o_sh, c_sh, l_sh, h_sh = _block(SCENE_HELD, start, offset, scale, clip_low, clip_high)
+    s_bb, i_bb, o_bb, c_bb, l_bb, h_bb = _block(BURST_BELIEF, start, offset, scale, clip_low, clip_high)
     norm2 = np.empty(K)
     for i in range(N):
         for k in range(K):
@@ -438,6 +440,8 @@ def observe(h, gain, t, head, tail, next_seq, slot_start, p_joint, modality_oneh
                     out[i, c + K * Nr] = _scaled(h[i, k, r].imag * amp, i_csi, o_csi, c_csi, l_csi, h_csi)
                     c += 1
         out[i, s_t] = _scaled(float(t[i]), i_t, o_t, c_t, l_t, h_t)
+        if s_bb >= 0:
+            out[i, s_bb] = _scaled(burst_belief[i], i_bb, o_bb, c_bb, l_bb, h_bb)
         if s_uq >= 0:  # coverage blocks (obs_coverage), present together
             for k in range(K):
                 n_un, slack = unheld_queued(t[i], head[i], tail[i], next_seq[i, k], slot_start[i], rx_len[i],

@@ -36,7 +36,8 @@ from vmimo_env.config import MODALITIES, ScenarioConfig
 # block ids: the compiled kernel indexes the per-block constant arrays with these (one id per thing it computes)
 GAIN_DB, SNR_DB, QUEUE, HOL_AGE, P_JOINT, MODALITY, CORRELATION, CSI, TIME = range(9)
 QUEUE_UNHELD, UNHELD_URGENCY, SCENE_HELD = range(9, 12)  # the coverage blocks (obs_coverage)
-NUM_BLOCKS = 12
+BURST_BELIEF = 12  # bursty arrivals only (arrival_process="mmpp")
+NUM_BLOCKS = 13
 
 AXES: tuple[str, ...] = ("device", "device_major", "re_im", "pair", "global", "scene_major")
 
@@ -106,6 +107,9 @@ OBS_SPEC: tuple[ObsEntry, ...] = (
              condition=lambda cfg: cfg.obs_full_csi),
     ObsEntry("time", TIME, lambda K, M, Nr, S: 1, "1", "slot index in the episode (per episode)", "slot",
              "/ horizon", "global", scale=lambda cfg: float(cfg.horizon)),
+    ObsEntry("burst_belief", BURST_BELIEF, lambda K, M, Nr, S: 1, "1",
+             "bursty `arrival_process` only: BS's P(busy phase) from the counts",
+             "probability", "as is", "global", condition=lambda cfg: cfg.arrival_process == "mmpp"),
     ObsEntry("scene_held", SCENE_HELD, lambda K, M, Nr, S: S * M, "5 S",
              "dict `obs_coverage` only: BS holds modality m of scene j", "0/1", "as is", "scene_major",
              condition=lambda cfg: cfg.obs_coverage and cfg.obs_mode == "dict"),
