@@ -1,25 +1,38 @@
-"""Throughput of the frozen student's hot path: classify (numpy vs torch) and encode, in scenes per second.
+"""Throughput of the frozen student's hot path: classify (compiled, numpy, torch) and encode, in scenes per second.
 
-    .venv/bin/python benchmarks/bench_semantic.py [--repeat 7] [--threads 1]
+    python benchmarks/bench_semantic.py [--repeat 7] [--threads 1] [--readme README.md]
 
-Method: inputs drawn beforehand, a warm-up, then the best of ``--repeat`` timed loops of
-``time.perf_counter`` (the machine is shared, so the minimum is the least disturbed figure). A naive dense
-fusion head (330 → 128 → C, the plain reference implementation) is timed in the same run as the baseline for ratios,
-with OpenBLAS pinned to one thread (like the hot path) and with its default threads (to show what pinning buys).
+Rows per batch size n: ``classify`` as the environment calls it (the compiled loop of
+``semantic_models.head_kernel`` up to ``COMPILED_BATCH`` scenes, the numpy head above), the numpy head itself
+(``classify_numpy``), the torch module, and a naive dense fusion head (330 → 128 → C, the plain reference
+implementation) with OpenBLAS pinned to one thread (like the hot path), the baseline of the ratio column.
+
+Method: inputs drawn beforehand, a warm-up, then the best of ``--repeat`` timed loops of ``time.perf_counter``
+(the machine is shared, so the minimum is the least disturbed figure). ``--readme FILE`` replaces the block
+between ``<!-- bench_semantic:start -->`` and ``<!-- bench_semantic:end -->`` of FILE with the table, the command,
+the machine and the package versions.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from agents.common import provenance
 from semantic_models import load_frozen_student
 from semantic_models.blas import set_local_threads
+from semantic_models.head_kernel import COMPILED_BATCH
 from semantic_models.spec import LATENT_DIM, MODALITIES, PREFIX_LENGTHS
+
+MARK_START, MARK_END = "<!-- bench_semantic:start -->", "<!-- bench_semantic:end -->"
+PROGRAM = "python benchmarks/bench_semantic.py"
+BATCHES = (1, 2, 4, 16, 256, 2048)
 
 
 def best_time(fn: Callable[[], object], repeat: int, budget_s: float = 0.2) -> float:
@@ -43,53 +56,89 @@ def best_time(fn: Callable[[], object], repeat: int, budget_s: float = 0.2) -> f
     return best
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--repeat", type=int, default=7)
-    ap.add_argument("--threads", type=int, default=1, help="torch threads")
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+def pinned(fn: Callable[[], object]) -> Callable[[], object]:
+    """``fn`` with OpenBLAS on the calling thread only, as the hot path runs it."""
+    def run() -> object:
+        old = set_local_threads(1) if set_local_threads is not None else None
+        try:
+            return fn()
+        finally:
+            if old is not None:
+                set_local_threads(old)
+    return run
+
+
+def classify_rows(repeat: int, batches: Sequence[int] = BATCHES) -> list[dict[str, float]]:
+    """Per batch size: µs per call of the hot path, the numpy head, the torch module and the naive dense head."""
     fs = load_frozen_student()
     M, C = len(MODALITIES), fs.num_classes
     rng = np.random.default_rng(0)
-    print(f"student {fs.metadata['architecture_key']}, head {fs.metadata['head_mflops'] * 1e3:.1f} kFLOP/scene, "
-          f"torch threads {torch.get_num_threads()}")
-    print(f"{'call':<34}{'batch':>6}{'µs/call':>11}{'scenes/s':>13}{'vs naive':>10}")
     w1 = rng.standard_normal((M * (LATENT_DIM + 2), 128)).astype(np.float32)
     w2 = rng.standard_normal((128, C)).astype(np.float32)
-    for n in (1, 16, 256, 2048):
+    rows = []
+    for n in batches:
         prefix = np.asarray((0, *PREFIX_LENGTHS))[rng.integers(0, 6, (n, M))]
         lat = (rng.standard_normal((n, M, LATENT_DIM)) * (np.arange(LATENT_DIM) < prefix[..., None])).astype(
             np.float32)
         flat = np.concatenate([lat.reshape(n, -1), (prefix > 0).astype(np.float32), prefix / 64.0], axis=1,
                               dtype=np.float32)
-        def naive_head() -> np.ndarray:
-            return np.maximum(flat @ w1, 0.0) @ w2  # noqa: B023
+        numpy_head = best_time(lambda: fs.classify_numpy(lat, prefix), repeat)  # noqa: B023
+        rows.append({
+            "n": n,
+            # above COMPILED_BATCH the hot path is the numpy head itself: one timing, not two noisy ones
+            "hot": best_time(lambda: fs.classify(lat, prefix), repeat) if n <= COMPILED_BATCH else numpy_head,  # noqa: B023
+            "numpy": numpy_head,
+            "torch": best_time(lambda: fs.classify_torch(lat, prefix), repeat),  # noqa: B023
+            "naive": best_time(pinned(lambda: np.maximum(flat @ w1, 0.0) @ w2), repeat),  # noqa: B023
+        })
+    return rows
 
-        def pinned(fn: Callable[[], object]) -> Callable[[], object]:
-            def run() -> object:
-                old = set_local_threads(1) if set_local_threads is not None else None
-                try:
-                    return fn()
-                finally:
-                    if old is not None:
-                        set_local_threads(old)
-            return run
 
-        naive = best_time(pinned(naive_head), args.repeat)
-        rows = [("classify numpy (hot path)", lambda: fs.classify(lat, prefix)),  # noqa: B023
-                ("classify torch module", lambda: fs.classify_torch(lat, prefix)),  # noqa: B023
-                ("naive dense head, BLAS 1 thread", None),
-                ("naive dense head, BLAS default", naive_head)]
-        for name, fn in rows:
-            t = naive if fn is None else best_time(fn, args.repeat)
-            print(f"{name:<34}{n:>6}{t * 1e6:>11.1f}{n / t:>13,.0f}{naive / t:>9.2f}x")
+def _us(t: float, n: int) -> str:
+    rate = n / t
+    scenes = f"{rate / 1e6:.2f} M" if rate >= 1e6 else f"{rate / 1e3:.0f} k"
+    return f"{t * 1e6:,.1f} µs ({scenes} scenes/s)"
+
+
+def markdown_table(rows: Sequence[dict[str, float]]) -> str:
+    lines = ["| batch | `classify` (hot path) | numpy head | torch module | naive dense head, BLAS 1 thread | "
+             "hot path vs numpy head |", "|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        n = int(r["n"])
+        compiled = n <= COMPILED_BATCH
+        path, ratio = ("compiled", f"{r['numpy'] / r['hot']:.2f}×") if compiled else ("numpy", "same call")
+        lines.append(f"| {n} | {_us(r['hot'], n)}, {path} | {r['numpy'] * 1e6:,.1f} µs | {r['torch'] * 1e6:,.0f} µs "
+                     f"| {r['naive'] * 1e6:,.1f} µs | {ratio} |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads")
+    ap.add_argument("--readme", type=Path, default=None, help="replace the bench_semantic block of this file")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    fs = load_frozen_student()
+    print(f"student {fs.metadata['architecture_key']}, head {fs.metadata['head_mflops'] * 1e3:.1f} kFLOP/scene, "
+          f"torch threads {torch.get_num_threads()}, compiled head up to {COMPILED_BATCH} scenes")
+    rows = classify_rows(args.repeat)
+    table = markdown_table(rows)
+    print(table)
+    rng = np.random.default_rng(1)
     for n in (1, 256):
         for m, name in enumerate(MODALITIES):
             x = rng.standard_normal((n, fs.input_dims[name])).astype(np.float32)
             t = best_time(lambda: fs.encode(m, x), args.repeat)  # noqa: B023
-            print(f"{'encode ' + name:<34}{n:>6}{t * 1e6:>11.1f}{n / t:>13,.0f}{'':>10}")
-    print(f"classify n=0: {best_time(lambda: fs.classify(lat[:0], prefix[:0]), args.repeat) * 1e6:.2f} µs")
+            print(f"encode {name:<12} n={n:<4} {t * 1e6:9.1f} µs  {n / t:12,.0f} scenes/s")
+    if args.readme is not None:
+        block = (f"\n{table}\n\nBest of {args.repeat} timed loops per cell, inputs drawn beforehand, torch on "
+                 f"{torch.get_num_threads()} thread(s). Measured by `{provenance.command_line(PROGRAM, argv)}`. "
+                 f"{provenance.machine_line()}\n")
+        text = args.readme.read_text(encoding="utf-8")
+        args.readme.write_text(provenance.replace_block(text, block, MARK_START, MARK_END), encoding="utf-8")
+        print(f"wrote the table into {args.readme}")
 
 
 if __name__ == "__main__":
