@@ -25,6 +25,12 @@ All state lives in arrays with a leading environment axis; ``VMIMOEnv`` is the `
 
 Every rule above that a scheduler may want to predict is written once in ``vmimo_env.rules`` (the compiled
 kernels call the same definitions); what the BS knows at the start of a slot is ``VMIMOCore.bs_view()``.
+
+Two paths run this slot: for scenarios without a cooperative array, spatial correlation or mobility and with the
+compiled MMSE receiver, everything but the head and the availability CDF is one compiled call
+(``kernels.slot_physics``, the single environment's hot path); every other scenario takes the per-stage path
+(``_step_reference``), which is also the fused call's reference (``tests/test_fused_slot.py``: same states and
+observations bit for bit).
 """
 
 from __future__ import annotations
