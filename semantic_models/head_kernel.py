@@ -16,6 +16,17 @@ from numba import njit
 COMPILED_BATCH = 6  # scenes per call up to which the compiled loop beats the numpy head (benchmarks/bench_semantic.py)
 
 
+@njit(cache=True, inline="always")
+def _accumulate(x, w, out):
+    """``out += x @ w`` for a vector ``x`` (skipping its zeros: after a ReLU many are) and a row-major ``w``."""
+    for q in range(x.shape[0]):
+        xq = x[q]
+        if xq != 0.0:
+            row = w[q]
+            for u in range(out.shape[0]):
+                out[u] += xq * row[u]
+
+
 @njit(cache=True)
 def head_logits(latents, prefix_len, aug, w_embed, w_fuse, w_blocks, w_out):
     """Logits float32 (n, C) of received latents (n, M, 64) with prefix lengths (n, M) in 0..64.
@@ -27,9 +38,8 @@ def head_logits(latents, prefix_len, aug, w_embed, w_fuse, w_blocks, w_out):
     E = w_embed.shape[2]
     H = w_fuse.shape[1]
     C = w_out.shape[1]
-    B = w_blocks.shape[0]
     X = aug.shape[1]
-    out = np.empty((n, C), dtype=np.float32)
+    out = np.zeros((n, C), dtype=np.float32)
     x = np.empty(X, dtype=np.float32)
     z = np.empty(M * E, dtype=np.float32)
     h = np.empty(H, dtype=np.float32)
@@ -43,43 +53,16 @@ def head_logits(latents, prefix_len, aug, w_embed, w_fuse, w_blocks, w_out):
                 x[d] = row[d]
             zm = z[m * E:(m + 1) * E]
             zm[:] = 0.0
-            for d in range(X):
-                xd = x[d]
-                if xd != 0.0:
-                    w = w_embed[m, d]
-                    for e in range(E):
-                        zm[e] += xd * w[e]
-            for e in range(E):
-                if zm[e] < 0.0:
-                    zm[e] = 0.0
+            _accumulate(x, w_embed[m], zm)
+            np.maximum(zm, 0.0, zm)
         h[:] = 0.0
-        for q in range(M * E):
-            zq = z[q]
-            if zq != 0.0:
-                w = w_fuse[q]
-                for u in range(H):
-                    h[u] += zq * w[u]
-        for u in range(H):
-            if h[u] < 0.0:
-                h[u] = 0.0
-        for b in range(B):
+        _accumulate(z, w_fuse, h)
+        np.maximum(h, 0.0, h)
+        for b in range(w_blocks.shape[0]):
             r[:] = 0.0
-            wb = w_blocks[b]
-            for q in range(H):
-                hq = h[q]
-                if hq != 0.0:
-                    w = wb[q]
-                    for u in range(H):
-                        r[u] += hq * w[u]
+            _accumulate(h, w_blocks[b], r)
             for u in range(H):
                 if r[u] > 0.0:
                     h[u] += r[u]
-        for c in range(C):
-            out[j, c] = 0.0
-        for q in range(H):
-            hq = h[q]
-            if hq != 0.0:
-                w = w_out[q]
-                for c in range(C):
-                    out[j, c] += hq * w[c]
+        _accumulate(h, w_out, out[j])
     return out
