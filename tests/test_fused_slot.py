@@ -86,3 +86,34 @@ def test_fused_energy_parts_follow_the_energy_model() -> None:
             np.testing.assert_allclose(res.energy_j[:, j], part.sum(1), rtol=1e-12, atol=1e-18)
         assert (res.energy_j[:, 3] == 0).all()
         np.testing.assert_allclose(res.energy_term, rules.energy_term(res.energy_j.sum(1), fused.cfg), rtol=1e-14)
+
+
+def test_soft_rewards_of_single_and_vector_envs_agree_to_float32_rounding() -> None:
+    """A single env's few closing scenes take the compiled head, a vector env's batch the BLAS head: the same
+    trajectory, soft rewards equal to float32 rounding (hard rewards exactly: tests/seed_contract.py)."""
+    import gymnasium as gym
+
+    import vmimo_env  # noqa: F401  (registers the ids)
+
+    n, steps = 8, 60
+    venv = VMIMOVectorEnv(num_envs=n, scenario="v1", reward_mode="soft")
+    venv.action_space.seed(2)
+    actions = [venv.action_space.sample() for _ in range(steps)]
+    venv.reset(seed=40)
+    rewards, obs = [], []
+    for a in actions:
+        o, r, *_ = venv.step(a)
+        rewards.append(r.copy())
+        obs.append(o.copy() if not isinstance(o, dict) else {k: v.copy() for k, v in o.items()})
+    for i in (0, n - 1):
+        env = gym.make("VMIMO-v1", reward_mode="soft")
+        env.reset(seed=40 + i)
+        for t, a in enumerate(actions):
+            o, r, *_ = env.step({k: v[i] for k, v in a.items()})
+            assert r == pytest.approx(rewards[t][i], rel=1e-5, abs=1e-6)
+            ref = obs[t]
+            if isinstance(o, dict):
+                for k in o:
+                    np.testing.assert_array_equal(o[k], ref[k][i])
+            else:
+                np.testing.assert_array_equal(o, ref[i])
