@@ -10,7 +10,8 @@ torch's per-op dispatch costs more than the arithmetic. The numpy forward is arr
 * biases are folded into the weights through constant-one channels (homogeneous coordinates), so the head is
   three BLAS products and as many ReLUs (plus two per residual block);
 * a handful of scenes (a single environment's slot, up to ``head_kernel.COMPILED_BATCH``): one compiled loop over
-  the same folded weights (``head_kernel.head_logits``), the numpy head's logits to float32 rounding;
+  the same folded weights (``head_kernel.head_logits``, arguments ``FrozenStudent.head_weights``), the numpy
+  head's logits to float32 rounding;
 * small batches (< 32, per-call overhead rules): one row gather (``np.take`` of a 65 x 67 table by prefix length)
   builds each modality's input row ``[prefix mask (64), present bit, prefix / 64, 1]``, one in-place multiply
   puts the latents under the mask, and the five embeddings are one stacked ``matmul`` on a transposed view;
@@ -209,8 +210,15 @@ class FrozenStudent:
         w_out[:H] = f32(head.out.weight.T)
         w_out[H] = f32(head.out.bias)
         self._out_w = w_out
-        self._blk_stack = np.ascontiguousarray(np.stack(self._blk) if self._blk else
-                                               np.zeros((0, H + 1, H + 1), np.float32))
+        # the compiled head's layout (``head_kernel.head_logits``): the latent embedding, the blocks and the output
+        # layer transposed (output unit first) for its dot products
+        self._embed_t = np.ascontiguousarray(self._embed_lat.transpose(0, 2, 1))
+        blk = np.stack(self._blk) if self._blk else np.zeros((0, H + 1, H + 1), np.float32)
+        self._blk_t = np.ascontiguousarray(blk.transpose(0, 2, 1))
+        self._out_t = np.ascontiguousarray(w_out.T)
+        # the compiled head's weight arguments after (latents, prefix_len), in its order
+        self.head_weights: tuple[np.ndarray, ...] = (self._embed_t, self._embed_table, self._fuse_w, self._blk_t,
+                                                      self._out_t)
 
     # ------------------------------------------------------------------ device side
     def encode(self, modality_index: int, x: np.ndarray) -> np.ndarray:
@@ -250,8 +258,7 @@ class FrozenStudent:
             return np.zeros((0, self.num_classes), dtype=np.float32)
         latents = np.asarray(latents, dtype=np.float32)  # no copy for the float32 the environment passes
         if n <= COMPILED_BATCH:  # a single env's few scenes: one compiled loop (equal to float32 rounding)
-            return head_logits(latents, np.asarray(prefix_len, dtype=np.int64), _AUG, self._embed_w, self._fuse_w,
-                               self._blk_stack, self._out_w)
+            return head_logits(latents, np.asarray(prefix_len, dtype=np.int64), *self.head_weights)
         return self.classify_numpy(latents, prefix_len)
 
     def classify_numpy(self, latents: np.ndarray, prefix_len: np.ndarray) -> np.ndarray:

@@ -13,10 +13,12 @@ def test_table_rows_are_measured_and_name_the_head_path(tmp_path: Path, monkeypa
     monkeypatch.setattr(bench_semantic, "BATCHES", batches)
     rows = bench_semantic.classify_rows(repeat=1, batches=batches)
     assert [r["n"] for r in rows] == list(batches)
-    assert all(r[k] > 0 for r in rows for k in ("hot", "numpy", "torch", "naive"))
+    assert all(r[k] > 0 for r in rows for k in ("hot", "compiled", "numpy", "torch", "naive"))
     table = bench_semantic.markdown_table(rows).splitlines()
     assert len(table) == 2 + len(batches)
-    assert ", compiled |" in table[2] and ", numpy |" in table[3] and table[3].endswith("| same call |")
+    assert ", compiled |" in table[2] and ", numpy |" in table[3]
+    ratio = float(table[3].split("|")[5].strip().rstrip("×"))  # compiled vs numpy, from the row's own timings
+    assert abs(ratio - rows[1]["numpy"] / rows[1]["compiled"]) < 0.01
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{bench_semantic.MARK_START}\nold\n{bench_semantic.MARK_END}\noutro\n", encoding="utf-8")
     monkeypatch.setattr(bench_semantic, "classify_rows", lambda repeat: rows)

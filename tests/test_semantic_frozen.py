@@ -248,7 +248,6 @@ def test_state_dict_not_fitting_the_architecture_names_file(copied: Path) -> Non
 def test_compiled_small_batch_head_equals_the_numpy_head(fs) -> None:
     """Up to ``COMPILED_BATCH`` scenes the head runs as one compiled loop: the numpy head's logits to float32
     rounding and the same decisions; above it, the numpy head itself."""
-    from semantic_models.frozen import _AUG
     from semantic_models.head_kernel import COMPILED_BATCH, head_logits
 
     worst, agree, total = 0.0, 0, 0
@@ -256,8 +255,7 @@ def test_compiled_small_batch_head_equals_the_numpy_head(fs) -> None:
         n = 1 + seed % COMPILED_BATCH
         lat, prefix = _random_inputs(n, seed=1000 + seed)
         got, ref = fs.classify(lat, prefix), fs.classify_numpy(lat, prefix)
-        np.testing.assert_array_equal(got, head_logits(lat, prefix, _AUG, fs._embed_w, fs._fuse_w, fs._blk_stack,
-                                                       fs._out_w))
+        np.testing.assert_array_equal(got, head_logits(lat, prefix, *fs.head_weights))
         worst = max(worst, float(np.abs(got - ref).max() / np.abs(ref).max()))
         agree += int((got.argmax(1) == ref.argmax(1)).sum())
         total += n
@@ -267,6 +265,18 @@ def test_compiled_small_batch_head_equals_the_numpy_head(fs) -> None:
     np.testing.assert_array_equal(fs.classify(lat, prefix), fs.classify_numpy(lat, prefix))
     np.testing.assert_allclose(fs.classify(lat[:2], prefix[:2]), fs.classify_torch(lat[:2], prefix[:2]), rtol=1e-5,
                                atol=1e-5)
+
+
+def test_compiled_head_scores_each_scene_alone(fs) -> None:
+    """A scene's logits do not depend on the other scenes of its call (so a single env and a vector env that run
+    the compiled head on different batches give the same bits)."""
+    from semantic_models.head_kernel import COMPILED_BATCH, head_logits
+
+    lat, prefix = _random_inputs(COMPILED_BATCH, seed=11)
+    batch = head_logits(lat, prefix, *fs.head_weights)
+    for j in range(COMPILED_BATCH):
+        np.testing.assert_array_equal(batch[j:j + 1], head_logits(lat[j:j + 1], prefix[j:j + 1], *fs.head_weights))
+    np.testing.assert_array_equal(batch[::-1], head_logits(lat[::-1].copy(), prefix[::-1].copy(), *fs.head_weights))
 
 
 def test_compiled_head_ignores_values_beyond_the_prefix(fs) -> None:

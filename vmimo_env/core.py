@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy.special import ndtr
 
+from semantic_models.head_kernel import COMPILED_BATCH
 from vmimo_env import channel, energy, kernels, obs_spec, physics, resources, rules, traffic
 from vmimo_env.config import MODALITIES, ScenarioConfig
 from vmimo_env.kernels import LATENT_DIM
@@ -278,11 +279,13 @@ class VMIMOCore:
         # environment carries neither: subprocesses and Ray workers rebuild the same bits or find them cached
         state = self.__dict__.copy()
         state["noise_table"] = None
+        state["_score_bound"] = None  # holds the noise table and the pool's latents: bound again on arrival
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self.noise_table = make_noise_table()
+        self._bind_slot()
 
     def _alloc_buffers(self) -> None:
         """Per-step outputs, allocated once (the hot path writes into them)."""
@@ -329,6 +332,15 @@ class VMIMOCore:
             self._n_send, self._geff, self._power_w, self._prefix, self._airtime, self._band_hz, self._noise_w,
             self._arrived, self._dropped, self._sinr, self._close_env, self._close_pos, self._closed, self._empty,
             self._full, self._ndtr_arg)
+        # the slot's scoring in one compiled call (kernels.slot_score) where the compiled head serves it: argmax
+        # reward, no aligner at the BS (the soft reward and the aligner are numpy steps between gather and head)
+        self._score_bound = None
+        weights = getattr(self.model, "head_weights", None)
+        if cfg.reward_mode != "soft" and self.bs_aligner is None and weights is not None:
+            self._score_bound = (
+                self._close_env, self._close_pos, self.ring_scene, self.rx_len, self.rx_snr, self.rx_off,
+                self.pool.latents, self.noise_table, self._lat, self._len, self._scene, *weights,
+                self.pool.labels, self._no_soft, cfg.arrival_rate, cfg.energy_weight / cfg.energy_ref_j)
 
     # ================================================================== reset
     def reset(self, env_ids: np.ndarray, seeds: list[int | None] | None = None) -> None:
@@ -391,9 +403,13 @@ class VMIMOCore:
         if self._bursty:
             self.arrivals.update_belief(self.burst_belief, self._arrived + self._dropped)
         self._soft_correct = None
-        logits = self._logits(nc)
         avail = ndtr(self._ndtr_arg, out=self._avail)
         np.multiply(avail[..., 0], avail[..., 1], out=self.p_joint)
+        if nc <= COMPILED_BATCH and self._score_bound is not None:
+            correct, acc_term, en_term, reward = kernels.slot_score(nc, energy_j, *self._score_bound)
+            self.t += 1
+            return self._result(reward, acc_term, en_term, energy_j, correct, self._sinr)
+        logits = self._logits(nc)
         if cfg.reward_mode == "soft":
             self._score_soft(logits, nc)
             soft = self._soft_correct if self._soft_correct is not None else np.zeros(self.N)
