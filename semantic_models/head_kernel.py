@@ -38,6 +38,53 @@ def _dot(x, w, n):
 
 
 @njit(cache=True, fastmath=FASTMATH)
+def scene_logits(lat, prefix, embed_t, embed_table, w_fuse, blocks_t, out_t, z, h, r, out):
+    """One scene's logits into ``out`` (C,): received latents ``lat`` (M, >= max prefix) of which only the first
+    ``prefix[m]`` values of row m are read; weights as in :func:`head_logits`; ``z`` (M E), ``h`` and ``r`` (H)
+    float32 scratch. The one definition of the compiled head (``head_logits`` and the environment's scoring kernels
+    call it), so every caller gets the same bits for the same scene. Not inlined into its callers on purpose: an
+    inlined copy would take the caller's floating-point flags and lose the vectorised sums."""
+    M = prefix.shape[0]
+    E = embed_t.shape[1]
+    C, H = out_t.shape
+    P = embed_table.shape[0] // M  # prefix lengths 0..L
+    ME = M * E
+    for m in range(M):
+        p = prefix[m]
+        row = embed_table[m * P + p]
+        x = lat[m]
+        for u in range(E):
+            v = row[u] + _dot(x, embed_t[m, u], p)
+            z[m * E + u] = v if v > 0.0 else np.float32(0.0)
+    h[:] = 0.0
+    for q in range(ME):
+        zq = z[q]
+        if zq != 0.0:
+            wq = w_fuse[q]
+            for u in range(H):
+                h[u] += zq * wq[u]
+    for u in range(H):
+        if h[u] < 0.0:
+            h[u] = 0.0
+    for b in range(blocks_t.shape[0]):
+        for u in range(H):
+            r[u] = _dot(h, blocks_t[b, u], H)
+        for u in range(H):
+            if r[u] > 0.0:
+                h[u] += r[u]
+    for c in range(C):
+        out[c] = _dot(h, out_t[c], H)
+
+
+@njit(cache=True)
+def head_scratch(embed_t, w_fuse):
+    """The float32 scratch vectors of :func:`scene_logits`: ``z`` (M E), ``h`` and ``r`` (H)."""
+    H = w_fuse.shape[1]
+    return (np.empty(embed_t.shape[0] * embed_t.shape[1], dtype=np.float32), np.empty(H, dtype=np.float32),
+            np.empty(H, dtype=np.float32))
+
+
+@njit(cache=True)
 def head_logits(latents, prefix_len, embed_t, embed_table, w_fuse, blocks_t, out_t):
     """Logits float32 (n, C) of received latents (n, M, L) with prefix lengths (n, M) in 0..L.
 
@@ -46,38 +93,9 @@ def head_logits(latents, prefix_len, embed_t, embed_table, w_fuse, blocks_t, out
     (M E, H) the fusion layer; ``blocks_t`` (B, H, H) the residual blocks and ``out_t`` (C, H) the output layer,
     both transposed (output unit first).
     """
-    n, M, L = latents.shape
-    E = embed_t.shape[1]
-    C, H = out_t.shape
-    ME = M * E
-    out = np.empty((n, C), dtype=np.float32)
-    z = np.empty(ME, dtype=np.float32)
-    h = np.empty(H, dtype=np.float32)
-    r = np.empty(H, dtype=np.float32)
+    n = latents.shape[0]
+    out = np.empty((n, out_t.shape[0]), dtype=np.float32)
+    z, h, r = head_scratch(embed_t, w_fuse)
     for j in range(n):
-        for m in range(M):
-            p = prefix_len[j, m]
-            row = embed_table[m * (L + 1) + p]
-            lat = latents[j, m]
-            for u in range(E):
-                v = row[u] + _dot(lat, embed_t[m, u], p)
-                z[m * E + u] = v if v > 0.0 else np.float32(0.0)
-        h[:] = 0.0
-        for q in range(ME):
-            zq = z[q]
-            if zq != 0.0:
-                wq = w_fuse[q]
-                for u in range(H):
-                    h[u] += zq * wq[u]
-        for u in range(H):
-            if h[u] < 0.0:
-                h[u] = 0.0
-        for b in range(blocks_t.shape[0]):
-            for u in range(H):
-                r[u] = _dot(h, blocks_t[b, u], H)
-            for u in range(H):
-                if r[u] > 0.0:
-                    h[u] += r[u]
-        for c in range(C):
-            out[j, c] = _dot(h, out_t[c], H)
+        scene_logits(latents[j], prefix_len[j], embed_t, embed_table, w_fuse, blocks_t, out_t, z, h, r, out[j])
     return out

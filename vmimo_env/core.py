@@ -42,8 +42,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy.special import ndtr
 
-from semantic_models.head_kernel import COMPILED_BATCH
-from vmimo_env import channel, energy, kernels, obs_spec, physics, resources, rules, traffic
+from vmimo_env import channel, energy, kernels, obs_spec, physics, resources, rules, scoring, traffic
 from vmimo_env.config import MODALITIES, ScenarioConfig
 from vmimo_env.kernels import LATENT_DIM
 from vmimo_env.rng import BlockRNG, make_noise_table
@@ -305,14 +304,16 @@ class VMIMOCore:
         self._full = np.zeros(N, dtype=np.int64)
         self._close_env = np.zeros(N * S, dtype=np.int64)
         self._close_pos = np.zeros(N * S, dtype=np.int64)
-        self._lat = np.zeros((N * S, M, LATENT_DIM), dtype=np.float32)
+        # received latents as a batch: only the aligner needs them (the head reads them scene by scene)
+        self._lat = np.zeros((N * S if self.bs_aligner is not None else 0, M, LATENT_DIM), dtype=np.float32)
         self._len = np.zeros((N * S, M), dtype=np.int64)
         self._scene = np.zeros(N * S, dtype=np.int64)
         self._soft_correct: np.ndarray | None = None  # reward_mode "soft": Σ p(true class) per env this slot
         self._obs = np.zeros((N, self.obs_dim), dtype=np.float32)
         self._ndtr_arg = np.zeros((N, K, 2))
         self._avail = np.zeros((N, K, 2))
-        self._no_logits = np.zeros((0, self.model.num_classes), dtype=np.float32)
+        self._logit_buf = np.zeros((N * S, self.model.num_classes), dtype=np.float32)
+        self._no_logits = self._logit_buf[:0]
         self._no_soft = np.zeros(0)
         self._bind_slot()
 
@@ -332,14 +333,14 @@ class VMIMOCore:
             self._n_send, self._geff, self._power_w, self._prefix, self._airtime, self._band_hz, self._noise_w,
             self._arrived, self._dropped, self._sinr, self._close_env, self._close_pos, self._closed, self._empty,
             self._full, self._ndtr_arg)
-        # the slot's scoring in one compiled call (kernels.slot_score) where the compiled head serves it: argmax
-        # reward, no aligner at the BS (the soft reward and the aligner are numpy steps between gather and head)
+        # the slot's scoring in one compiled call (scoring.slot_score) where nothing numpy runs between the
+        # received latents and the reward: argmax reward, no aligner at the BS
         self._score_bound = None
-        weights = getattr(self.model, "head_weights", None)
-        if cfg.reward_mode != "soft" and self.bs_aligner is None and weights is not None:
+        if cfg.reward_mode != "soft" and self.bs_aligner is None:
             self._score_bound = (
                 self._close_env, self._close_pos, self.ring_scene, self.rx_len, self.rx_snr, self.rx_off,
-                self.pool.latents, self.noise_table, self._lat, self._len, self._scene, *weights,
+                self.pool.latents, self.noise_table, self._len, self._scene, *self.model.head_weights,
+                self._logit_buf,
                 self.pool.labels, self._no_soft, cfg.arrival_rate, cfg.energy_weight / cfg.energy_ref_j)
 
     # ================================================================== reset
@@ -405,8 +406,8 @@ class VMIMOCore:
         self._soft_correct = None
         avail = ndtr(self._ndtr_arg, out=self._avail)
         np.multiply(avail[..., 0], avail[..., 1], out=self.p_joint)
-        if nc <= COMPILED_BATCH and self._score_bound is not None:
-            correct, acc_term, en_term, reward = kernels.slot_score(nc, energy_j, *self._score_bound)
+        if self._score_bound is not None:
+            correct, acc_term, en_term, reward = scoring.slot_score(nc, energy_j, *self._score_bound)
             self.t += 1
             return self._result(reward, acc_term, en_term, energy_j, correct, self._sinr)
         logits = self._logits(nc)
@@ -477,15 +478,22 @@ class VMIMOCore:
 
     def _logits(self, nc: int) -> np.ndarray:
         """The frozen fusion head's logits (nc, C) on what the BS received of the slot's ``nc`` closing scenes
-        (their envs, ring positions and pool scenes in ``_close_env``, ``_close_pos``, ``_scene``)."""
+        (their envs, ring positions and pool scenes in ``_close_env``, ``_close_pos``, ``_scene``): the compiled
+        head scene by scene (``scoring.closing_logits``), so the same bits at any batch; a view of a per-step
+        buffer."""
         if nc == 0:
             return self._no_logits
+        if self.bs_aligner is None:
+            scoring.closing_logits(self._close_env, self._close_pos, nc, self.ring_scene, self.rx_len, self.rx_snr,
+                                   self.rx_off, self.pool.latents, self.noise_table, self._len, self._scene,
+                                   *self.model.head_weights, self._logit_buf)
+            return self._logit_buf[:nc]
+        # foreign latents into the head's space first, the map chosen by prefix and SINR
         lat, lens, scene = self._lat[:nc], self._len[:nc], self._scene[:nc]
         kernels.gather_received(self._close_env, self._close_pos, nc, self.ring_scene, self.rx_len, self.rx_snr,
                                 self.rx_off, self.pool.latents, self.noise_table, lat, lens, scene)
-        if self.bs_aligner is not None:  # foreign latents into the head's space, map chosen by prefix and SINR
-            self.bs_aligner.apply(lat, lens, self.rx_snr[self._close_env[:nc], self._close_pos[:nc]])
-        return self.model.classify(lat, lens)
+        self.bs_aligner.apply(lat, lens, self.rx_snr[self._close_env[:nc], self._close_pos[:nc]])
+        return scoring.head_logits(lat, lens, *self.model.head_weights)
 
     def _score_soft(self, logits: np.ndarray, nc: int) -> None:
         """``reward_mode="soft"``: Σ p(true class) per env into ``_soft_correct`` (softmax over the few classes)."""

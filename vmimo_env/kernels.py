@@ -24,7 +24,6 @@ import math
 import numpy as np
 from numba import njit, vectorize
 
-from semantic_models.head_kernel import head_logits
 from vmimo_env.obs_spec import (
     BURST_BELIEF,
     CORRELATION,
@@ -261,6 +260,16 @@ def deliver_and_close(t, head, tail, next_seq, slot_start, rx_len, rx_score, rx_
     return nc
 
 
+@njit(cache=True, inline="always")
+def received_into(pool_latents, noise_table, sc, m, L, snr, off, out):
+    """The first ``L`` values of what the BS holds of modality ``m`` of pool scene ``sc`` into ``out``: the clean
+    latent plus unit noise from the table at ``off`` scaled by 1 / sqrt(SINR) (the one definition of a received
+    latent; :func:`gather_received` and ``scoring.closing_logits`` both call it)."""
+    sd = 1.0 / np.sqrt(max(snr, 1e-12))
+    for d in range(L):
+        out[d] = pool_latents[sc, m, d] + noise_table[off + d] * sd
+
+
 @njit(cache=True)
 def gather_received(close_env, close_pos, nc, ring_scene, rx_len, rx_snr, rx_off, pool_latents, noise_table,
                     out_lat, out_len, out_scene):
@@ -275,10 +284,8 @@ def gather_received(close_env, close_pos, nc, ring_scene, rx_len, rx_snr, rx_off
             L = rx_len[i, pos, m]
             out_len[j, m] = L
             if L > 0:
-                sd = 1.0 / np.sqrt(max(rx_snr[i, pos, m], 1e-12))
-                off = rx_off[i, pos, m]
-                for d in range(L):
-                    out_lat[j, m, d] = pool_latents[sc, m, d] + noise_table[off + d] * sd
+                received_into(pool_latents, noise_table, sc, m, L, rx_snr[i, pos, m], rx_off[i, pos, m],
+                               out_lat[j, m])
             for d in range(max(L, 0), LATENT_DIM):
                 out_lat[j, m, d] = 0.0
 
@@ -670,27 +677,6 @@ def slot_outcome(logits, scene, labels, close_env, soft_numerator, energy_j, arr
         en[i] = e
         reward[i] = a - e
     return correct, acc, en, reward
-
-
-@njit(cache=True)
-def slot_score(nc, energy_j,  # this slot: closing scenes, energy parts
-               close_env, close_pos, ring_scene, rx_len, rx_snr, rx_off, pool_latents, noise_table,  # what arrived
-               lat, lens, scene,  # gather buffers
-               embed_t, embed_table, w_fuse, blocks_t, out_t,  # the frozen head (FrozenStudent.head_weights)
-               labels, no_soft, arrival_rate, energy_scale):
-    """The slot's scoring in one call: :func:`gather_received` of the ``nc`` closing scenes, the frozen head's
-    compiled loop (``semantic_models.head_kernel.head_logits``) on them and :func:`slot_outcome` with the argmax
-    ("model") reward (``no_soft`` is the empty array). The same calls the reference path makes one by one
-    (``VMIMOCore._classify``), so the same bits; the fused slot uses it when the head's compiled loop serves the
-    batch (``nc <= COMPILED_BATCH``), the reward is the argmax count and the BS runs no aligner. Arguments after
-    ``energy_j`` are bound once (``VMIMOCore._bind_slot``). Note: numba's cache does not follow calls across
-    modules, so after editing ``head_kernel.py`` delete ``vmimo_env/__pycache__`` (tests/test_fused_slot.py fails
-    on a stale head).
-    """
-    gather_received(close_env, close_pos, nc, ring_scene, rx_len, rx_snr, rx_off, pool_latents, noise_table, lat,
-                    lens, scene)
-    logits = head_logits(lat[:nc], lens[:nc], embed_t, embed_table, w_fuse, blocks_t, out_t)
-    return slot_outcome(logits, scene[:nc], labels, close_env[:nc], no_soft, energy_j, arrival_rate, energy_scale)
 
 
 # ====================================================================== what the step's info reports

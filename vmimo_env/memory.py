@@ -21,10 +21,10 @@ def estimate_core_memory_bytes(cfg: ScenarioConfig, num_envs: int) -> int:
     """Estimated peak memory (bytes) of a ``VMIMOCore`` with ``num_envs`` environments stepping.
 
     Counts the per-environment state the core keeps (random-number blocks, channel state, the pending-scene
-    tables, observation and step buffers, one numpy ``Generator``) and the largest per-step temporaries (received
-    latents of the pending scenes, one receiver covariance per device), with a 25 % margin for smaller
-    temporaries. The shared scene pool is excluded (it is cached per process). Checked against a traced
-    allocation in ``tests/test_config.py``.
+    tables, observation and step buffers, one numpy ``Generator``) and the largest per-step temporaries (the
+    closing scenes' logits, with heterogeneous devices their received latents, one receiver covariance per
+    device), with a 25 % margin for smaller temporaries. The shared scene pool is excluded (it is cached per
+    process). Checked against a traced allocation in ``tests/test_config.py``.
     """
     K, Nr, G = cfg.num_devices, cfg.num_antennas, cfg.num_groups
     S, D, M = cfg.max_pending, cfg.deadline_slots, len(MODALITIES)
@@ -38,7 +38,10 @@ def estimate_core_memory_bytes(cfg: ScenarioConfig, num_envs: int) -> int:
                + 2 * 4 * obs_dim  # observation buffer and the returned copy (float32)
                + 8 * 24 * K + 8 * 4 * G  # per-device and per-group state and step buffers
                + 1024)  # the environment's numpy Generator
-    transient = 4 * S * M * LATENT_DIM + 16 * K * Nr * Nr  # received latents; per-device receiver covariance
+    # the logits of the closing scenes (float32, up to 16 classes); the received latents as a batch (only the
+    # heterogeneous scenarios' aligner needs them); one receiver covariance per device
+    batch_latents = 4 * S * M * LATENT_DIM if cfg.heterogeneous_devices != "none" else 0
+    transient = 4 * 16 * S + batch_latents + 16 * K * Nr * Nr
     return int(1.25 * (per_env + transient) * num_envs)
 
 

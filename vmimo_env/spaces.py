@@ -164,16 +164,17 @@ class ActionLayout:
         arrays, NaN/inf, wrong shapes and out-of-range indices raise ``ValueError`` naming the field. Bandwidth
         shares outside [0, 1] are clipped (documented, not an error).
         """
+        lead = _lead(batch)
+        if type(action) is dict and action.keys() == _ACTION_KEY_SET:  # every step: the cheapest checks first
+            fast = self._validate_fast(action, lead)
+            if fast is not None:
+                return fast
         if not isinstance(action, Mapping):
             raise ValueError(f"action must be a dict with keys {list(ACTION_KEYS)}, got {type(action).__name__}")
         missing = [key for key in ACTION_KEYS if key not in action]
         extra = [key for key in action if key not in ACTION_KEYS]
         if missing or extra:
             raise ValueError(f"action keys must be {list(ACTION_KEYS)}; missing {missing}, unexpected {extra}")
-        lead = _lead(batch)
-        fast = self._validate_fast(action, lead)
-        if fast is not None:
-            return fast
         out: dict[str, np.ndarray] = {}
         sizes = {"group": (self.num_devices, self.num_groups + 1), "power": (self.num_devices, self.num_power),
                  "compression": (self.num_devices, self.num_compression)}
@@ -198,15 +199,18 @@ class ActionLayout:
         Returns ``None`` whenever anything is unusual, and the full validation then names the problem.
         """
         g, p, c, b = action["group"], action["power"], action["compression"], action["bandwidth"]
-        K, G = self.num_devices, self.num_groups
-        for arr in (g, p, c):
-            if type(arr) is not np.ndarray or arr.dtype != np.int64 or arr.shape[-1:] != (K,):
-                return None
-        if type(b) is not np.ndarray or b.dtype not in _FAST_SHARE_DTYPES or b.shape[-1:] != (G,):
+        nd = np.ndarray
+        if type(g) is not nd or type(p) is not nd or type(c) is not nd or type(b) is not nd:
             return None
-        if g.shape != p.shape or g.shape != c.shape or g.shape[:-1] != b.shape[:-1]:
+        # ``is``: the builtin dtypes are singletons; any other dtype object takes the full validation
+        if g.dtype is not _INT64 or p.dtype is not _INT64 or c.dtype is not _INT64 or b.dtype not in _FAST_SHARE_DTYPES:
             return None
-        if lead is not None and g.shape != (*lead, K):
+        shape = g.shape
+        if p.shape != shape or c.shape != shape or not shape or shape[-1] != self.num_devices:
+            return None
+        if b.ndim != len(shape) or b.shape[-1] != self.num_groups or b.shape[:-1] != shape[:-1]:
+            return None
+        if lead is not None and shape[:-1] != lead:
             return None
         status = native_action_status(g, p, c, b, self.num_groups, self.num_power, self.num_compression)
         if status < 0:
@@ -224,6 +228,8 @@ class ActionLayout:
 
 
 _FAST_SHARE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # the compiled check's share types
+_INT64 = np.dtype(np.int64)
+_ACTION_KEY_SET = frozenset(ACTION_KEYS)
 
 
 def normalise_shares(raw: np.ndarray) -> np.ndarray:

@@ -1,0 +1,64 @@
+"""The BS's scoring of a slot: what arrived of each closing scene, through the frozen head, to the reward.
+
+The head is the frozen student's compiled loop (``semantic_models.head_kernel``: numpy and numba, no torch). It is
+imported at module level because numba resolves a compiled callee when the caller compiles; the torch model and
+its loader stay lazy (``vmimo_env.scenes``). Each scene is scored alone, from the received values
+``kernels.received_into`` defines, so its logits are the same bits whichever scenes share the slot.
+
+Numba's cache does not follow calls across modules: after editing ``semantic_models/head_kernel.py`` or the
+kernels this module calls, delete ``vmimo_env/__pycache__`` (``tests/test_fused_slot.py`` checks the scoring
+against the numpy head and fails on a stale copy).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from semantic_models.head_kernel import head_logits, head_scratch, scene_logits
+from vmimo_env.kernels import LATENT_DIM, received_into, slot_outcome
+
+__all__ = ["closing_logits", "head_logits", "slot_score"]
+
+
+@njit(cache=True)
+def closing_logits(close_env, close_pos, nc, ring_scene, rx_len, rx_snr, rx_off, pool_latents, noise_table,
+                   out_len, out_scene, embed_t, embed_table, w_fuse, blocks_t, out_t, logits):
+    """The frozen head's logits of the ``nc`` closing scenes into ``logits[:nc]``, scene by scene from what
+    arrived (``kernels.received_into``, the values ``kernels.gather_received`` writes) through
+    ``head_kernel.scene_logits`` (weights ``FrozenStudent.head_weights``), without materialising the batch of
+    received latents; prefix lengths into ``out_len`` and pool scenes into ``out_scene`` as ``gather_received``
+    writes them. A scene's logits are the same bits whichever envs and scenes share the slot (single env,
+    vector env, replica)."""
+    M = rx_len.shape[2]
+    lat = np.empty((M, LATENT_DIM), dtype=np.float32)
+    prefix = np.empty(M, dtype=np.int64)
+    z, h, r = head_scratch(embed_t, w_fuse)
+    for j in range(nc):
+        i = close_env[j]
+        pos = close_pos[j]
+        sc = ring_scene[i, pos]
+        out_scene[j] = sc
+        for m in range(M):
+            L = rx_len[i, pos, m]
+            prefix[m] = L
+            out_len[j, m] = L
+            if L > 0:
+                received_into(pool_latents, noise_table, sc, m, L, rx_snr[i, pos, m], rx_off[i, pos, m], lat[m])
+        scene_logits(lat, prefix, embed_t, embed_table, w_fuse, blocks_t, out_t, z, h, r, logits[j])
+
+
+@njit(cache=True)
+def slot_score(nc, energy_j,  # this slot: closing scenes, energy parts
+               close_env, close_pos, ring_scene, rx_len, rx_snr, rx_off, pool_latents, noise_table, lens, scene,
+               embed_t, embed_table, w_fuse, blocks_t, out_t, logits,  # the frozen head (FrozenStudent.head_weights)
+               labels, no_soft, arrival_rate, energy_scale):
+    """The slot's scoring in one call: :func:`closing_logits` of the ``nc`` closing scenes and
+    :func:`kernels.slot_outcome` with the argmax ("model") reward (``no_soft`` is the empty array), the calls the
+    reference path makes one by one (``VMIMOCore._classify``), so the same bits. The fused slot uses it when the
+    reward is the argmax count and the BS runs no aligner; arguments after ``energy_j`` are bound once
+    (``VMIMOCore._bind_slot``)."""
+    closing_logits(close_env, close_pos, nc, ring_scene, rx_len, rx_snr, rx_off, pool_latents, noise_table, lens,
+                   scene, embed_t, embed_table, w_fuse, blocks_t, out_t, logits)
+    return slot_outcome(logits[:nc], scene[:nc], labels, close_env[:nc], no_soft, energy_j, arrival_rate,
+                        energy_scale)
