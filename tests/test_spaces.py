@@ -179,3 +179,60 @@ def test_errors_on_large_arrays_stay_short() -> None:
     with pytest.raises(ValueError) as err:
         LAYOUT.from_multidiscrete(np.full((1000, D), 0.5), batch=1000)
     assert len(str(err.value)) < 400
+
+
+@settings(max_examples=200, deadline=None)
+@given(seed=st.integers(0, 10_000), batch=st.sampled_from([None, 3]),
+       mutation=st.sampled_from(["none", "range", "share_nan", "share_high", "dtype32", "shape", "scalar_share",
+                                 "extra_key", "list"]))
+def test_fast_native_check_agrees_with_the_full_validation(seed: int, batch: int | None, mutation: str) -> None:
+    """``validate_native`` first tries a few-call check for the common case (a dict of int64 arrays and float
+    shares); whatever it accepts must equal what the full validation returns, and what it cannot vouch for goes
+    to the full validation (same errors)."""
+    rng = np.random.default_rng(seed)
+    lead = () if batch is None else (batch,)
+    K, G = LAYOUT.num_devices, LAYOUT.num_groups
+    action = {"group": rng.integers(0, G + 1, (*lead, K)), "power": rng.integers(0, LAYOUT.num_power, (*lead, K)),
+              "compression": rng.integers(0, LAYOUT.num_compression, (*lead, K)),
+              "bandwidth": rng.random((*lead, G)).astype(np.float32)}
+    if mutation == "range":
+        action["power"] = action["power"].copy()
+        action["power"].flat[0] = LAYOUT.num_power
+    elif mutation == "share_nan":
+        action["bandwidth"].flat[0] = np.nan
+    elif mutation == "share_high":
+        action["bandwidth"].flat[0] = 1.7
+    elif mutation == "dtype32":
+        action["group"] = action["group"].astype(np.int32)
+    elif mutation == "shape":
+        action["compression"] = action["compression"][..., :-1]
+    elif mutation == "scalar_share":
+        action["bandwidth"] = np.float32(0.5)
+    elif mutation == "extra_key":
+        action["extra"] = 1
+    elif mutation == "list":
+        action["group"] = action["group"].tolist()
+
+    def run(fn):
+        try:
+            return fn()
+        except ValueError as err:
+            return f"ValueError: {err}"
+
+    got = run(lambda: LAYOUT.validate_native(action, batch=batch))
+    full = run(lambda: LAYOUT.validate_native(_NotADict(action), batch=batch))
+    if isinstance(full, str) or isinstance(got, str):
+        assert got == full
+    else:
+        assert got.keys() == full.keys()
+        for k in got:
+            assert got[k].dtype == full[k].dtype
+            np.testing.assert_array_equal(got[k], full[k])
+    if mutation in ("range", "share_nan", "shape", "scalar_share", "extra_key"):
+        assert isinstance(got, str)
+    if mutation == "share_high":
+        assert not isinstance(got, str) and got["bandwidth"].max() <= 1.0
+
+
+class _NotADict(dict):
+    """A dict subclass: ``validate_native`` skips its fast check (which takes exact dicts only)."""

@@ -15,8 +15,9 @@ All state lives in arrays with a leading environment axis; ``VMIMOEnv`` is the `
 5. The encode cap ``round(encode_capacity * p_joint)`` comes from the seed's compute/memory process.
 6. Scenes that every device has delivered (``close_rule="modalities"``: every sensed modality has arrived, and
    a device then skips the scenes whose modality the BS holds), or whose deadline has come, are classified by
-   the frozen fusion head in one batched call on the latents actually received; with ``score_at_truncation``
-   the episode's last slot closes every pending scene in the same call. An expired scene with nothing received
+   the frozen fusion head on the latents actually received, each scene on its own (``vmimo_env.scoring``, so
+   a scene's score does not depend on what else closes); with ``score_at_truncation`` the episode's last slot
+   closes every pending scene too. An expired scene with nothing received
    is wrong.
    With heterogeneous devices the received foreign latents are first mapped into the head's latent space by the
    BS aligner (``vmimo_env.heterogeneous``), or fed raw with ``aligner="none"``.
@@ -27,8 +28,9 @@ Every rule above that a scheduler may want to predict is written once in ``vmimo
 kernels call the same definitions); what the BS knows at the start of a slot is ``VMIMOCore.bs_view()``.
 
 Two paths run this slot: for scenarios without a cooperative array, spatial correlation or mobility and with the
-compiled MMSE receiver, everything but the head and the availability CDF is one compiled call
-(``kernels.slot_physics``, the single environment's hot path); every other scenario takes the per-stage path
+compiled MMSE receiver, everything but the availability CDF is two compiled calls (``kernels.slot_physics``, then
+the head and the reward in ``scoring.slot_score`` unless the reward is soft or the BS aligns), the single
+environment's hot path; every other scenario takes the per-stage path
 (``_step_reference``), which is also the fused call's reference (``tests/test_fused_slot.py``: same states and
 observations bit for bit).
 """
@@ -322,6 +324,8 @@ class VMIMOCore:
         on that path), the constants and the per-step buffers; rebuilt whenever the buffers are (a replica)."""
         cfg = self.cfg
         phi, _, slope, offset = self._res_coeffs
+        # views (pickling copies views apart, so they are bound again on arrival like the rest)
+        self._avail_parts = (self._avail[..., 0], self._avail[..., 1])  # compute and memory availability
         self._slot_bound = (
             self.t, self.head, self.tail, self.next_seq, self.slot_start, self.ring_scene, self.rx_len,
             self.rx_score, self.rx_snr, self.rx_off, self.h_scat, self.h_los, self.scat_scale, self.gain, self.h,
@@ -340,8 +344,8 @@ class VMIMOCore:
             self._score_bound = (
                 self._close_env, self._close_pos, self.ring_scene, self.rx_len, self.rx_snr, self.rx_off,
                 self.pool.latents, self.noise_table, self._len, self._scene, *self.model.head_weights,
-                self._logit_buf,
-                self.pool.labels, self._no_soft, cfg.arrival_rate, cfg.energy_weight / cfg.energy_ref_j)
+                self._logit_buf, self.pool.labels, self._no_soft, cfg.arrival_rate,
+                cfg.energy_weight / cfg.energy_ref_j)
 
     # ================================================================== reset
     def reset(self, env_ids: np.ndarray, seeds: list[int | None] | None = None) -> None:
@@ -395,7 +399,8 @@ class VMIMOCore:
 
     def _step_fused(self, group: np.ndarray, power_idx: np.ndarray, comp_idx: np.ndarray, bw_raw: np.ndarray,
                     u: np.ndarray, z: np.ndarray) -> StepResult:
-        """The slot with one compiled call for everything but the head (``kernels.slot_physics``); equal to
+        """The slot with one compiled call for everything but the head (``kernels.slot_physics``) and one for the
+        head and the reward (``scoring.slot_score``, argmax reward without aligner); equal to
         :meth:`_step_reference` (tests/test_fused_slot.py)."""
         cfg = self.cfg
         energy_j = np.empty((self.N, 4))
@@ -404,8 +409,8 @@ class VMIMOCore:
         if self._bursty:
             self.arrivals.update_belief(self.burst_belief, self._arrived + self._dropped)
         self._soft_correct = None
-        avail = ndtr(self._ndtr_arg, out=self._avail)
-        np.multiply(avail[..., 0], avail[..., 1], out=self.p_joint)
+        ndtr(self._ndtr_arg, out=self._avail)
+        np.multiply(*self._avail_parts, out=self.p_joint)
         if self._score_bound is not None:
             correct, acc_term, en_term, reward = scoring.slot_score(nc, energy_j, *self._score_bound)
             self.t += 1
