@@ -151,3 +151,36 @@ def test_scoring_kernel_equals_gather_and_numpy_head(scenario: str) -> None:
         assert (logits.argmax(1) == ref.argmax(1)).mean() >= 0.99
         checked += nc
     assert checked > 100
+
+
+def test_bound_argument_structs_name_the_kernels_parameters() -> None:
+    """Each compiled struct of bound arguments lists exactly its kernel's fixed parameters, in order, and its
+    ``*_bound`` call passes them on: the struct and the kernel cannot drift apart unnoticed."""
+    import inspect
+    import re
+
+    from vmimo_env import kernels, scoring
+
+    def params(fn) -> list[str]:
+        return list(inspect.signature(fn.py_func).parameters)
+
+    assert list(kernels.SLOT_FIELDS) == params(kernels.slot_physics)[8:]
+    assert list(kernels.OBSERVE_FIELDS) == params(kernels.observe)
+    assert list(scoring.SCORE_FIELDS) == params(scoring.slot_score)[2:]
+    for wrapper, fields in ((kernels.slot_physics_bound, kernels.SLOT_FIELDS),
+                            (kernels.observe_bound, kernels.OBSERVE_FIELDS),
+                            (scoring.slot_score_bound, scoring.SCORE_FIELDS)):
+        passed = re.findall(r"\bst\.(\w+)", inspect.getsource(wrapper.py_func))
+        assert passed == list(fields), wrapper.py_func.__name__
+
+
+def test_bound_structs_hold_the_cores_arrays_not_copies() -> None:
+    """The structs reference the core's state: a change made in place is what the next compiled call sees (the
+    observation follows a channel gain written into ``core.gain`` without rebinding)."""
+    core = VMIMOVectorEnv(num_envs=2, scenario="v1").core
+    core.reset(np.arange(2), [1, 2])
+    before = core.observe()
+    core.gain[...] *= 10.0
+    after = core.observe()
+    assert not np.array_equal(before, after)
+    np.testing.assert_array_equal(core._obs, after)

@@ -280,7 +280,8 @@ class VMIMOCore:
         # environment carries neither: subprocesses and Ray workers rebuild the same bits or find them cached
         state = self.__dict__.copy()
         state["noise_table"] = None
-        state["_score_bound"] = None  # holds the noise table and the pool's latents: bound again on arrival
+        # compiled structs: not picklable, and the scoring one holds the noise table and the pool's latents
+        state["_slot_args"] = state["_observe_args"] = state["_score_args"] = None  # built again on arrival
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -320,13 +321,15 @@ class VMIMOCore:
         self._bind_slot()
 
     def _bind_slot(self) -> None:
-        """The fused slot's arguments that do not change between steps: the state arrays (always updated in place
-        on that path), the constants and the per-step buffers; rebuilt whenever the buffers are (a replica)."""
+        """The arguments of the compiled slot, scoring and observation calls that do not change between steps (the
+        state arrays, always updated in place; the constants; the per-step buffers), each set bound once into a
+        compiled struct (``kernels.SlotArgs``, ``kernels.ObserveArgs``, ``scoring.ScoreArgs``) that holds the
+        arrays by reference; rebuilt whenever the buffers are (a replica) and after unpickling."""
         cfg = self.cfg
         phi, _, slope, offset = self._res_coeffs
         # views (pickling copies views apart, so they are bound again on arrival like the rest)
         self._avail_parts = (self._avail[..., 0], self._avail[..., 1])  # compute and memory availability
-        self._slot_bound = (
+        slot = (
             self.t, self.head, self.tail, self.next_seq, self.slot_start, self.ring_scene, self.rx_len,
             self.rx_score, self.rx_snr, self.rx_off, self.h_scat, self.h_los, self.scat_scale, self.gain, self.h,
             self.res_state, self.p_joint, self.arrivals.cdf, self.phase, self.pool.size, self.power_levels_w,
@@ -337,11 +340,18 @@ class VMIMOCore:
             self._n_send, self._geff, self._power_w, self._prefix, self._airtime, self._band_hz, self._noise_w,
             self._arrived, self._dropped, self._sinr, self._close_env, self._close_pos, self._closed, self._empty,
             self._full, self._ndtr_arg)
+        self._slot_args = kernels.make_slot_args(*slot)  # unboxed as one argument per call (kernels.SLOT_FIELDS)
+        spec = self.obs_spec
+        self._observe_args = kernels.make_observe_args(
+            self.h, self.gain, self.t, self.head, self.tail, self.next_seq, self.slot_start, self.p_joint,
+            self.burst_belief, self.modality_onehot, self.rx_len, self.device_modality, cfg.max_power_w,
+            cfg.noise_psd_w_hz * cfg.total_bandwidth_hz / self.G, self.D, spec.start, spec.offset, spec.scale,
+            spec.clip_low, spec.clip_high, self._obs)
         # the slot's scoring in one compiled call (scoring.slot_score) where nothing numpy runs between the
         # received latents and the reward: argmax reward, no aligner at the BS
-        self._score_bound = None
+        self._score_args = None
         if cfg.reward_mode != "soft" and self.bs_aligner is None:
-            self._score_bound = (
+            self._score_args = scoring.make_score_args(
                 self._close_env, self._close_pos, self.ring_scene, self.rx_len, self.rx_snr, self.rx_off,
                 self.pool.latents, self.noise_table, self._len, self._scene, *self.model.head_weights,
                 self._logit_buf, self.pool.labels, self._no_soft, cfg.arrival_rate,
@@ -405,14 +415,14 @@ class VMIMOCore:
         cfg = self.cfg
         energy_j = np.empty((self.N, 4))
         innov = z[:, self._res_draws].reshape(self.N, self.K, 2) @ self._res_coeffs[1]
-        nc = kernels.slot_physics(group, power_idx, comp_idx, bw_raw, u, z, innov, energy_j, *self._slot_bound)
+        nc = kernels.slot_physics_bound(group, power_idx, comp_idx, bw_raw, u, z, innov, energy_j, self._slot_args)
         if self._bursty:
             self.arrivals.update_belief(self.burst_belief, self._arrived + self._dropped)
         self._soft_correct = None
         ndtr(self._ndtr_arg, out=self._avail)
         np.multiply(*self._avail_parts, out=self.p_joint)
-        if self._score_bound is not None:
-            correct, acc_term, en_term, reward = scoring.slot_score(nc, energy_j, *self._score_bound)
+        if self._score_args is not None:
+            correct, acc_term, en_term, reward = scoring.slot_score_bound(nc, energy_j, self._score_args)
             self.t += 1
             return self._result(reward, acc_term, en_term, energy_j, correct, self._sinr)
         logits = self._logits(nc)
@@ -554,13 +564,8 @@ class VMIMOCore:
 
     def observe(self) -> np.ndarray:
         """Flat float32 observation (N, obs_dim), every entry O(1); layout and scaling in ``obs_spec``."""
-        cfg, spec = self.cfg, self.obs_spec
-        out = self._obs
-        kernels.observe(self.h, self.gain, self.t, self.head, self.tail, self.next_seq, self.slot_start, self.p_joint,
-                        self.burst_belief, self.modality_onehot, self.rx_len, self.device_modality, cfg.max_power_w,
-                        cfg.noise_psd_w_hz * cfg.total_bandwidth_hz / self.G,
-                        self.D, spec.start, spec.offset, spec.scale, spec.clip_low, spec.clip_high, out)
-        return out.copy()
+        kernels.observe_bound(self._observe_args)  # kernels.observe on the arguments bound in _bind_slot
+        return self._obs.copy()
 
     # ================================================================== what the BS knows
     def bs_view(self) -> BSView:

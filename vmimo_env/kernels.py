@@ -23,6 +23,8 @@ import math
 
 import numpy as np
 from numba import njit, vectorize
+from numba.core import types
+from numba.experimental import structref
 
 from vmimo_env.obs_spec import (
     BURST_BELIEF,
@@ -465,6 +467,14 @@ def observe(h, gain, t, head, tail, next_seq, slot_start, p_joint, burst_belief,
 
 
 @njit(cache=True)
+def observe_bound(st):
+    """:func:`observe` with its arguments taken from ``st`` (an :class:`ObserveArgs`)."""
+    observe(st.h, st.gain, st.t, st.head, st.tail, st.next_seq, st.slot_start, st.p_joint, st.burst_belief,
+            st.modality_onehot, st.rx_len, st.device_modality, st.max_power_w, st.ref_noise_w, st.deadline, st.start,
+            st.offset, st.scale, st.clip_low, st.clip_high, st.out)
+
+
+@njit(cache=True)
 def mmse_sinr_into(h, power_w, group, noise_w, num_groups, out):
     """Post-MMSE SINR of every device, written into ``out`` (N, K); the compiled twin of
     ``receivers.post_receiver_sinr(..., receiver="mmse")`` (tested equal), used on the hot path.
@@ -582,6 +592,88 @@ def indices_in_range(a, nvec):
     return True
 
 
+# ====================================================================== bound arguments as one compiled struct
+# Unboxing an array argument costs ~60 ns, and the fused slot takes ~50 of them every step, all fixed per core.
+# A struct holding them (numba structref: references to the same buffers, not copies) is unboxed once.
+@structref.register
+class SlotArgsType(types.StructRef):
+    """Numba type of :class:`SlotArgs` (fields typed from the values given at construction)."""
+
+    def preprocess_fields(self, fields):
+        return tuple((name, types.unliteral(typ)) for name, typ in fields)
+
+
+SLOT_FIELDS: tuple[str, ...] = (
+    "t", "head", "tail", "next_seq", "slot_start", "ring_scene", "rx_len", "rx_score", "rx_snr", "rx_off", "h_scat",
+    "h_los", "scat_scale", "gain", "h", "res_state", "p_joint", "arrival_cdf", "phase", "pool_size",
+    "power_levels_w", "prefix_levels", "encode_capacity", "total_bw_hz", "slot_s", "noise_psd", "max_arrivals",
+    "num_groups", "inv_sinr_cap", "device_modality", "modality_present", "noise_span", "deadline", "by_modality",
+    "close_all_from", "encoder_mflops", "inv_pa_efficiency", "circuit_power_w", "j_per_mflop", "rho", "rho_c", "phi",
+    "slope", "offset", "n_send", "geff", "power_w", "prefix", "airtime", "band_hz", "noise_w", "arrived", "dropped",
+    "sinr", "close_env", "close_pos", "closed", "empty", "full", "ndtr_arg",
+)
+
+
+@structref.register
+class ObserveArgsType(types.StructRef):
+    """Numba type of :class:`ObserveArgs`."""
+
+    def preprocess_fields(self, fields):
+        return tuple((name, types.unliteral(typ)) for name, typ in fields)
+
+
+class SlotArgs(structref.StructRefProxy):
+    """The fused slot's fixed arguments (:data:`SLOT_FIELDS`, the parameters of :func:`slot_physics` after
+    ``energy_j``), held by reference as one compiled struct: pass it to :func:`slot_physics_bound`. Not
+    picklable; ``VMIMOCore`` builds it again after unpickling (``_bind_slot``)."""
+
+
+structref.define_proxy(SlotArgs, SlotArgsType, list(SLOT_FIELDS))
+
+OBSERVE_FIELDS: tuple[str, ...] = (
+    "h", "gain", "t", "head", "tail", "next_seq", "slot_start", "p_joint", "burst_belief", "modality_onehot",
+    "rx_len", "device_modality", "max_power_w", "ref_noise_w", "deadline", "start", "offset", "scale", "clip_low",
+    "clip_high", "out",
+)
+
+
+class ObserveArgs(structref.StructRefProxy):
+    """The arguments of :func:`observe` (:data:`OBSERVE_FIELDS`, all fixed per core) as one compiled struct, for
+    :func:`observe_bound`."""
+
+
+structref.define_proxy(ObserveArgs, ObserveArgsType, list(OBSERVE_FIELDS))
+
+
+@njit(cache=True)
+def make_slot_args(t, head, tail, next_seq, slot_start, ring_scene, rx_len, rx_score, rx_snr, rx_off, h_scat, h_los,
+                   scat_scale, gain, h, res_state, p_joint, arrival_cdf, phase, pool_size, power_levels_w,
+                   prefix_levels, encode_capacity, total_bw_hz, slot_s, noise_psd, max_arrivals, num_groups,
+                   inv_sinr_cap, device_modality, modality_present, noise_span, deadline, by_modality,
+                   close_all_from, encoder_mflops, inv_pa_efficiency, circuit_power_w, j_per_mflop, rho, rho_c, phi,
+                   slope, offset, n_send, geff, power_w, prefix, airtime, band_hz, noise_w, arrived, dropped, sinr,
+                   close_env, close_pos, closed, empty, full, ndtr_arg):
+    """A :class:`SlotArgs` built in compiled code (cached: a proxy built from Python compiles its constructor in
+    every process)."""
+    return SlotArgs(t, head, tail, next_seq, slot_start, ring_scene, rx_len, rx_score, rx_snr, rx_off, h_scat, h_los,
+                    scat_scale, gain, h, res_state, p_joint, arrival_cdf, phase, pool_size, power_levels_w,
+                    prefix_levels, encode_capacity, total_bw_hz, slot_s, noise_psd, max_arrivals, num_groups,
+                    inv_sinr_cap, device_modality, modality_present, noise_span, deadline, by_modality,
+                    close_all_from, encoder_mflops, inv_pa_efficiency, circuit_power_w, j_per_mflop, rho, rho_c, phi,
+                    slope, offset, n_send, geff, power_w, prefix, airtime, band_hz, noise_w, arrived, dropped, sinr,
+                    close_env, close_pos, closed, empty, full, ndtr_arg)
+
+
+@njit(cache=True)
+def make_observe_args(h, gain, t, head, tail, next_seq, slot_start, p_joint, burst_belief, modality_onehot, rx_len,
+                      device_modality, max_power_w, ref_noise_w, deadline, start, offset, scale, clip_low, clip_high,
+                      out):
+    """An :class:`ObserveArgs` built in compiled code (cached, as :func:`make_slot_args`)."""
+    return ObserveArgs(h, gain, t, head, tail, next_seq, slot_start, p_joint, burst_belief, modality_onehot, rx_len,
+                       device_modality, max_power_w, ref_noise_w, deadline, start, offset, scale, clip_low,
+                       clip_high, out)
+
+
 # ====================================================================== the slot in one call
 @njit(cache=True)
 def slot_physics(group, power_idx, comp_idx, bw_raw, u, z, innov, energy_j,  # this slot: action, draws, out
@@ -643,6 +735,21 @@ def slot_physics(group, power_idx, comp_idx, bw_raw, u, z, innov, energy_j,  # t
                 res_state[i, k, x] = v
                 ndtr_arg[i, k, x] = v * slope[x] - offset[x]
     return nc
+
+
+@njit(cache=True)
+def slot_physics_bound(group, power_idx, comp_idx, bw_raw, u, z, innov, energy_j, st):
+    """:func:`slot_physics` with its fixed arguments taken from ``st`` (a :class:`SlotArgs`)."""
+    return slot_physics(group, power_idx, comp_idx, bw_raw, u, z, innov, energy_j,
+                        st.t, st.head, st.tail, st.next_seq, st.slot_start, st.ring_scene, st.rx_len, st.rx_score,
+                        st.rx_snr, st.rx_off, st.h_scat, st.h_los, st.scat_scale, st.gain, st.h, st.res_state,
+                        st.p_joint, st.arrival_cdf, st.phase, st.pool_size, st.power_levels_w, st.prefix_levels,
+                        st.encode_capacity, st.total_bw_hz, st.slot_s, st.noise_psd, st.max_arrivals, st.num_groups,
+                        st.inv_sinr_cap, st.device_modality, st.modality_present, st.noise_span, st.deadline,
+                        st.by_modality, st.close_all_from, st.encoder_mflops, st.inv_pa_efficiency,
+                        st.circuit_power_w, st.j_per_mflop, st.rho, st.rho_c, st.phi, st.slope, st.offset, st.n_send,
+                        st.geff, st.power_w, st.prefix, st.airtime, st.band_hz, st.noise_w, st.arrived, st.dropped,
+                        st.sinr, st.close_env, st.close_pos, st.closed, st.empty, st.full, st.ndtr_arg)
 
 
 @njit(cache=True)

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+from numba.core import types
+from numba.experimental import structref
 
 from semantic_models.head_kernel import head_logits, head_scratch, scene_logits
 from vmimo_env.kernels import LATENT_DIM, received_into, slot_outcome
 
-__all__ = ["closing_logits", "head_logits", "slot_score"]
+__all__ = ["SCORE_FIELDS", "ScoreArgs", "closing_logits", "head_logits", "make_score_args", "slot_score",
+           "slot_score_bound"]
 
 
 @njit(cache=True)
@@ -62,3 +65,44 @@ def slot_score(nc, energy_j,  # this slot: closing scenes, energy parts
                    scene, embed_t, embed_table, w_fuse, blocks_t, out_t, logits)
     return slot_outcome(logits[:nc], scene[:nc], labels, close_env[:nc], no_soft, energy_j, arrival_rate,
                         energy_scale)
+
+
+@structref.register
+class ScoreArgsType(types.StructRef):
+    """Numba type of :class:`ScoreArgs` (fields typed from the values given at construction)."""
+
+    def preprocess_fields(self, fields):
+        return tuple((name, types.unliteral(typ)) for name, typ in fields)
+
+
+SCORE_FIELDS: tuple[str, ...] = (
+    "close_env", "close_pos", "ring_scene", "rx_len", "rx_snr", "rx_off", "pool_latents", "noise_table", "lens",
+    "scene", "embed_t", "embed_table", "w_fuse", "blocks_t", "out_t", "logits", "labels", "no_soft", "arrival_rate",
+    "energy_scale",
+)
+
+
+class ScoreArgs(structref.StructRefProxy):
+    """The fixed arguments of :func:`slot_score` (:data:`SCORE_FIELDS`, those after ``energy_j``) as one compiled
+    struct, unboxed once per call instead of one by one (``kernels.SlotArgs`` says why)."""
+
+
+structref.define_proxy(ScoreArgs, ScoreArgsType, list(SCORE_FIELDS))
+
+
+@njit(cache=True)
+def make_score_args(close_env, close_pos, ring_scene, rx_len, rx_snr, rx_off, pool_latents, noise_table, lens, scene,
+                    embed_t, embed_table, w_fuse, blocks_t, out_t, logits, labels, no_soft, arrival_rate,
+                    energy_scale):
+    """A :class:`ScoreArgs` built in compiled code (cached, as ``kernels.make_slot_args``)."""
+    return ScoreArgs(close_env, close_pos, ring_scene, rx_len, rx_snr, rx_off, pool_latents, noise_table, lens,
+                     scene, embed_t, embed_table, w_fuse, blocks_t, out_t, logits, labels, no_soft, arrival_rate,
+                     energy_scale)
+
+
+@njit(cache=True)
+def slot_score_bound(nc, energy_j, st):
+    """:func:`slot_score` with its fixed arguments taken from ``st`` (a :class:`ScoreArgs`)."""
+    return slot_score(nc, energy_j, st.close_env, st.close_pos, st.ring_scene, st.rx_len, st.rx_snr, st.rx_off,
+                      st.pool_latents, st.noise_table, st.lens, st.scene, st.embed_t, st.embed_table, st.w_fuse,
+                      st.blocks_t, st.out_t, st.logits, st.labels, st.no_soft, st.arrival_rate, st.energy_scale)
