@@ -317,10 +317,11 @@ def scene_age(t, slot_start_row, seq, deadline):
     last ``deadline`` ones (``slot_start[tau]`` counts the scenes that arrived before slot ``tau``)."""
     D1 = slot_start_row.shape[0]
     age = 0
-    for d in range(deadline):
-        tau = t - d
-        if tau >= 0 and slot_start_row[tau % D1] > seq:
+    p = t % D1  # slot tau's ring entry is tau % D1: walked down from t's (one division, not one per slot)
+    for _ in range(min(deadline, t + 1)):
+        if slot_start_row[p] > seq:
             age += 1
+        p = p - 1 if p > 0 else D1 - 1
     return age
 
 
@@ -344,11 +345,15 @@ def unheld_queued(t_i, head_i, tail_i, next_seq_ik, slot_start_row, rx_len_row, 
     """
     count = 0
     slack = 0
-    for seq in range(max(next_seq_ik, head_i), tail_i):
-        if held_prefix(head_i, tail_i, rx_len_row, seq - head_i, m) == 0:
+    S = rx_len_row.shape[0]
+    start = max(next_seq_ik, head_i)
+    pos = start % S  # held_prefix's ring entry of ``seq``, walked up (one division, not one per scene)
+    for seq in range(start, tail_i):
+        if rx_len_row[pos, m] == 0:  # held_prefix(...) == 0: seq < tail_i here
             if count == 0:
                 slack = deadline - scene_age(t_i, slot_start_row, seq, deadline)
             count += 1
+        pos = pos + 1 if pos < S - 1 else 0
     return count, slack
 
 
