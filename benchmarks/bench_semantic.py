@@ -1,12 +1,13 @@
-"""Throughput of the frozen student's hot path: classify (compiled, numpy, torch) and encode, in scenes per second.
+"""Throughput of the frozen student's head (compiled, numpy, torch) and encoders, in scenes per second.
 
     python benchmarks/bench_semantic.py [--repeat 7] [--threads 1] [--readme README.md]
 
-Rows per batch size n: ``classify`` as the environment calls it (the compiled loop of
-``semantic_models.head_kernel`` up to ``COMPILED_BATCH`` scenes, the numpy head above), the compiled loop and the
-numpy head itself (``head_logits``, ``classify_numpy``) at every size, so their crossover, which sets
-``COMPILED_BATCH``, is in the table; the torch module, and a naive dense fusion head (330 → 128 → C, the plain
-reference implementation) with OpenBLAS pinned to one thread (like the hot path).
+Rows per batch size n: ``FrozenStudent.classify`` (the compiled loop of ``semantic_models.head_kernel`` up to
+``COMPILED_BATCH`` scenes, the numpy head above; the environment runs the compiled loop on each scene), the
+compiled loop and the numpy head itself (``head_logits``, ``classify_numpy``) at every size, so their crossover,
+which sets ``COMPILED_BATCH``, is in the table; the torch module, and a naive dense fusion head (330 → 128 → C,
+the plain reference implementation) with OpenBLAS pinned to one thread (as ``classify`` pins it for large
+batches).
 
 Method: inputs drawn beforehand, a warm-up, then the best of ``--repeat`` timed loops of ``time.perf_counter``
 (the machine is shared, so the minimum is the least disturbed figure). ``--readme FILE`` replaces the block
@@ -58,7 +59,7 @@ def best_time(fn: Callable[[], object], repeat: int, budget_s: float = 0.2) -> f
 
 
 def pinned(fn: Callable[[], object]) -> Callable[[], object]:
-    """``fn`` with OpenBLAS on the calling thread only, as the hot path runs it."""
+    """``fn`` with OpenBLAS on the calling thread only, as ``classify`` runs it."""
     def run() -> object:
         old = set_local_threads(1) if set_local_threads is not None else None
         try:
@@ -70,7 +71,7 @@ def pinned(fn: Callable[[], object]) -> Callable[[], object]:
 
 
 def classify_rows(repeat: int, batches: Sequence[int] = BATCHES) -> list[dict[str, float]]:
-    """Per batch size: seconds per call of the hot path, the compiled loop, the numpy head, the torch module and
+    """Per batch size: seconds per call of ``classify``, the compiled loop, the numpy head, the torch module and
     the naive dense head."""
     fs = load_frozen_student()
     M, C = len(MODALITIES), fs.num_classes
@@ -88,7 +89,7 @@ def classify_rows(repeat: int, batches: Sequence[int] = BATCHES) -> list[dict[st
         compiled = best_time(lambda: head_logits(lat, prefix, *fs.head_weights), repeat)  # noqa: B023
         rows.append({
             "n": n,
-            # the hot path is one of the two heads: its own timing, as a check that classify adds nothing
+            # classify is one of the two heads: its own timing, as a check that it adds nothing
             "hot": best_time(lambda: fs.classify(lat, prefix), repeat),  # noqa: B023
             "compiled": compiled,
             "numpy": numpy_head,
@@ -105,7 +106,7 @@ def _us(t: float, n: int) -> str:
 
 
 def markdown_table(rows: Sequence[dict[str, float]]) -> str:
-    lines = ["| batch | `classify` (hot path) | compiled loop | numpy head | compiled vs numpy | torch module | "
+    lines = ["| batch | `classify` | compiled loop | numpy head | compiled vs numpy | torch module | "
              "naive dense head, BLAS 1 thread |", "|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         n = int(r["n"])

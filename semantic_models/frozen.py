@@ -1,15 +1,17 @@
-"""The shipped, frozen student: integrity-checked loading and the numpy hot path the environment calls.
+"""The shipped, frozen student: integrity-checked loading and its numpy and compiled forward passes.
 
 ``load_frozen_student`` reads ``student.json`` (metadata) and ``student.pt`` (weights), checks the checkpoint's size
 and SHA-256 against the metadata *before* unpickling anything, loads with ``torch.load(weights_only=True)``,
 freezes the module (eval, no grad) and exports the weights to contiguous float32 numpy arrays.
 
-Why numpy on the hot path: the environment classifies a batch of 0…~2000 scenes per step, and for small batches
-torch's per-op dispatch costs more than the arithmetic. The numpy forward is arranged for few calls:
+Why not torch at run time: callers classify batches of 0…~2000 scenes at a time, and for small batches torch's
+per-op dispatch costs more than the arithmetic. (The environment itself scores each closing scene alone through
+the compiled loop, ``head_kernel.scene_logits``, from ``vmimo_env.scoring``.) The numpy forward of
+:meth:`FrozenStudent.classify` is arranged for few calls:
 
 * biases are folded into the weights through constant-one channels (homogeneous coordinates), so the head is
   three BLAS products and as many ReLUs (plus two per residual block);
-* a handful of scenes (a single environment's slot, up to ``head_kernel.COMPILED_BATCH``): one compiled loop over
+* a handful of scenes (up to ``head_kernel.COMPILED_BATCH``, the measured crossover): one compiled loop over
   the same folded weights (``head_kernel.head_logits``, arguments ``FrozenStudent.head_weights``), the numpy
   head's logits to float32 rounding;
 * small batches (< 32, per-call overhead rules): one row gather (``np.take`` of a 65 x 67 table by prefix length)
@@ -257,7 +259,7 @@ class FrozenStudent:
         if n == 0:
             return np.zeros((0, self.num_classes), dtype=np.float32)
         latents = np.asarray(latents, dtype=np.float32)  # no copy for the float32 the environment passes
-        if n <= COMPILED_BATCH:  # a single env's few scenes: one compiled loop (equal to float32 rounding)
+        if n <= COMPILED_BATCH:  # few scenes: one compiled loop (equal to float32 rounding)
             return head_logits(latents, np.asarray(prefix_len, dtype=np.int64), *self.head_weights)
         return self.classify_numpy(latents, prefix_len)
 

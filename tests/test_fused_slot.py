@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from numba import njit
 
 from vmimo_env.core import VMIMOCore
 from vmimo_env.vector import VMIMOVectorEnv
@@ -89,7 +90,7 @@ def test_fused_energy_parts_follow_the_energy_model() -> None:
 
 
 def test_soft_rewards_of_single_and_vector_envs_are_equal() -> None:
-    """The head scores each closing scene on its own (``kernels.closing_logits``), so a single env's soft rewards
+    """The head scores each closing scene on its own (``scoring.closing_logits``), so a single env's soft rewards
     equal those of the same env inside a vector env bit for bit, whatever else closes in the batch."""
     import gymnasium as gym
 
@@ -174,13 +175,64 @@ def test_bound_argument_structs_name_the_kernels_parameters() -> None:
         assert passed == list(fields), wrapper.py_func.__name__
 
 
+@njit
+def _struct_arrays(slot, obs, score):
+    return slot.h, slot.ring_scene, slot.sinr, obs.gain, obs.out, score.rx_len, score.logits
+
+
 def test_bound_structs_hold_the_cores_arrays_not_copies() -> None:
-    """The structs reference the core's state: a change made in place is what the next compiled call sees (the
-    observation follows a channel gain written into ``core.gain`` without rebinding)."""
+    """The structs reference the core's own arrays, on a new core, a replica and an unpickled copy (so an update
+    made in place is what the next compiled call sees), and the observation follows a gain written in place."""
+    import pickle
+
     core = VMIMOVectorEnv(num_envs=2, scenario="v1").core
     core.reset(np.arange(2), [1, 2])
+    for c in (core, core.replicate([1, 0, 1]), pickle.loads(pickle.dumps(core))):
+        held = _struct_arrays(c._slot_args, c._observe_args, c._score_args)
+        mine = (c.h, c.ring_scene, c._sinr, c.gain, c._obs, c.rx_len, c._logit_buf)
+        assert all(np.shares_memory(a, b) and a.shape == b.shape for a, b in zip(held, mine, strict=True))
     before = core.observe()
     core.gain[...] *= 10.0
     after = core.observe()
     assert not np.array_equal(before, after)
     np.testing.assert_array_equal(core._obs, after)
+
+
+def _stale_scoring_fixture():
+    """A compiled closing_logits whose machine code is wrong (one logit off by one), as a cached copy of an older
+    head would be, and the core arrays the check needs."""
+    from numba import njit
+
+    from vmimo_env import scoring
+
+    real = scoring.closing_logits
+
+    def wrong(close_env, close_pos, nc, ring_scene, rx_len, rx_snr, rx_off, pool_latents, noise_table, out_len,
+              out_scene, embed_t, embed_table, w_fuse, blocks_t, out_t, logits):
+        real(close_env, close_pos, nc, ring_scene, rx_len, rx_snr, rx_off, pool_latents, noise_table, out_len,
+             out_scene, embed_t, embed_table, w_fuse, blocks_t, out_t, logits)
+        logits[0, 0] += 1.0
+
+    core = VMIMOVectorEnv(num_envs=1, scenario="v1").core
+    return scoring, real, njit(wrong), (core.pool.latents, core.pool.labels, core.noise_table,
+                                        core.model.head_weights)
+
+
+def test_stale_compiled_scoring_is_found_and_recompiled(monkeypatch) -> None:
+    """Numba's cache would keep a compiled copy of an old head in ``scoring`` after an update of
+    ``head_kernel.py`` alone; the first core of a process checks one synthetic scene and recompiles what disagrees
+    (here: code compiled from a wrong source, whose current source is right)."""
+    scoring, real, stale, args = _stale_scoring_fixture()
+    assert scoring.check_compiled_scoring(*args, force=True) == []  # the shipped code is consistent
+    monkeypatch.setattr(scoring, "closing_logits", stale)
+    assert scoring._stale("closing_logits", *args)
+    stale._compiler.py_func = real.py_func  # the source on disk is the current one: recompiling fixes it
+    assert scoring.check_compiled_scoring(*args, force=True) == ["closing_logits"]
+    assert not scoring._stale("closing_logits", *args)
+
+
+def test_scoring_that_stays_wrong_after_recompiling_raises(monkeypatch) -> None:
+    scoring, _, wrong, args = _stale_scoring_fixture()
+    monkeypatch.setattr(scoring, "closing_logits", wrong)
+    with pytest.raises(RuntimeError, match="closing_logits"):
+        scoring.check_compiled_scoring(*args, force=True)

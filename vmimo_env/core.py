@@ -274,6 +274,8 @@ class VMIMOCore:
         self.phase = np.zeros(N, dtype=np.int64)
         self.burst_belief = np.full(N, self.arrivals.busy_share)
         self._alloc_buffers()
+        # once per process: no stale compiled copy of the head or the kernels in the cached scoring
+        scoring.check_compiled_scoring(self.pool.latents, self.pool.labels, self.noise_table, self.model.head_weights)
 
     def __getstate__(self) -> dict:
         # the noise table is a pure function of its seed (and the scene pool pickles as its recipe), so a pickled
@@ -282,6 +284,7 @@ class VMIMOCore:
         state["noise_table"] = None
         # compiled structs: not picklable, and the scoring one holds the noise table and the pool's latents
         state["_slot_args"] = state["_observe_args"] = state["_score_args"] = None  # built again on arrival
+        state["_avail_parts"] = None  # views, which pickling would copy apart
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -307,8 +310,9 @@ class VMIMOCore:
         self._full = np.zeros(N, dtype=np.int64)
         self._close_env = np.zeros(N * S, dtype=np.int64)
         self._close_pos = np.zeros(N * S, dtype=np.int64)
-        # received latents as a batch: only the aligner needs them (the head reads them scene by scene)
-        self._lat = np.zeros((N * S if self.bs_aligner is not None else 0, M, LATENT_DIM), dtype=np.float32)
+        # received latents as a batch: only an aligner needs them (the head reads them scene by scene), so they
+        # are allocated on the aligner's first use (``_logits``), whenever one is set
+        self._lat = np.zeros((0, M, LATENT_DIM), dtype=np.float32)
         self._len = np.zeros((N * S, M), dtype=np.int64)
         self._scene = np.zeros(N * S, dtype=np.int64)
         self._soft_correct: np.ndarray | None = None  # reward_mode "soft": Σ p(true class) per env this slot
@@ -348,9 +352,9 @@ class VMIMOCore:
             cfg.noise_psd_w_hz * cfg.total_bandwidth_hz / self.G, self.D, spec.start, spec.offset, spec.scale,
             spec.clip_low, spec.clip_high, self._obs)
         # the slot's scoring in one compiled call (scoring.slot_score) where nothing numpy runs between the
-        # received latents and the reward: argmax reward, no aligner at the BS
+        # received latents and the reward: argmax reward, no aligner at the BS (checked again every step)
         self._score_args = None
-        if cfg.reward_mode != "soft" and self.bs_aligner is None:
+        if cfg.reward_mode != "soft":
             self._score_args = scoring.make_score_args(
                 self._close_env, self._close_pos, self.ring_scene, self.rx_len, self.rx_snr, self.rx_off,
                 self.pool.latents, self.noise_table, self._len, self._scene, *self.model.head_weights,
@@ -421,7 +425,7 @@ class VMIMOCore:
         self._soft_correct = None
         ndtr(self._ndtr_arg, out=self._avail)
         np.multiply(*self._avail_parts, out=self.p_joint)
-        if self._score_args is not None:
+        if self._score_args is not None and self.bs_aligner is None:  # an aligner may be set after construction
             correct, acc_term, en_term, reward = scoring.slot_score_bound(nc, energy_j, self._score_args)
             self.t += 1
             return self._result(reward, acc_term, en_term, energy_j, correct, self._sinr)
@@ -504,6 +508,8 @@ class VMIMOCore:
                                    *self.model.head_weights, self._logit_buf)
             return self._logit_buf[:nc]
         # foreign latents into the head's space first, the map chosen by prefix and SINR
+        if self._lat.shape[0] < self.N * self.S:
+            self._lat = np.zeros((self.N * self.S, self.M, LATENT_DIM), dtype=np.float32)
         lat, lens, scene = self._lat[:nc], self._len[:nc], self._scene[:nc]
         kernels.gather_received(self._close_env, self._close_pos, nc, self.ring_scene, self.rx_len, self.rx_snr,
                                 self.rx_off, self.pool.latents, self.noise_table, lat, lens, scene)

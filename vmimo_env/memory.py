@@ -40,7 +40,7 @@ def estimate_core_memory_bytes(cfg: ScenarioConfig, num_envs: int) -> int:
                + 1024)  # the environment's numpy Generator
     # the logits of the closing scenes (float32, up to 16 classes); the received latents as a batch (only the
     # heterogeneous scenarios' aligner needs them); one receiver covariance per device
-    batch_latents = 4 * S * M * LATENT_DIM if cfg.heterogeneous_devices != "none" else 0
+    batch_latents = 4 * S * M * LATENT_DIM if cfg.heterogeneous_devices != "none" and cfg.aligner != "none" else 0
     transient = 4 * 16 * S + batch_latents + 16 * K * Nr * Nr
     return int(1.25 * (per_env + transient) * num_envs)
 

@@ -5,9 +5,11 @@ imported at module level because numba resolves a compiled callee when the calle
 its loader stay lazy (``vmimo_env.scenes``). Each scene is scored alone, from the received values
 ``kernels.received_into`` defines, so its logits are the same bits whichever scenes share the slot.
 
-Numba's cache does not follow calls across modules: after editing ``semantic_models/head_kernel.py`` or the
-kernels this module calls, delete ``vmimo_env/__pycache__`` (``tests/test_fused_slot.py`` checks the scoring
-against the numpy head and fails on a stale copy).
+Numba's cache keys a compiled function by its own file only, and these functions carry compiled copies of
+``head_kernel.scene_logits`` and of kernels from ``vmimo_env/kernels.py``: after an update that changes only those
+files (a ``git pull`` on an editable install), the cached scoring would keep the old code. So the first core of a
+process runs :func:`check_compiled_scoring`: one synthetic scene through the cached functions against the same
+scene through the pieces they call; a stale function is recompiled (its cache rewritten).
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ from numba.core import types
 from numba.experimental import structref
 
 from semantic_models.head_kernel import head_logits, head_scratch, scene_logits
-from vmimo_env.kernels import LATENT_DIM, received_into, slot_outcome
+from vmimo_env.kernels import LATENT_DIM, gather_received, received_into, slot_outcome
 
-__all__ = ["SCORE_FIELDS", "ScoreArgs", "closing_logits", "head_logits", "make_score_args", "slot_score",
-           "slot_score_bound"]
+__all__ = ["SCORE_FIELDS", "ScoreArgs", "check_compiled_scoring", "closing_logits", "head_logits",
+           "make_score_args", "slot_score", "slot_score_bound"]
 
 
 @njit(cache=True)
@@ -106,3 +108,63 @@ def slot_score_bound(nc, energy_j, st):
     return slot_score(nc, energy_j, st.close_env, st.close_pos, st.ring_scene, st.rx_len, st.rx_snr, st.rx_off,
                       st.pool_latents, st.noise_table, st.lens, st.scene, st.embed_t, st.embed_table, st.w_fuse,
                       st.blocks_t, st.out_t, st.logits, st.labels, st.no_soft, st.arrival_rate, st.energy_scale)
+
+
+# ====================================================================== stale-cache guard
+_checked = False
+
+
+def _stale(name: str, pool_latents: np.ndarray, labels: np.ndarray, noise_table: np.ndarray,
+           head_weights: tuple) -> bool:
+    """Whether scoring function ``name`` disagrees with the pieces it calls (``kernels.gather_received``,
+    ``head_kernel.head_logits``, ``kernels.slot_outcome``) on one synthetic closing scene: pool scene 0 received
+    with prefixes 64, 32, 16, 8, 0, ... at assorted noise offsets, in arrays of the dtypes and layouts the core
+    passes (so the same compiled specialisations run)."""
+    M, C = pool_latents.shape[1], head_weights[-1].shape[0]
+    one = np.zeros(1, dtype=np.int64)
+    ring = np.zeros((1, 1), dtype=np.int64)
+    rx_len = np.array([[[LATENT_DIM >> (m % 5) if m % 5 < 4 else 0 for m in range(M)]]], dtype=np.int64)
+    rx_snr = np.full((1, 1, M), 3.0)
+    rx_off = (np.arange(M, dtype=np.int64) * 7).reshape(1, 1, M)
+    energy_j = np.array([[1e-3, 2e-3, 3e-4, 0.0]])
+    no_soft = np.zeros(0)
+    lat = np.zeros((1, M, LATENT_DIM), dtype=np.float32)
+    ref_lens, ref_scene = np.zeros((1, M), dtype=np.int64), np.zeros(1, dtype=np.int64)
+    gather_received(one, one, 1, ring, rx_len, rx_snr, rx_off, pool_latents, noise_table, lat, ref_lens, ref_scene)
+    ref = head_logits(lat, ref_lens, *head_weights)
+    want = slot_outcome(ref, ref_scene, labels, one, no_soft, energy_j, 1.5, 2.0)
+    lens, scene, logits = np.zeros((1, M), dtype=np.int64), np.zeros(1, dtype=np.int64), np.zeros((1, C), np.float32)
+    args = (one, one, ring, rx_len, rx_snr, rx_off, pool_latents, noise_table, lens, scene, *head_weights, logits)
+    got = want
+    if name == "closing_logits":
+        closing_logits(one, one, 1, *args[2:])
+    elif name == "slot_score":
+        got = slot_score(1, energy_j, *args, labels, no_soft, 1.5, 2.0)
+    else:
+        got = slot_score_bound(1, energy_j, make_score_args(*args, labels, no_soft, 1.5, 2.0))
+    same = np.array_equal(logits, ref) and np.array_equal(lens, ref_lens) and np.array_equal(scene, ref_scene)
+    return not (same and all(np.array_equal(a, b) for a, b in zip(got, want, strict=True)))
+
+
+def check_compiled_scoring(pool_latents: np.ndarray, labels: np.ndarray, noise_table: np.ndarray,
+                           head_weights: tuple, force: bool = False) -> list[str]:
+    """Recompile any scoring function whose cached code no longer matches the head and kernels it calls (see the
+    module docstring), callees first; once per process unless ``force``. Arguments are the core's pool latents,
+    labels, noise table and ``FrozenStudent.head_weights``. Returns the names recompiled (empty: the cache was
+    fresh); raises ``RuntimeError`` if a function still disagrees after recompiling (a bug, not a stale cache)."""
+    global _checked
+    if _checked and not force:
+        return []
+    module = globals()
+    names = ("closing_logits", "slot_score", "slot_score_bound")  # callees before their callers
+    recompiled = []
+    for name in names:
+        if _stale(name, pool_latents, labels, noise_table, head_weights):
+            module[name].recompile()
+            recompiled.append(name)
+    wrong = [n for n in recompiled if _stale(n, pool_latents, labels, noise_table, head_weights)]
+    if wrong:
+        raise RuntimeError(f"compiled scoring {wrong} disagrees with the head and kernels it calls even after "
+                           "recompiling: a bug in vmimo_env/scoring.py")
+    _checked = True
+    return recompiled

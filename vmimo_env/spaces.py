@@ -202,8 +202,8 @@ class ActionLayout:
         nd = np.ndarray
         if type(g) is not nd or type(p) is not nd or type(c) is not nd or type(b) is not nd:
             return None
-        # ``is``: the builtin dtypes are singletons; any other dtype object takes the full validation
-        if g.dtype is not _INT64 or p.dtype is not _INT64 or c.dtype is not _INT64 or b.dtype not in _FAST_SHARE_DTYPES:
+        # dtype objects compared (an unpickled array, as subprocess and Ray workers receive, has its own)
+        if g.dtype != _INT64 or p.dtype != _INT64 or c.dtype != _INT64 or b.dtype not in _FAST_SHARE_DTYPES:
             return None
         shape = g.shape
         if p.shape != shape or c.shape != shape or not shape or shape[-1] != self.num_devices:
