@@ -245,3 +245,21 @@ def test_core_passes_each_latent_its_delivery_sinr() -> None:
             np.testing.assert_allclose(10.0 * np.log10(sinr[rows, mods]), info["sinr_db"][mods], rtol=1e-9)
             checked += rows.size
     assert checked > 100
+
+
+@pytest.mark.parametrize("reward_mode", ["model", "soft"])
+def test_an_aligner_set_after_construction_is_used(reward_mode: str) -> None:
+    """``core.bs_aligner`` may be assigned later (benchmarks swap in fixed-noise aligners): a core built without one
+    must then align every closing scene on both scoring paths, with batch buffers of the right size."""
+    fitted = VMIMOEnv(**HET).core.bs_aligner
+    env = VMIMOEnv(aligner="none", reward_mode=reward_mode, **HET)
+    assert env.core.bs_aligner is None
+    spy = _Spy(fitted)
+    env.core.bs_aligner = spy
+    env.reset(seed=5)
+    classified = 0
+    for _ in range(30):
+        info = env.step(fixed_action(env, power=0, comp=2))[4]
+        classified += info["closed"] - info["dropped"]  # dropped arrivals count closed but never reach the head
+    assert classified > 0
+    assert sum(len(lens) for lens, _ in spy.calls) == classified  # every classified scene went through it
