@@ -266,10 +266,27 @@ def deliver_and_close(t, head, tail, next_seq, slot_start, rx_len, rx_score, rx_
 def received_into(pool_latents, noise_table, sc, m, L, snr, off, out):
     """The first ``L`` values of what the BS holds of modality ``m`` of pool scene ``sc`` into ``out``: the clean
     latent plus unit noise from the table at ``off`` scaled by 1 / sqrt(SINR) (the one definition of a received
-    latent; :func:`gather_received` and ``scoring.closing_logits`` both call it)."""
+    latent, which :func:`received_scene` applies for the gather and for ``scoring.closing_logits``)."""
     sd = 1.0 / np.sqrt(max(snr, 1e-12))
     for d in range(L):
         out[d] = pool_latents[sc, m, d] + noise_table[off + d] * sd
+
+
+@njit(cache=True, inline="always")
+def received_scene(j, close_env, close_pos, ring_scene, rx_len, rx_snr, rx_off, pool_latents, noise_table, out_lat,
+                   out_len):
+    """What the BS holds of the ``j``-th closing scene: each modality's prefix length into ``out_len`` (M,) and its
+    received values into the first that many entries of row m of ``out_lat`` (M, >= 64); returns its pool scene.
+    The walk :func:`gather_received` and ``scoring.closing_logits`` share."""
+    i = close_env[j]
+    pos = close_pos[j]
+    sc = ring_scene[i, pos]
+    for m in range(out_len.shape[0]):
+        L = rx_len[i, pos, m]
+        out_len[m] = L
+        if L > 0:
+            received_into(pool_latents, noise_table, sc, m, L, rx_snr[i, pos, m], rx_off[i, pos, m], out_lat[m])
+    return sc
 
 
 @njit(cache=True)
@@ -278,17 +295,10 @@ def gather_received(close_env, close_pos, nc, ring_scene, rx_len, rx_snr, rx_off
     """Materialise what the BS holds for each closing scene: latent + noise / sqrt(SINR), zero past the prefix."""
     M = rx_len.shape[2]
     for j in range(nc):
-        i = close_env[j]
-        pos = close_pos[j]
-        sc = ring_scene[i, pos]
-        out_scene[j] = sc
+        out_scene[j] = received_scene(j, close_env, close_pos, ring_scene, rx_len, rx_snr, rx_off, pool_latents,
+                                      noise_table, out_lat[j], out_len[j])
         for m in range(M):
-            L = rx_len[i, pos, m]
-            out_len[j, m] = L
-            if L > 0:
-                received_into(pool_latents, noise_table, sc, m, L, rx_snr[i, pos, m], rx_off[i, pos, m],
-                               out_lat[j, m])
-            for d in range(max(L, 0), LATENT_DIM):
+            for d in range(max(out_len[j, m], 0), LATENT_DIM):
                 out_lat[j, m, d] = 0.0
 
 

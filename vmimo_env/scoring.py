@@ -20,7 +20,7 @@ from numba.core import types
 from numba.experimental import structref
 
 from semantic_models.head_kernel import head_logits, head_scratch, scene_logits
-from vmimo_env.kernels import LATENT_DIM, gather_received, received_into, slot_outcome
+from vmimo_env.kernels import LATENT_DIM, gather_received, received_scene, slot_outcome
 
 __all__ = ["SCORE_FIELDS", "ScoreArgs", "check_compiled_scoring", "closing_logits", "head_logits",
            "make_score_args", "slot_score", "slot_score_bound"]
@@ -30,27 +30,17 @@ __all__ = ["SCORE_FIELDS", "ScoreArgs", "check_compiled_scoring", "closing_logit
 def closing_logits(close_env, close_pos, nc, ring_scene, rx_len, rx_snr, rx_off, pool_latents, noise_table,
                    out_len, out_scene, embed_t, embed_table, w_fuse, blocks_t, out_t, logits):
     """The frozen head's logits of the ``nc`` closing scenes into ``logits[:nc]``, scene by scene from what
-    arrived (``kernels.received_into``, the values ``kernels.gather_received`` writes) through
+    arrived (``kernels.received_scene``, the values ``kernels.gather_received`` writes) through
     ``head_kernel.scene_logits`` (weights ``FrozenStudent.head_weights``), without materialising the batch of
     received latents; prefix lengths into ``out_len`` and pool scenes into ``out_scene`` as ``gather_received``
     writes them. A scene's logits are the same bits whichever envs and scenes share the slot (single env,
     vector env, replica)."""
-    M = rx_len.shape[2]
-    lat = np.empty((M, LATENT_DIM), dtype=np.float32)
-    prefix = np.empty(M, dtype=np.int64)
+    lat = np.empty((rx_len.shape[2], LATENT_DIM), dtype=np.float32)
     z, h, r = head_scratch(embed_t, w_fuse)
     for j in range(nc):
-        i = close_env[j]
-        pos = close_pos[j]
-        sc = ring_scene[i, pos]
-        out_scene[j] = sc
-        for m in range(M):
-            L = rx_len[i, pos, m]
-            prefix[m] = L
-            out_len[j, m] = L
-            if L > 0:
-                received_into(pool_latents, noise_table, sc, m, L, rx_snr[i, pos, m], rx_off[i, pos, m], lat[m])
-        scene_logits(lat, prefix, embed_t, embed_table, w_fuse, blocks_t, out_t, z, h, r, logits[j])
+        out_scene[j] = received_scene(j, close_env, close_pos, ring_scene, rx_len, rx_snr, rx_off, pool_latents,
+                                      noise_table, lat, out_len[j])
+        scene_logits(lat, out_len[j], embed_t, embed_table, w_fuse, blocks_t, out_t, z, h, r, logits[j])
 
 
 @njit(cache=True)
