@@ -661,32 +661,17 @@ structref.define_proxy(ObserveArgs, ObserveArgsType, list(OBSERVE_FIELDS))
 
 
 @njit(cache=True)
-def make_slot_args(t, head, tail, next_seq, slot_start, ring_scene, rx_len, rx_score, rx_snr, rx_off, h_scat, h_los,
-                   scat_scale, gain, h, res_state, p_joint, arrival_cdf, phase, pool_size, power_levels_w,
-                   prefix_levels, encode_capacity, total_bw_hz, slot_s, noise_psd, max_arrivals, num_groups,
-                   inv_sinr_cap, device_modality, modality_present, noise_span, deadline, by_modality,
-                   close_all_from, encoder_mflops, inv_pa_efficiency, circuit_power_w, j_per_mflop, rho, rho_c, phi,
-                   slope, offset, n_send, geff, power_w, prefix, airtime, band_hz, noise_w, arrived, dropped, sinr,
-                   close_env, close_pos, closed, empty, full, ndtr_arg):
-    """A :class:`SlotArgs` built in compiled code (cached: a proxy built from Python compiles its constructor in
-    every process)."""
-    return SlotArgs(t, head, tail, next_seq, slot_start, ring_scene, rx_len, rx_score, rx_snr, rx_off, h_scat, h_los,
-                    scat_scale, gain, h, res_state, p_joint, arrival_cdf, phase, pool_size, power_levels_w,
-                    prefix_levels, encode_capacity, total_bw_hz, slot_s, noise_psd, max_arrivals, num_groups,
-                    inv_sinr_cap, device_modality, modality_present, noise_span, deadline, by_modality,
-                    close_all_from, encoder_mflops, inv_pa_efficiency, circuit_power_w, j_per_mflop, rho, rho_c, phi,
-                    slope, offset, n_send, geff, power_w, prefix, airtime, band_hz, noise_w, arrived, dropped, sinr,
-                    close_env, close_pos, closed, empty, full, ndtr_arg)
+def make_slot_args(*fields):
+    """A :class:`SlotArgs` of :data:`SLOT_FIELDS` in order, built in compiled code (cached: a proxy built from
+    Python compiles its constructor in every process)."""
+    return SlotArgs(*fields)
 
 
 @njit(cache=True)
-def make_observe_args(h, gain, t, head, tail, next_seq, slot_start, p_joint, burst_belief, modality_onehot, rx_len,
-                      device_modality, max_power_w, ref_noise_w, deadline, start, offset, scale, clip_low, clip_high,
-                      out):
-    """An :class:`ObserveArgs` built in compiled code (cached, as :func:`make_slot_args`)."""
-    return ObserveArgs(h, gain, t, head, tail, next_seq, slot_start, p_joint, burst_belief, modality_onehot, rx_len,
-                       device_modality, max_power_w, ref_noise_w, deadline, start, offset, scale, clip_low,
-                       clip_high, out)
+def make_observe_args(*fields):
+    """An :class:`ObserveArgs` of :data:`OBSERVE_FIELDS` in order, built in compiled code (cached, as
+    :func:`make_slot_args`)."""
+    return ObserveArgs(*fields)
 
 
 # ====================================================================== the slot in one call

@@ -83,13 +83,10 @@ structref.define_proxy(ScoreArgs, ScoreArgsType, list(SCORE_FIELDS))
 
 
 @njit(cache=True)
-def make_score_args(close_env, close_pos, ring_scene, rx_len, rx_snr, rx_off, pool_latents, noise_table, lens, scene,
-                    embed_t, embed_table, w_fuse, blocks_t, out_t, logits, labels, no_soft, arrival_rate,
-                    energy_scale):
-    """A :class:`ScoreArgs` built in compiled code (cached, as ``kernels.make_slot_args``)."""
-    return ScoreArgs(close_env, close_pos, ring_scene, rx_len, rx_snr, rx_off, pool_latents, noise_table, lens,
-                     scene, embed_t, embed_table, w_fuse, blocks_t, out_t, logits, labels, no_soft, arrival_rate,
-                     energy_scale)
+def make_score_args(*fields):
+    """A :class:`ScoreArgs` of :data:`SCORE_FIELDS` in order, built in compiled code (cached, as
+    ``kernels.make_slot_args``)."""
+    return ScoreArgs(*fields)
 
 
 @njit(cache=True)
