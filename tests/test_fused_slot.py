@@ -22,7 +22,7 @@ FUSED = [("default", {}), ("v1", {}), ("dense_v1", {}), ("iot_v1", {}), ("v1", {
          ("v1", {"arrival_process": "mmpp"}), ("v1", {"close_rule": "devices", "score_at_truncation": False}),
          ("hetero_v1", {})]
 EXACT_RESULT_FIELDS = ("arrived", "dropped", "closed", "correct", "expired_empty", "closed_full", "sent", "sinr",
-                       "group", "power_w", "prefix", "shares")
+                       "group", "power_w", "prefix", "shares", "sinr_db")
 CLOSE_RESULT_FIELDS = ("reward", "accuracy_term", "energy_term", "energy_j")
 
 

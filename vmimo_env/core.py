@@ -120,6 +120,7 @@ class StepResult:
     power_w: np.ndarray  # (N, K)
     prefix: np.ndarray  # (N, K) chosen prefix length
     shares: np.ndarray  # (N, G)
+    sinr_db: np.ndarray  # (N, K) SINR in dB where the device transmitted, 0 elsewhere (kernels.sinr_db_into)
 
     def to_info(self, queue: np.ndarray, p_joint: np.ndarray, action: dict[str, np.ndarray],
                 action_mask: np.ndarray, index: int | None = None) -> dict[str, Any]:
@@ -146,7 +147,7 @@ class StepResult:
                 "energy_d2d_j": e[:, 3], "arrived": self.arrived, "dropped": self.dropped, "closed": self.closed,
                 "correct": self.correct, "expired_empty": self.expired_empty, "closed_full": self.closed_full,
                 "sent": self.sent,
-                "sinr_db": kernels.sinr_db(self.sinr, self.group),
+                "sinr_db": self.sinr_db,
                 "group": self.group, "prefix": self.prefix, "power_w": self.power_w, "queue": queue,
                 "p_joint": p_joint,
             }
@@ -161,7 +162,7 @@ class StepResult:
                 "closed": self.closed.item(i), "correct": self.correct.item(i),
                 "expired_empty": self.expired_empty.item(i), "closed_full": self.closed_full.item(i),
                 "sent": self.sent[i],
-                "sinr_db": kernels.sinr_db(self.sinr[i], self.group[i]),
+                "sinr_db": self.sinr_db[i],
                 "group": self.group[i], "prefix": self.prefix[i], "power_w": self.power_w[i], "queue": queue[i],
                 "p_joint": p_joint[i],
             }
@@ -301,6 +302,7 @@ class VMIMOCore:
         self._prefix = np.zeros((N, K), dtype=np.int64)
         self._airtime = np.zeros((N, K))
         self._sinr = np.zeros((N, K))
+        self._sinr_db = np.zeros((N, K))  # the info's dB values (0 for silent devices)
         self._band_hz = np.zeros((N, G))
         self._noise_w = np.zeros((N, G + 1))
         self._arrived = np.zeros(N, dtype=np.int64)
@@ -342,8 +344,8 @@ class VMIMOCore:
             self._by_modality, self._close_all_from, self.encoder_mflops, 1.0 / cfg.pa_efficiency,
             cfg.circuit_power_w, cfg.encode_energy_j_per_mflop, self._rho, self._rho_c, phi, slope, offset,
             self._n_send, self._geff, self._power_w, self._prefix, self._airtime, self._band_hz, self._noise_w,
-            self._arrived, self._dropped, self._sinr, self._close_env, self._close_pos, self._closed, self._empty,
-            self._full, self._ndtr_arg)
+            self._arrived, self._dropped, self._sinr, self._sinr_db, self._close_env, self._close_pos, self._closed,
+            self._empty, self._full, self._ndtr_arg)
         self._slot_args = kernels.make_slot_args(*slot)  # unboxed as one argument per call (kernels.SLOT_FIELDS)
         spec = self.obs_spec
         self._observe_args = kernels.make_observe_args(
@@ -457,6 +459,7 @@ class VMIMOCore:
         if self._bursty:
             self.arrivals.update_belief(self.burst_belief, self._arrived + self._dropped)
         sinr = rules.slot_sinr(cfg, self.h, power_w, geff, self._noise_w, out=self._sinr)
+        kernels.sinr_db_into(sinr, geff, self._sinr_db)
         nc = kernels.deliver_and_close(self.t, self.head, self.tail, self.next_seq, self.slot_start, self.rx_len,
                                        self.rx_score, self.rx_snr, self.rx_off, n_send, prefix, sinr, u[:, 1 + A:],
                                        self.device_modality, self.modality_present, self.noise_span, self.D,
@@ -493,7 +496,7 @@ class VMIMOCore:
         return StepResult(reward, acc_term, en_term, energy_j, self._arrived.copy(), dropped, self._closed + dropped,
                           correct, self._empty + dropped, self._full.copy(), self._n_send.copy(), sinr.copy(),
                           self._geff.copy(), self._power_w.copy(), self._prefix.copy(),
-                          self._band_hz / self.cfg.total_bandwidth_hz)
+                          self._band_hz / self.cfg.total_bandwidth_hz, self._sinr_db.copy())
 
     def _logits(self, nc: int) -> np.ndarray:
         """The frozen fusion head's logits (nc, C) on what the BS received of the slot's ``nc`` closing scenes

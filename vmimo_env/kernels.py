@@ -625,7 +625,7 @@ SLOT_FIELDS: tuple[str, ...] = (
     "num_groups", "inv_sinr_cap", "device_modality", "modality_present", "noise_span", "deadline", "by_modality",
     "close_all_from", "encoder_mflops", "inv_pa_efficiency", "circuit_power_w", "j_per_mflop", "rho", "rho_c", "phi",
     "slope", "offset", "n_send", "geff", "power_w", "prefix", "airtime", "band_hz", "noise_w", "arrived", "dropped",
-    "sinr", "close_env", "close_pos", "closed", "empty", "full", "ndtr_arg",
+    "sinr", "sinr_db_out", "close_env", "close_pos", "closed", "empty", "full", "ndtr_arg",
 )
 
 
@@ -683,11 +683,12 @@ def slot_physics(group, power_idx, comp_idx, bw_raw, u, z, innov, energy_j,  # t
                  noise_psd, max_arrivals, num_groups, inv_sinr_cap, device_modality, modality_present, noise_span,
                  deadline, by_modality, close_all_from, encoder_mflops, inv_pa_efficiency, circuit_power_w,
                  j_per_mflop, rho, rho_c, phi, slope, offset,  # constants
-                 n_send, geff, power_w, prefix, airtime, band_hz, noise_w, arrived, dropped, sinr, close_env,
-                 close_pos, closed, empty, full, ndtr_arg):  # per-step buffers
+                 n_send, geff, power_w, prefix, airtime, band_hz, noise_w, arrived, dropped, sinr, sinr_db_out,
+                 close_env, close_pos, closed, empty, full, ndtr_arg):  # per-step buffers
     """Everything of one slot but the fusion head and the availability CDF, in one call (the single env's hot
     path pays one dispatch instead of a dozen numpy calls): :func:`plan_slot`, :func:`mmse_sinr_into` and the EVM
-    cap (``inv_sinr_cap = 10^(-cap/10)``, 0 for none), :func:`deliver_and_close`, the energy parts per env
+    cap (``inv_sinr_cap = 10^(-cap/10)``, 0 for none) and its dB values for the info (:func:`sinr_db_into` into
+    ``sinr_db_out``), :func:`deliver_and_close`, the energy parts per env
     (transmit, circuit, encoding; D2D 0, as the scenarios this path serves are not cooperative), then the fading
     step (:func:`gauss_markov_into`, :func:`compose_into`) and the resource AR(1) step ``res_state · phi + innov``
     (``innov = eps @ innov_t`` of ``resources.ar1_step``, computed by the caller with numpy's product, whose
@@ -711,6 +712,7 @@ def slot_physics(group, power_idx, comp_idx, bw_raw, u, z, innov, energy_j,  # t
             for k in range(K):
                 s = sinr[i, k]
                 sinr[i, k] = s / (1.0 + s * inv_sinr_cap)
+    sinr_db_into(sinr, geff, sinr_db_out)
     nc = deliver_and_close(t, head, tail, next_seq, slot_start, rx_len, rx_score, rx_snr, rx_off, n_send, prefix,
                            sinr, u[:, 1 + max_arrivals:], device_modality, modality_present, noise_span, deadline,
                            by_modality, close_all_from, close_env, close_pos, closed, empty, full)
@@ -749,7 +751,7 @@ def slot_physics_bound(group, power_idx, comp_idx, bw_raw, u, z, innov, energy_j
                         st.by_modality, st.close_all_from, st.encoder_mflops, st.inv_pa_efficiency,
                         st.circuit_power_w, st.j_per_mflop, st.rho, st.rho_c, st.phi, st.slope, st.offset, st.n_send,
                         st.geff, st.power_w, st.prefix, st.airtime, st.band_hz, st.noise_w, st.arrived, st.dropped,
-                        st.sinr, st.close_env, st.close_pos, st.closed, st.empty, st.full, st.ndtr_arg)
+                        st.sinr, st.sinr_db_out, st.close_env, st.close_pos, st.closed, st.empty, st.full, st.ndtr_arg)
 
 
 @njit(cache=True)
@@ -800,13 +802,13 @@ def queue_lengths(head, tail, next_seq):
 
 
 @njit(cache=True)
-def sinr_db(sinr, group):
-    """Post-receiver SINR in dB where the device transmitted (``group > 0``), 0 elsewhere, fresh, any shape:
-    ``10 log10(max(SINR, 1e-30))``."""
+def sinr_db_into(sinr, group, out):
+    """Post-receiver SINR in dB into ``out`` where the device transmitted (``group > 0``), 0 elsewhere (same
+    shape): ``10 log10(max(SINR, 1e-30))``. The fused slot writes the step's copy; the info reports it."""
     flat_s = sinr.reshape(-1)
     flat_g = group.reshape(-1)
-    out = np.zeros(flat_s.shape[0])
+    flat_o = out.reshape(-1)
     for j in range(flat_s.shape[0]):
-        if flat_g[j] > 0:
-            out[j] = 10.0 * math.log10(max(flat_s[j], 1e-30))
-    return out.reshape(sinr.shape)
+        flat_o[j] = 10.0 * math.log10(max(flat_s[j], 1e-30)) if flat_g[j] > 0 else 0.0
+
+
