@@ -628,7 +628,6 @@ class VMIMOCore:
         ``reward_mode`` scores the copies with another ``ScenarioConfig.reward_mode`` (e.g. ``"soft"``, the head's
         probability of the true class: a lower-variance estimate of accuracy for a planner's comparisons).
         """
-        import copy
 
         if n is not None:
             if not isinstance(rows, (int, np.integer)):
@@ -638,7 +637,8 @@ class VMIMOCore:
         if rows.size == 0 or rows.min() < 0 or rows.max() >= self.N:
             raise ValueError(f"rows must be a non-empty list of environment indices in [0, {self.N - 1}], "
                              f"got {rows.tolist()}")
-        new = copy.copy(self)
+        new = object.__new__(type(self))  # a shallow copy without the pickling hooks (they rebind and rebuild)
+        new.__dict__.update(self.__dict__)
         new.N = int(rows.size)
         for name in self.STATE_FIELDS:
             setattr(new, name, getattr(self, name)[rows])  # fancy indexing: a copy

@@ -610,12 +610,16 @@ def indices_in_range(a, nvec):
 # ====================================================================== bound arguments as one compiled struct
 # Unboxing an array argument costs ~60 ns, and the fused slot takes ~50 of them every step, all fixed per core.
 # A struct holding them (numba structref: references to the same buffers, not copies) is unboxed once.
-@structref.register
-class SlotArgsType(types.StructRef):
-    """Numba type of :class:`SlotArgs` (fields typed from the values given at construction)."""
+class BoundArgsType(types.StructRef):
+    """Base of the bound-argument struct types: fields typed from the values given at construction."""
 
     def preprocess_fields(self, fields):
         return tuple((name, types.unliteral(typ)) for name, typ in fields)
+
+
+@structref.register
+class SlotArgsType(BoundArgsType):
+    """Numba type of :class:`SlotArgs`."""
 
 
 SLOT_FIELDS: tuple[str, ...] = (
@@ -630,11 +634,8 @@ SLOT_FIELDS: tuple[str, ...] = (
 
 
 @structref.register
-class ObserveArgsType(types.StructRef):
+class ObserveArgsType(BoundArgsType):
     """Numba type of :class:`ObserveArgs`."""
-
-    def preprocess_fields(self, fields):
-        return tuple((name, types.unliteral(typ)) for name, typ in fields)
 
 
 class SlotArgs(structref.StructRefProxy):

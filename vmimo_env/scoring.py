@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
-from numba.core import types
 from numba.experimental import structref
 
 from semantic_models.head_kernel import head_logits, head_scratch, scene_logits
-from vmimo_env.kernels import LATENT_DIM, gather_received, received_scene, slot_outcome
+from vmimo_env.kernels import LATENT_DIM, BoundArgsType, gather_received, received_scene, slot_outcome
 
 __all__ = ["SCORE_FIELDS", "ScoreArgs", "check_compiled_scoring", "closing_logits", "head_logits",
            "make_score_args", "slot_score", "slot_score_bound"]
@@ -60,11 +59,8 @@ def slot_score(nc, energy_j,  # this slot: closing scenes, energy parts
 
 
 @structref.register
-class ScoreArgsType(types.StructRef):
-    """Numba type of :class:`ScoreArgs` (fields typed from the values given at construction)."""
-
-    def preprocess_fields(self, fields):
-        return tuple((name, types.unliteral(typ)) for name, typ in fields)
+class ScoreArgsType(BoundArgsType):
+    """Numba type of :class:`ScoreArgs`."""
 
 
 SCORE_FIELDS: tuple[str, ...] = (
