@@ -14,8 +14,8 @@ The dot products are compiled with reassociation allowed (``FASTMATH``), so they
 numpy head's to float32 rounding (about 1e-6 relative, tested), not bit for bit, and may differ in the last bits
 on a CPU with other vector units. On one machine they are deterministic, and a scene's logits do not depend on
 which other scenes share its call. ``FrozenStudent.classify`` uses this loop up to ``COMPILED_BATCH`` scenes and
-BLAS above (where BLAS's blocking of many scenes per weight load wins, about 0.55 against 0.75 µs a scene at
-2,048 scenes on the benchmark machine: ``benchmarks/bench_semantic.py``).
+BLAS above (where BLAS's blocking of many scenes per weight load wins; ``benchmarks/bench_semantic.py`` measures
+both at every batch size).
 """
 
 from __future__ import annotations
