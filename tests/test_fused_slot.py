@@ -165,9 +165,9 @@ def test_bound_argument_structs_name_the_kernels_parameters() -> None:
     def params(fn) -> list[str]:
         return list(inspect.signature(fn.py_func).parameters)
 
-    assert list(kernels.SLOT_FIELDS) == params(kernels.slot_physics)[8:]
+    assert list(kernels.SLOT_FIELDS) == params(kernels.slot_physics)[6:]
     assert list(kernels.OBSERVE_FIELDS) == params(kernels.observe)
-    assert list(scoring.SCORE_FIELDS) == params(scoring.slot_score)[2:]
+    assert list(scoring.SCORE_FIELDS) == params(scoring.slot_score)[1:]
     for wrapper, fields in ((kernels.slot_physics_bound, kernels.SLOT_FIELDS),
                             (kernels.observe_bound, kernels.OBSERVE_FIELDS),
                             (scoring.slot_score_bound, scoring.SCORE_FIELDS)):
@@ -177,7 +177,8 @@ def test_bound_argument_structs_name_the_kernels_parameters() -> None:
 
 @njit
 def _struct_arrays(slot, obs, score):
-    return slot.h, slot.ring_scene, slot.sinr, obs.gain, obs.out, score.rx_len, score.logits
+    return (slot.h, slot.ring_scene, slot.sinr, slot.energy_j, slot.queue, obs.gain, obs.out, score.rx_len,
+            score.logits, score.energy_j, score.reward)
 
 
 def test_bound_structs_hold_the_cores_arrays_not_copies() -> None:
@@ -189,8 +190,14 @@ def test_bound_structs_hold_the_cores_arrays_not_copies() -> None:
     core.reset(np.arange(2), [1, 2])
     for c in (core, core.replicate([1, 0, 1]), pickle.loads(pickle.dumps(core))):
         held = _struct_arrays(c._slot_args, c._observe_args, c._score_args)
-        mine = (c.h, c.ring_scene, c._sinr, c.gain, c._obs, c.rx_len, c._logit_buf)
+        mine = (c.h, c.ring_scene, c._sinr, c._energy_j, c._queue, c.gain, c._obs, c.rx_len, c._logit_buf,
+                c._energy_j, c._reward)
         assert all(np.shares_memory(a, b) and a.shape == b.shape for a, b in zip(held, mine, strict=True))
+        # the per-step buffers are sections of the two packed outputs a result copies
+        for buf in (c._reward, c._energy_j, c._sinr, c._sinr_db, c._band_hz):
+            assert np.shares_memory(buf, c._out_f)
+        for buf in (c._arrived, c._correct, c._full, c._n_send, c._prefix, c._queue):
+            assert np.shares_memory(buf, c._out_i)
     before = core.observe()
     core.gain[...] *= 10.0
     after = core.observe()

@@ -100,37 +100,92 @@ def info_markdown_table() -> str:
     return "\n".join(rows)
 
 
-@dataclass
+# the per-step outputs, packed: one float64 and one int64 array per slot, so a result is two copies, and the
+# single env reads its scalars with one ``tolist`` each (``StepResult.to_info``); sections in order, of size
+# N (scalars), N × 4, N × K or N × G
+OUT_FLOAT: tuple[tuple[str, str], ...] = (
+    ("reward", "N"), ("accuracy_term", "N"), ("energy_term", "N"), ("energy_j", "N4"), ("sinr", "NK"),
+    ("power_w", "NK"), ("sinr_db", "NK"), ("band_hz", "NG"),
+)
+OUT_INT: tuple[tuple[str, str], ...] = (
+    ("arrived", "N"), ("dropped", "N"), ("closed_raw", "N"), ("correct", "N"), ("empty_raw", "N"),
+    ("closed_full", "N"), ("sent", "NK"), ("group", "NK"), ("prefix", "NK"), ("queue", "NK"),
+)
+
+
+def out_sections(spec: tuple[tuple[str, str], ...], n: int, k: int, g: int) -> dict[str, tuple[int, int, tuple]]:
+    """Name -> (start, stop, shape) of each section of a packed output array (:data:`OUT_FLOAT`, :data:`OUT_INT`)."""
+    shapes = {"N": (n,), "N4": (n, 4), "NK": (n, k), "NG": (n, g)}
+    out, at = {}, 0
+    for name, kind in spec:
+        shape = shapes[kind]
+        size = int(np.prod(shape))
+        out[name] = (at, at + size, shape)
+        at += size
+    return out
+
+
 class StepResult:
-    """Per-environment outcome of one slot (arrays with a leading N axis)."""
+    """Per-environment outcome of one slot: every field an array with a leading N axis, a view of the slot's two
+    packed output arrays (:data:`OUT_FLOAT`, :data:`OUT_INT`), which belong to this result alone.
 
-    reward: np.ndarray  # (N,)
-    accuracy_term: np.ndarray  # (N,) correct / arrival_rate
-    energy_term: np.ndarray  # (N,) λ_E E / E_ref
-    energy_j: np.ndarray  # (N, 4) transmit, circuit, encode, d2d
-    arrived: np.ndarray  # (N,)
-    dropped: np.ndarray  # (N,) arrivals that found the table full (counted wrong)
-    closed: np.ndarray  # (N,) scenes classified this slot (incl. empty ones)
-    correct: np.ndarray  # (N,)
-    expired_empty: np.ndarray  # (N,) closed with no modality received
-    closed_full: np.ndarray  # (N,) closed holding every modality some device senses (kernels.deliver_and_close)
-    sent: np.ndarray  # (N, K) latents delivered per device
-    sinr: np.ndarray  # (N, K) linear post-receiver SINR (0 idle)
-    group: np.ndarray  # (N, K) effective group (0 where the device did not transmit)
-    power_w: np.ndarray  # (N, K)
-    prefix: np.ndarray  # (N, K) chosen prefix length
-    shares: np.ndarray  # (N, G)
-    sinr_db: np.ndarray  # (N, K) SINR in dB where the device transmitted, 0 elsewhere (kernels.sinr_db_into)
+    Fields: ``reward``, ``accuracy_term`` (correct / arrival_rate), ``energy_term`` (λ_E E / E_ref), ``energy_j``
+    (N, 4: transmit, circuit, encode, d2d), ``arrived``, ``dropped`` (arrivals that found the table full, counted
+    wrong), ``closed`` (scenes classified this slot, incl. empty and dropped ones), ``correct``, ``expired_empty``
+    (closed with no modality received, incl. dropped), ``closed_full`` (closed holding every modality some device
+    senses, ``kernels.deliver_and_close``), ``sent`` (N, K latents delivered per device), ``sinr`` (N, K linear
+    post-receiver SINR, 0 idle), ``group`` (N, K effective group, 0 where the device did not transmit),
+    ``power_w``, ``prefix`` (chosen prefix length), ``shares`` (N, G bandwidth shares), ``sinr_db`` (N, K, dB where
+    the device transmitted, 0 elsewhere: ``kernels.sinr_db_into``), ``queue`` (N, K scenes waiting after the slot,
+    ``VMIMOCore.queue_lengths``).
+    """
 
-    def to_info(self, queue: np.ndarray, p_joint: np.ndarray, action: dict[str, np.ndarray],
-                action_mask: np.ndarray, index: int | None = None) -> dict[str, Any]:
+    __slots__ = ("_bw", "_f", "_fs", "_i", "_is", "_k")
+
+    def __init__(self, out_f: np.ndarray, out_i: np.ndarray, float_sections: dict, int_sections: dict,
+                 total_bandwidth_hz: float, num_devices: int) -> None:
+        self._f, self._i, self._fs, self._is = out_f, out_i, float_sections, int_sections
+        self._bw, self._k = total_bandwidth_hz, num_devices
+
+    def _fv(self, name: str) -> np.ndarray:
+        a, b, shape = self._fs[name]
+        return self._f[a:b].reshape(shape)
+
+    def _iv(self, name: str) -> np.ndarray:
+        a, b, shape = self._is[name]
+        return self._i[a:b].reshape(shape)
+
+    reward = property(lambda self: self._fv("reward"))
+    accuracy_term = property(lambda self: self._fv("accuracy_term"))
+    energy_term = property(lambda self: self._fv("energy_term"))
+    energy_j = property(lambda self: self._fv("energy_j"))
+    sinr = property(lambda self: self._fv("sinr"))
+    power_w = property(lambda self: self._fv("power_w"))
+    sinr_db = property(lambda self: self._fv("sinr_db"))
+    shares = property(lambda self: self._fv("band_hz") / self._bw)
+    arrived = property(lambda self: self._iv("arrived"))
+    dropped = property(lambda self: self._iv("dropped"))
+    closed = property(lambda self: self._iv("closed_raw") + self._iv("dropped"))
+    correct = property(lambda self: self._iv("correct"))
+    expired_empty = property(lambda self: self._iv("empty_raw") + self._iv("dropped"))
+    closed_full = property(lambda self: self._iv("closed_full"))
+    sent = property(lambda self: self._iv("sent"))
+    group = property(lambda self: self._iv("group"))
+    prefix = property(lambda self: self._iv("prefix"))
+    queue = property(lambda self: self._iv("queue"))
+
+    def reward_of(self, i: int) -> float:
+        """Environment ``i``'s reward as a Python float (what a single env returns, without building a view)."""
+        return self._f.item(i)
+
+    def to_info(self, p_joint: np.ndarray, action: dict[str, np.ndarray], action_mask: np.ndarray,
+                index: int | None = None) -> dict[str, Any]:
         """The step ``info`` of :data:`INFO_FIELDS`, in its key order.
 
         Parameters
         ----------
-        queue, p_joint:
-            (N, K) scenes waiting and resource availability after the slot (``VMIMOCore.queue_lengths()``, a copy
-            of ``VMIMOCore.p_joint``).
+        p_joint:
+            (N, K) resource availability after the slot (a copy of ``VMIMOCore.p_joint``).
         action, action_mask:
             The decoded native action and the multidiscrete mask, already in the caller's shape (batched for a
             vector env, unbatched for a single one); stored as given.
@@ -146,25 +201,32 @@ class StepResult:
                 "energy_tx_j": e[:, 0], "energy_circuit_j": e[:, 1], "energy_encode_j": e[:, 2],
                 "energy_d2d_j": e[:, 3], "arrived": self.arrived, "dropped": self.dropped, "closed": self.closed,
                 "correct": self.correct, "expired_empty": self.expired_empty, "closed_full": self.closed_full,
-                "sent": self.sent,
-                "sinr_db": self.sinr_db,
-                "group": self.group, "prefix": self.prefix, "power_w": self.power_w, "queue": queue,
-                "p_joint": p_joint,
+                "sent": self.sent, "sinr_db": self.sinr_db, "group": self.group, "prefix": self.prefix,
+                "power_w": self.power_w, "queue": self.queue, "p_joint": p_joint,
             }
-        else:  # the same keys for one environment, built directly: the single env pays this every step
+        elif self._fs["reward"][1] == 1:  # one environment: the packed scalars in two tolist calls
+            f, iv, k = self._f, self._i, self._k
+            _, acc, en, tx, circ, enc, d2d = f[:7].tolist()
+            arrived, dropped, closed, correct, empty, full = iv[:6].tolist()
+            info = {
+                "accuracy_term": acc, "energy_term": en, "energy_j": tx + circ + enc + d2d, "energy_tx_j": tx,
+                "energy_circuit_j": circ, "energy_encode_j": enc, "energy_d2d_j": d2d, "arrived": arrived,
+                "dropped": dropped, "closed": closed + dropped, "correct": correct, "expired_empty": empty + dropped,
+                "closed_full": full, "sent": iv[6:6 + k], "sinr_db": f[7 + 2 * k:7 + 3 * k],
+                "group": iv[6 + k:6 + 2 * k], "prefix": iv[6 + 2 * k:6 + 3 * k], "power_w": f[7 + k:7 + 2 * k],
+                "queue": iv[6 + 3 * k:6 + 4 * k], "p_joint": p_joint[index],
+            }
+        else:
             i = index
-            e = self.energy_j[i]
-            tx, circ, enc, d2d = e.tolist()
+            tx, circ, enc, d2d = self.energy_j[i].tolist()
             info = {
                 "accuracy_term": self.accuracy_term.item(i), "energy_term": self.energy_term.item(i),
                 "energy_j": tx + circ + enc + d2d, "energy_tx_j": tx, "energy_circuit_j": circ, "energy_encode_j": enc,
                 "energy_d2d_j": d2d, "arrived": self.arrived.item(i), "dropped": self.dropped.item(i),
                 "closed": self.closed.item(i), "correct": self.correct.item(i),
                 "expired_empty": self.expired_empty.item(i), "closed_full": self.closed_full.item(i),
-                "sent": self.sent[i],
-                "sinr_db": self.sinr_db[i],
-                "group": self.group[i], "prefix": self.prefix[i], "power_w": self.power_w[i], "queue": queue[i],
-                "p_joint": p_joint[i],
+                "sent": self.sent[i], "sinr_db": self.sinr_db[i], "group": self.group[i], "prefix": self.prefix[i],
+                "power_w": self.power_w[i], "queue": self.queue[i], "p_joint": p_joint[i],
             }
         info["action"] = action
         info["action_mask"] = action_mask
@@ -237,8 +299,7 @@ class VMIMOCore:
         # the whole slot but the head in one compiled call (kernels.slot_physics) where it covers the scenario
         self._fused = (not cfg.cooperative and rules.uses_compiled_mmse(cfg) and self.spatial_sqrt is None
                        and self.mobility is None)
-        self._res_coeffs = resources.step_coefficients(self.res_params)
-        self._res_draws = slice(2 * K * self.Nr, 2 * K * self.Nr + 2 * K)  # the resource innovations in z
+        self._res_coeffs = tuple(np.ascontiguousarray(c) for c in resources.step_coefficients(self.res_params))
         self._inv_sinr_cap = 0.0 if cfg.sinr_cap_db is None else 10.0 ** (-float(cfg.sinr_cap_db) / 10.0)
 
         # ------------------------------------------------------------ random streams
@@ -274,9 +335,9 @@ class VMIMOCore:
         # bursty arrivals: the hidden phase (0 quiet, 1 busy) and the BS's posterior P(busy) from the counts
         self.phase = np.zeros(N, dtype=np.int64)
         self.burst_belief = np.full(N, self.arrivals.busy_share)
-        self._alloc_buffers()
-        # once per process: no stale compiled copy of the head or the kernels in the cached scoring
+        # once per process, before the compiled scoring is bound: no stale cached copy of the head or the kernels
         scoring.check_compiled_scoring(self.pool.latents, self.pool.labels, self.noise_table, self.model.head_weights)
+        self._alloc_buffers()
 
     def __getstate__(self) -> dict:
         # the noise table is a pure function of its seed (and the scene pool pickles as its recipe), so a pickled
@@ -285,31 +346,31 @@ class VMIMOCore:
         state["noise_table"] = None
         # compiled structs: not picklable, and the scoring one holds the noise table and the pool's latents
         state["_slot_args"] = state["_observe_args"] = state["_score_args"] = None  # built again on arrival
+        state["_score_entry"] = state["_observe_entry"] = None  # compiled entries of this process
         state["_avail_parts"] = None  # views, which pickling would copy apart
+        for attr in (*self._OUT_VIEWS, *self._OUT_INT_VIEWS):
+            state[attr] = None
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self.noise_table = make_noise_table()
+        # a worker process may unpickle a core before building one
+        scoring.check_compiled_scoring(self.pool.latents, self.pool.labels, self.noise_table, self.model.head_weights)
+        self._out_views()
         self._bind_slot()
 
     def _alloc_buffers(self) -> None:
         """Per-step outputs, allocated once (the hot path writes into them)."""
         N, K, G, S, M = self.N, self.K, self.G, self.S, self.M
-        self._n_send = np.zeros((N, K), dtype=np.int64)
-        self._geff = np.zeros((N, K), dtype=np.int64)
-        self._power_w = np.zeros((N, K))
-        self._prefix = np.zeros((N, K), dtype=np.int64)
+        # the slot's outputs (OUT_FLOAT, OUT_INT): two packed arrays that a result copies whole (``_result``)
+        self._out_fs = out_sections(OUT_FLOAT, N, K, G)
+        self._out_is = out_sections(OUT_INT, N, K, G)
+        self._out_f = np.zeros(max(b for _, b, _ in self._out_fs.values()))
+        self._out_i = np.zeros(max(b for _, b, _ in self._out_is.values()), dtype=np.int64)
+        self._out_views()
         self._airtime = np.zeros((N, K))
-        self._sinr = np.zeros((N, K))
-        self._sinr_db = np.zeros((N, K))  # the info's dB values (0 for silent devices)
-        self._band_hz = np.zeros((N, G))
         self._noise_w = np.zeros((N, G + 1))
-        self._arrived = np.zeros(N, dtype=np.int64)
-        self._dropped = np.zeros(N, dtype=np.int64)
-        self._closed = np.zeros(N, dtype=np.int64)
-        self._empty = np.zeros(N, dtype=np.int64)
-        self._full = np.zeros(N, dtype=np.int64)
         self._close_env = np.zeros(N * S, dtype=np.int64)
         self._close_pos = np.zeros(N * S, dtype=np.int64)
         # received latents as a batch: only an aligner needs them (the head reads them scene by scene), so they
@@ -326,13 +387,30 @@ class VMIMOCore:
         self._no_soft = np.zeros(0)
         self._bind_slot()
 
+    # the per-step buffers the kernels write, each a section of the packed outputs
+    _OUT_VIEWS = {"_reward": "reward", "_acc_term": "accuracy_term", "_en_term": "energy_term", "_energy_j": "energy_j",
+                  "_sinr": "sinr", "_power_w": "power_w", "_sinr_db": "sinr_db", "_band_hz": "band_hz"}
+    _OUT_INT_VIEWS = {"_arrived": "arrived", "_dropped": "dropped", "_closed": "closed_raw", "_correct": "correct",
+                      "_empty": "empty_raw", "_full": "closed_full", "_n_send": "sent", "_geff": "group",
+                      "_prefix": "prefix", "_queue": "queue"}
+
+    def _out_views(self) -> None:
+        """Name the sections of the packed outputs as the per-step buffers (views; rebuilt after unpickling, which
+        would copy views apart)."""
+        for attr, name in self._OUT_VIEWS.items():
+            a, b, shape = self._out_fs[name]
+            setattr(self, attr, self._out_f[a:b].reshape(shape))
+        for attr, name in self._OUT_INT_VIEWS.items():
+            a, b, shape = self._out_is[name]
+            setattr(self, attr, self._out_i[a:b].reshape(shape))
+
     def _bind_slot(self) -> None:
         """The arguments of the compiled slot, scoring and observation calls that do not change between steps (the
         state arrays, always updated in place; the constants; the per-step buffers), each set bound once into a
         compiled struct (``kernels.SlotArgs``, ``kernels.ObserveArgs``, ``scoring.ScoreArgs``) that holds the
         arrays by reference; rebuilt whenever the buffers are (a replica) and after unpickling."""
         cfg = self.cfg
-        phi, _, slope, offset = self._res_coeffs
+        phi, innov_t, slope, offset = self._res_coeffs
         # views (pickling copies views apart, so they are bound again on arrival like the rest)
         self._avail_parts = (self._avail[..., 0], self._avail[..., 1])  # compute and memory availability
         slot = (
@@ -342,10 +420,10 @@ class VMIMOCore:
             self.prefix_levels, cfg.encode_capacity, cfg.total_bandwidth_hz, cfg.slot_s, cfg.noise_psd_w_hz, self.A,
             self.G, self._inv_sinr_cap, self.device_modality, self.modality_present, self.noise_span, self.D,
             self._by_modality, self._close_all_from, self.encoder_mflops, 1.0 / cfg.pa_efficiency,
-            cfg.circuit_power_w, cfg.encode_energy_j_per_mflop, self._rho, self._rho_c, phi, slope, offset,
+            cfg.circuit_power_w, cfg.encode_energy_j_per_mflop, self._rho, self._rho_c, phi, innov_t, slope, offset,
             self._n_send, self._geff, self._power_w, self._prefix, self._airtime, self._band_hz, self._noise_w,
             self._arrived, self._dropped, self._sinr, self._sinr_db, self._close_env, self._close_pos, self._closed,
-            self._empty, self._full, self._ndtr_arg)
+            self._empty, self._full, self._ndtr_arg, self._energy_j, self._queue)
         self._slot_args = kernels.make_slot_args(*slot)  # unboxed as one argument per call (kernels.SLOT_FIELDS)
         spec = self.obs_spec
         self._observe_args = kernels.make_observe_args(
@@ -355,13 +433,16 @@ class VMIMOCore:
             spec.clip_low, spec.clip_high, self._obs)
         # the slot's scoring in one compiled call (scoring.slot_score) where nothing numpy runs between the
         # received latents and the reward: argmax reward, no aligner at the BS (checked again every step)
-        self._score_args = None
+        self._score_args = self._score_entry = None
         if cfg.reward_mode != "soft":
             self._score_args = scoring.make_score_args(
                 self._close_env, self._close_pos, self.ring_scene, self.rx_len, self.rx_snr, self.rx_off,
                 self.pool.latents, self.noise_table, self._len, self._scene, *self.model.head_weights,
                 self._logit_buf, self.pool.labels, self._no_soft, cfg.arrival_rate,
-                cfg.energy_weight / cfg.energy_ref_j)
+                cfg.energy_weight / cfg.energy_ref_j, self._energy_j, self._correct, self._acc_term, self._en_term,
+                self._reward)
+            self._score_entry = kernels.bound_entry(scoring.slot_score_bound, 0, self._score_args)
+        self._observe_entry = kernels.bound_entry(kernels.observe_bound, self._observe_args)
 
     # ================================================================== reset
     def reset(self, env_ids: np.ndarray, seeds: list[int | None] | None = None) -> None:
@@ -419,29 +500,25 @@ class VMIMOCore:
         head and the reward (``scoring.slot_score``, argmax reward without aligner); equal to
         :meth:`_step_reference` (tests/test_fused_slot.py)."""
         cfg = self.cfg
-        energy_j = np.empty((self.N, 4))
-        innov = z[:, self._res_draws].reshape(self.N, self.K, 2) @ self._res_coeffs[1]
-        nc = kernels.slot_physics_bound(group, power_idx, comp_idx, bw_raw, u, z, innov, energy_j, self._slot_args)
+        nc = kernels.slot_physics_bound(group, power_idx, comp_idx, bw_raw, u, z, self._slot_args)
         if self._bursty:
             self.arrivals.update_belief(self.burst_belief, self._arrived + self._dropped)
         self._soft_correct = None
         ndtr(self._ndtr_arg, out=self._avail)
         np.multiply(*self._avail_parts, out=self.p_joint)
         if self._score_args is not None and self.bs_aligner is None:  # an aligner may be set after construction
-            correct, acc_term, en_term, reward = scoring.slot_score_bound(nc, energy_j, self._score_args)
-            self.t += 1
-            return self._result(reward, acc_term, en_term, energy_j, correct, self._sinr)
-        logits = self._logits(nc)
-        if cfg.reward_mode == "soft":
-            self._score_soft(logits, nc)
-            soft = self._soft_correct if self._soft_correct is not None else np.zeros(self.N)
+            self._score_entry(nc, self._score_args)  # scoring.slot_score_bound, into the packed outputs
         else:
-            soft = self._no_soft
-        correct, acc_term, en_term, reward = kernels.slot_outcome(
-            logits, self._scene[:nc], self.pool.labels, self._close_env[:nc], soft, energy_j, cfg.arrival_rate,
-            cfg.energy_weight / cfg.energy_ref_j)
-        self.t += 1
-        return self._result(reward, acc_term, en_term, energy_j, correct, self._sinr)
+            logits = self._logits(nc)
+            if cfg.reward_mode == "soft":
+                self._score_soft(logits, nc)
+                soft = self._soft_correct if self._soft_correct is not None else np.zeros(self.N)
+            else:
+                soft = self._no_soft
+            kernels.slot_outcome_into(logits, self._scene[:nc], self.pool.labels, self._close_env[:nc], soft,
+                                      self._energy_j, cfg.arrival_rate, cfg.energy_weight / cfg.energy_ref_j,
+                                      self._correct, self._acc_term, self._en_term, self._reward)
+        return self._result()  # the kernel advanced t
 
     def _step_reference(self, group: np.ndarray, power_idx: np.ndarray, comp_idx: np.ndarray, bw_raw: np.ndarray,
                         u: np.ndarray, z: np.ndarray) -> StepResult:
@@ -459,6 +536,8 @@ class VMIMOCore:
         if self._bursty:
             self.arrivals.update_belief(self.burst_belief, self._arrived + self._dropped)
         sinr = rules.slot_sinr(cfg, self.h, power_w, geff, self._noise_w, out=self._sinr)
+        if sinr is not self._sinr:
+            self._sinr[...] = sinr
         kernels.sinr_db_into(sinr, geff, self._sinr_db)
         nc = kernels.deliver_and_close(self.t, self.head, self.tail, self.next_seq, self.slot_start, self.rx_len,
                                        self.rx_score, self.rx_snr, self.rx_off, n_send, prefix, sinr, u[:, 1 + A:],
@@ -466,10 +545,10 @@ class VMIMOCore:
                                        self._by_modality, self._close_all_from, self._close_env, self._close_pos,
                                        self._closed, self._empty, self._full)
         self._soft_correct = None
-        correct = self._classify(nc)
+        self._correct[...] = self._classify(nc)
 
         e_tx, e_circ, e_enc = rules.device_energy_j(power_w, airtime, n_send, self.encoder_mflops, cfg)
-        energy_j = np.empty((self.N, 4))
+        energy_j = self._energy_j
         energy_j[:, 0] = e_tx.sum(1)
         energy_j[:, 1] = e_circ.sum(1)
         energy_j[:, 2] = e_enc.sum(1)
@@ -479,24 +558,22 @@ class VMIMOCore:
         else:
             energy_j[:, 3] = 0.0
         if cfg.reward_mode == "soft":
-            acc_term = (np.zeros(self.N) if self._soft_correct is None else self._soft_correct) / cfg.arrival_rate
+            self._acc_term[...] = (np.zeros(self.N) if self._soft_correct is None else self._soft_correct) \
+                / cfg.arrival_rate
         else:
-            acc_term = correct / cfg.arrival_rate
-        en_term = rules.energy_term(energy_j.sum(1), cfg)
-        reward = acc_term - en_term
+            self._acc_term[...] = self._correct / cfg.arrival_rate
+        self._en_term[...] = rules.energy_term(energy_j.sum(1), cfg)
+        self._reward[...] = self._acc_term - self._en_term
 
         self._advance(z)
         self.t += 1
-        return self._result(reward, acc_term, en_term, energy_j, correct, sinr)
+        kernels.queue_into(self.head, self.tail, self.next_seq, self._queue)
+        return self._result()
 
-    def _result(self, reward: np.ndarray, acc_term: np.ndarray, en_term: np.ndarray, energy_j: np.ndarray,
-                correct: np.ndarray, sinr: np.ndarray) -> StepResult:
-        """The slot's outcome, in arrays of its own (the per-step buffers are reused next slot)."""
-        dropped = self._dropped.copy()
-        return StepResult(reward, acc_term, en_term, energy_j, self._arrived.copy(), dropped, self._closed + dropped,
-                          correct, self._empty + dropped, self._full.copy(), self._n_send.copy(), sinr.copy(),
-                          self._geff.copy(), self._power_w.copy(), self._prefix.copy(),
-                          self._band_hz / self.cfg.total_bandwidth_hz, self._sinr_db.copy())
+    def _result(self) -> StepResult:
+        """The slot's outcome, in arrays of its own (the packed per-step outputs are reused next slot)."""
+        return StepResult(self._out_f.copy(), self._out_i.copy(), self._out_fs, self._out_is,
+                          self.cfg.total_bandwidth_hz, self.K)
 
     def _logits(self, nc: int) -> np.ndarray:
         """The frozen fusion head's logits (nc, C) on what the BS received of the slot's ``nc`` closing scenes
@@ -553,10 +630,12 @@ class VMIMOCore:
                                      self.k_factor, z[:, base:].reshape(N, -1, K), self.dist_m, self.gain,
                                      self.h_los, self.scat_scale)
         kernels.compose_into(self.h_scat, self.h_los, self.scat_scale, self.gain, self.h)
-        eps = z[:, 2 * K * Nr:2 * K * Nr + 2 * K].reshape(N, K, 2)
-        # in place: the state arrays keep their identity (the fused slot holds them, ``_bind_slot``)
-        self.res_state[...] = resources.ar1_step(self.res_state, eps, self.res_params)
-        self.p_joint[...] = resources.p_joint(self.res_state, self.res_params)
+        # in place: the state arrays keep their identity (the fused slot holds them, ``_bind_slot``); the compiled
+        # twin of resources.ar1_step, as the fused slot steps it (the same bits on every machine)
+        phi, innov_t, slope, offset = self._res_coeffs
+        kernels.ar1_step_into(self.res_state, z, 2 * K * Nr, phi, innov_t, self._ndtr_arg, slope, offset)
+        ndtr(self._ndtr_arg, out=self._avail)
+        np.multiply(*self._avail_parts, out=self.p_joint)
 
     # ================================================================== observation
     def obs_layout(self) -> dict[str, tuple[int, int]]:
@@ -573,7 +652,7 @@ class VMIMOCore:
 
     def observe(self) -> np.ndarray:
         """Flat float32 observation (N, obs_dim), every entry O(1); layout and scaling in ``obs_spec``."""
-        kernels.observe_bound(self._observe_args)  # kernels.observe on the arguments bound in _bind_slot
+        self._observe_entry(self._observe_args)  # kernels.observe_bound on the arguments bound in _bind_slot
         return self._obs.copy()
 
     # ================================================================== what the BS knows

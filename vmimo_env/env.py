@@ -196,7 +196,7 @@ class VMIMOEnv(gym.Env):
         info = fe.info(res, native)
         if self._info_bs_view:
             info["bs_view"] = self.bs_view().to_dict()
-        return fe.observation(), float(res.reward[0]), False, truncated, info
+        return fe.observation(), res.reward_of(0), False, truncated, info
 
     def decode_action(self, action: Any) -> dict[str, np.ndarray]:
         """Any view's action to validated native arrays (group, power, compression, bandwidth)."""

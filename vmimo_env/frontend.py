@@ -172,7 +172,7 @@ class FrontEnd:
 
     def info(self, res: StepResult, native: dict[str, np.ndarray]) -> dict[str, Any]:
         """The step info of ``core.INFO_FIELDS`` (single: scalars and (K,) arrays; batched: leading N axis)."""
-        return res.to_info(self.core.queue_lengths(), self.core.p_joint.copy(), native, self.action_masks(),
+        return res.to_info(self.core.p_joint.copy(), native, self.action_masks(),
                            index=0 if self.batch is None else None)
 
     def reset_info(self) -> dict[str, Any]:

@@ -22,9 +22,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from llvmlite import ir
 from numba import njit, vectorize
-from numba.core import types
+from numba.core import cgutils, types
 from numba.experimental import structref
+from numba.extending import intrinsic
 
 from vmimo_env.obs_spec import (
     BURST_BELIEF,
@@ -561,6 +563,38 @@ def gauss_markov_into(z, rho, c, h_scat):
                 h_scat[i, k, r] = complex(rho * v.real + c * wr, rho * v.imag + c * wi)
 
 
+@intrinsic
+def _fma(typingctx, a, b, c):
+    """``a b + c`` rounded once (LLVM's ``llvm.fma.f64``: the hardware instruction, or an exact software fallback
+    where the CPU has none)."""
+    sig = types.float64(types.float64, types.float64, types.float64)
+
+    def codegen(context, builder, signature, args):
+        fnty = ir.FunctionType(ir.DoubleType(), [ir.DoubleType()] * 3)
+        return builder.call(cgutils.get_or_insert_function(builder.module, fnty, "llvm.fma.f64"), args)
+
+    return sig, codegen
+
+
+@njit(cache=True)
+def ar1_step_into(res_state, z, base, phi, innov_t, ndtr_arg, slope, offset):
+    """In place: ``res_state = res_state · phi + eps @ innov_t`` with ``eps`` (N, K, 2) read from the slot's normal
+    draws ``z`` at ``base + 2 k + x``, and the availability CDF's argument ``res_state · slope − offset`` into
+    ``ndtr_arg`` (N, K, 2). The compiled twin of ``resources.ar1_step``: each innovation is the two-term product
+    rounded as an FMA-using BLAS does (``fma(e1, c1, e0 c0)``), so the same bits as numpy's product there and
+    the same bits on every machine (tested)."""
+    N, K, _ = res_state.shape
+    for i in range(N):
+        for k in range(K):
+            e0 = z[i, base + 2 * k]
+            e1 = z[i, base + 2 * k + 1]
+            for x in range(2):
+                innov = _fma(e1, innov_t[1, x], e0 * innov_t[0, x])
+                v = res_state[i, k, x] * phi[x] + innov
+                res_state[i, k, x] = v
+                ndtr_arg[i, k, x] = v * slope[x] - offset[x]
+
+
 @njit(cache=True)
 def compose_into(h_scat, h_los, scat_scale, gain, h):
     """In place: ``h = sqrt(gain) (h_los + scat_scale h_scat)``, the compiled twin of ``channel.compose_channel``."""
@@ -617,6 +651,16 @@ class BoundArgsType(types.StructRef):
         return tuple((name, types.unliteral(typ)) for name, typ in fields)
 
 
+def bound_entry(dispatcher, *args):
+    """The compiled entry of ``dispatcher`` for the types of ``args`` (compiled, or loaded from the cache, if
+    needed). Calling it skips numba's type dispatch, which costs ~0.4 µs a call for a struct argument (the
+    ``typeof`` of a proxy); it checks nothing, so it is only for calls whose argument types are fixed for good:
+    the bound structs and a Python int."""
+    from numba import typeof
+
+    return dispatcher.compile(tuple(typeof(a) for a in args))
+
+
 @structref.register
 class SlotArgsType(BoundArgsType):
     """Numba type of :class:`SlotArgs`."""
@@ -624,12 +668,12 @@ class SlotArgsType(BoundArgsType):
 
 SLOT_FIELDS: tuple[str, ...] = (
     "t", "head", "tail", "next_seq", "slot_start", "ring_scene", "rx_len", "rx_score", "rx_snr", "rx_off", "h_scat",
-    "h_los", "scat_scale", "gain", "h", "res_state", "p_joint", "arrival_cdf", "phase", "pool_size",
-    "power_levels_w", "prefix_levels", "encode_capacity", "total_bw_hz", "slot_s", "noise_psd", "max_arrivals",
-    "num_groups", "inv_sinr_cap", "device_modality", "modality_present", "noise_span", "deadline", "by_modality",
-    "close_all_from", "encoder_mflops", "inv_pa_efficiency", "circuit_power_w", "j_per_mflop", "rho", "rho_c", "phi",
+    "h_los", "scat_scale", "gain", "h", "res_state", "p_joint", "arrival_cdf", "phase", "pool_size", "power_levels_w",
+    "prefix_levels", "encode_capacity", "total_bw_hz", "slot_s", "noise_psd", "max_arrivals", "num_groups",
+    "inv_sinr_cap", "device_modality", "modality_present", "noise_span", "deadline", "by_modality", "close_all_from",
+    "encoder_mflops", "inv_pa_efficiency", "circuit_power_w", "j_per_mflop", "rho", "rho_c", "phi", "innov_t",
     "slope", "offset", "n_send", "geff", "power_w", "prefix", "airtime", "band_hz", "noise_w", "arrived", "dropped",
-    "sinr", "sinr_db_out", "close_env", "close_pos", "closed", "empty", "full", "ndtr_arg",
+    "sinr", "sinr_db_out", "close_env", "close_pos", "closed", "empty", "full", "ndtr_arg", "energy_j", "queue",
 )
 
 
@@ -640,7 +684,7 @@ class ObserveArgsType(BoundArgsType):
 
 class SlotArgs(structref.StructRefProxy):
     """The fused slot's fixed arguments (:data:`SLOT_FIELDS`, the parameters of :func:`slot_physics` after
-    ``energy_j``), held by reference as one compiled struct: pass it to :func:`slot_physics_bound`. Not
+    ``z``), held by reference as one compiled struct: pass it to :func:`slot_physics_bound`. Not
     picklable; ``VMIMOCore`` builds it again after unpickling (``_bind_slot``)."""
 
 
@@ -677,27 +721,26 @@ def make_observe_args(*fields):
 
 # ====================================================================== the slot in one call
 @njit(cache=True)
-def slot_physics(group, power_idx, comp_idx, bw_raw, u, z, innov, energy_j,  # this slot: action, draws, out
+def slot_physics(group, power_idx, comp_idx, bw_raw, u, z,  # this slot: action, draws
                  t, head, tail, next_seq, slot_start, ring_scene, rx_len, rx_score, rx_snr, rx_off,  # queue state
                  h_scat, h_los, scat_scale, gain, h, res_state, p_joint,  # channel and resources (in place)
                  arrival_cdf, phase, pool_size, power_levels_w, prefix_levels, encode_capacity, total_bw_hz, slot_s,
                  noise_psd, max_arrivals, num_groups, inv_sinr_cap, device_modality, modality_present, noise_span,
                  deadline, by_modality, close_all_from, encoder_mflops, inv_pa_efficiency, circuit_power_w,
-                 j_per_mflop, rho, rho_c, phi, slope, offset,  # constants
+                 j_per_mflop, rho, rho_c, phi, innov_t, slope, offset,  # constants
                  n_send, geff, power_w, prefix, airtime, band_hz, noise_w, arrived, dropped, sinr, sinr_db_out,
-                 close_env, close_pos, closed, empty, full, ndtr_arg):  # per-step buffers
+                 close_env, close_pos, closed, empty, full, ndtr_arg, energy_j, queue):  # per-step buffers
     """Everything of one slot but the fusion head and the availability CDF, in one call (the single env's hot
     path pays one dispatch instead of a dozen numpy calls): :func:`plan_slot`, :func:`mmse_sinr_into` and the EVM
     cap (``inv_sinr_cap = 10^(-cap/10)``, 0 for none) and its dB values for the info (:func:`sinr_db_into` into
     ``sinr_db_out``), :func:`deliver_and_close`, the energy parts per env
     (transmit, circuit, encoding; D2D 0, as the scenarios this path serves are not cooperative), then the fading
-    step (:func:`gauss_markov_into`, :func:`compose_into`) and the resource AR(1) step ``res_state · phi + innov``
-    (``innov = eps @ innov_t`` of ``resources.ar1_step``, computed by the caller with numpy's product, whose
-    rounding depends on the BLAS) with the CDF's argument ``res_state · slope − offset`` written into
-    ``ndtr_arg`` (N, K, 2). Returns the number of closing scenes.
+    step (:func:`gauss_markov_into`, :func:`compose_into`) and the resource AR(1) step (:func:`ar1_step_into`,
+    which writes the CDF's argument into ``ndtr_arg``); last, the slot counter ``t`` advances and the queues after
+    the slot go into ``queue`` (:func:`queue_into`). Returns the number of closing scenes.
 
-    ``innov`` (N, K, 2) is this slot's resource innovation and ``energy_j`` (N, 4) receives the energy; the
-    arguments after ``energy_j`` are the core's arrays and constants, bound once (``VMIMOCore._bind_slot``).
+    ``u`` and ``z`` are this slot's uniform and normal draws, ``energy_j`` (N, 4) receives the energy; the
+    arguments after ``z`` are the core's arrays and constants, bound once (``VMIMOCore._bind_slot``).
     For scenarios without spatial correlation or mobility, with the compiled MMSE receiver (``VMIMOCore``
     decides); the same operations as the numpy path, so the same bits, except that each energy part sums its
     devices in index order (numpy's reduction order may differ in the last bit; tested to 1e-12).
@@ -731,42 +774,55 @@ def slot_physics(group, power_idx, comp_idx, bw_raw, u, z, innov, energy_j,  # t
         energy_j[i, 3] = 0.0
     gauss_markov_into(z, rho, rho_c, h_scat)
     compose_into(h_scat, h_los, scat_scale, gain, h)
+    ar1_step_into(res_state, z, 2 * K * h.shape[2], phi, innov_t, ndtr_arg, slope, offset)
     for i in range(N):
-        for k in range(K):
-            for x in range(2):
-                v = res_state[i, k, x] * phi[x] + innov[i, k, x]
-                res_state[i, k, x] = v
-                ndtr_arg[i, k, x] = v * slope[x] - offset[x]
+        t[i] += 1
+    queue_into(head, tail, next_seq, queue)
     return nc
 
 
 @njit(cache=True)
-def slot_physics_bound(group, power_idx, comp_idx, bw_raw, u, z, innov, energy_j, st):
+def slot_physics_bound(group, power_idx, comp_idx, bw_raw, u, z, st):
     """:func:`slot_physics` with its fixed arguments taken from ``st`` (a :class:`SlotArgs`)."""
-    return slot_physics(group, power_idx, comp_idx, bw_raw, u, z, innov, energy_j,
+    return slot_physics(group, power_idx, comp_idx, bw_raw, u, z,
                         st.t, st.head, st.tail, st.next_seq, st.slot_start, st.ring_scene, st.rx_len, st.rx_score,
                         st.rx_snr, st.rx_off, st.h_scat, st.h_los, st.scat_scale, st.gain, st.h, st.res_state,
                         st.p_joint, st.arrival_cdf, st.phase, st.pool_size, st.power_levels_w, st.prefix_levels,
                         st.encode_capacity, st.total_bw_hz, st.slot_s, st.noise_psd, st.max_arrivals, st.num_groups,
                         st.inv_sinr_cap, st.device_modality, st.modality_present, st.noise_span, st.deadline,
                         st.by_modality, st.close_all_from, st.encoder_mflops, st.inv_pa_efficiency,
-                        st.circuit_power_w, st.j_per_mflop, st.rho, st.rho_c, st.phi, st.slope, st.offset, st.n_send,
-                        st.geff, st.power_w, st.prefix, st.airtime, st.band_hz, st.noise_w, st.arrived, st.dropped,
-                        st.sinr, st.sinr_db_out, st.close_env, st.close_pos, st.closed, st.empty, st.full, st.ndtr_arg)
+                        st.circuit_power_w, st.j_per_mflop, st.rho, st.rho_c, st.phi, st.innov_t, st.slope, st.offset,
+                        st.n_send, st.geff, st.power_w, st.prefix, st.airtime, st.band_hz, st.noise_w, st.arrived,
+                        st.dropped, st.sinr, st.sinr_db_out, st.close_env, st.close_pos, st.closed, st.empty, st.full,
+                        st.ndtr_arg, st.energy_j, st.queue)
 
 
 @njit(cache=True)
 def slot_outcome(logits, scene, labels, close_env, soft_numerator, energy_j, arrival_rate, energy_scale):
-    """The slot's score and reward per env, fresh arrays: ``(correct, accuracy_term, energy_term, reward)``.
-
-    ``correct`` counts the closing scenes (rows of ``logits``, of pool scenes ``scene`` in envs ``close_env``)
-    whose first arg-max is their label (``numpy.argmax``'s tie rule); ``accuracy_term`` is ``correct``, or
-    ``soft_numerator`` when it holds one value per env (``reward_mode="soft"``), over ``arrival_rate``;
-    ``energy_term = Σ energy_j · energy_scale`` (the four parts in order), ``reward`` their difference. The
-    compiled twin of the reference path's scoring (``VMIMOCore._classify``) and ``rules.energy_term``.
-    """
+    """:func:`slot_outcome_into` into fresh arrays: ``(correct, accuracy_term, energy_term, reward)``."""
     N = energy_j.shape[0]
     correct = np.zeros(N, dtype=np.int64)
+    acc = np.empty(N)
+    en = np.empty(N)
+    reward = np.empty(N)
+    slot_outcome_into(logits, scene, labels, close_env, soft_numerator, energy_j, arrival_rate, energy_scale,
+                      correct, acc, en, reward)
+    return correct, acc, en, reward
+
+
+@njit(cache=True)
+def slot_outcome_into(logits, scene, labels, close_env, soft_numerator, energy_j, arrival_rate, energy_scale,
+                      correct, acc, en, reward):
+    """The slot's score and reward per env, into the (N,) arrays ``correct``, ``acc``, ``en`` and ``reward``.
+
+    ``correct`` counts the closing scenes (rows of ``logits``, of pool scenes ``scene`` in envs ``close_env``)
+    whose first arg-max is their label (``numpy.argmax``'s tie rule); ``acc`` (the accuracy term) is ``correct``,
+    or ``soft_numerator`` when it holds one value per env (``reward_mode="soft"``), over ``arrival_rate``;
+    ``en = Σ energy_j · energy_scale`` (the four parts in order), ``reward`` their difference. The compiled twin
+    of the reference path's scoring (``VMIMOCore._classify``) and ``rules.energy_term``.
+    """
+    N = energy_j.shape[0]
+    correct[:] = 0
     for j in range(logits.shape[0]):
         row = logits[j]
         best = 0
@@ -776,9 +832,6 @@ def slot_outcome(logits, scene, labels, close_env, soft_numerator, energy_j, arr
         if best == labels[scene[j]]:
             correct[close_env[j]] += 1
     soft = soft_numerator.shape[0] == N
-    acc = np.empty(N)
-    en = np.empty(N)
-    reward = np.empty(N)
     for i in range(N):
         total = energy_j[i, 0] + energy_j[i, 1] + energy_j[i, 2] + energy_j[i, 3]
         a = (soft_numerator[i] if soft else float(correct[i])) / arrival_rate
@@ -786,20 +839,25 @@ def slot_outcome(logits, scene, labels, close_env, soft_numerator, energy_j, arr
         acc[i] = a
         en[i] = e
         reward[i] = a - e
-    return correct, acc, en, reward
 
 
 # ====================================================================== what the step's info reports
 @njit(cache=True)
 def queue_lengths(head, tail, next_seq):
-    """Scenes waiting at each device, fresh (N, K): ``tail − max(next_seq, head)`` (the queue of the module
+    """:func:`queue_into` a fresh (N, K) array."""
+    out = np.empty(next_seq.shape, dtype=np.int64)
+    queue_into(head, tail, next_seq, out)
+    return out
+
+
+@njit(cache=True)
+def queue_into(head, tail, next_seq, out):
+    """Scenes waiting at each device into ``out`` (N, K): ``tail − max(next_seq, head)`` (the queue of the module
     docstring)."""
     N, K = next_seq.shape
-    out = np.empty((N, K), dtype=np.int64)
     for i in range(N):
         for k in range(K):
             out[i, k] = tail[i] - max(next_seq[i, k], head[i])
-    return out
 
 
 @njit(cache=True)

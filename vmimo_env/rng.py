@@ -63,6 +63,12 @@ class BlockRNG:
         self._normal = np.zeros((num_envs, block, n_normal))
         self._ptr = np.full(num_envs, block, dtype=np.int64)  # == block means "refill before use"
         self._rows = np.arange(num_envs)
+        self._slot_views: list[tuple[np.ndarray, np.ndarray]] | None = None  # N = 1: each slot's rows, as views
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_slot_views"] = None  # views, which pickling would copy apart from the blocks: made again on use
+        return state
 
     def seed(self, env_ids: np.ndarray, seeds: list[int | None]) -> None:
         """Re-seed the given environments (``None`` draws fresh OS entropy) and discard their blocks."""
@@ -109,15 +115,17 @@ class BlockRNG:
 
     def next(self) -> tuple[np.ndarray, np.ndarray]:
         """Return this slot's (uniform (N, n_uniform), normal (N, n_normal)) draws and advance."""
-        if self.num_envs == 1:  # the single env's path: no index arrays, the same draws
-            p = int(self._ptr[0])
+        if self.num_envs == 1:  # the single env's path: no index arrays, views made once, the same draws
+            p = self._ptr.item(0)
             if p >= self.block:
                 g = self.generators[0]
                 g.random(out=self._uniform[0])
                 g.standard_normal(out=self._normal[0])
                 p = 0
             self._ptr[0] = p + 1
-            return self._uniform[:, p], self._normal[:, p]
+            if self._slot_views is None:
+                self._slot_views = [(self._uniform[:, q], self._normal[:, q]) for q in range(self.block)]
+            return self._slot_views[p]
         stale = np.flatnonzero(self._ptr >= self.block)
         for i in stale.tolist():
             g = self.generators[i]

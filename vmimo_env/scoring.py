@@ -19,7 +19,14 @@ from numba import njit
 from numba.experimental import structref
 
 from semantic_models.head_kernel import head_logits, head_scratch, scene_logits
-from vmimo_env.kernels import LATENT_DIM, BoundArgsType, gather_received, received_scene, slot_outcome
+from vmimo_env.kernels import (
+    LATENT_DIM,
+    BoundArgsType,
+    gather_received,
+    received_scene,
+    slot_outcome,
+    slot_outcome_into,
+)
 
 __all__ = ["SCORE_FIELDS", "ScoreArgs", "check_compiled_scoring", "closing_logits", "head_logits",
            "make_score_args", "slot_score", "slot_score_bound"]
@@ -43,19 +50,20 @@ def closing_logits(close_env, close_pos, nc, ring_scene, rx_len, rx_snr, rx_off,
 
 
 @njit(cache=True)
-def slot_score(nc, energy_j,  # this slot: closing scenes, energy parts
+def slot_score(nc,  # this slot's number of closing scenes
                close_env, close_pos, ring_scene, rx_len, rx_snr, rx_off, pool_latents, noise_table, lens, scene,
                embed_t, embed_table, w_fuse, blocks_t, out_t, logits,  # the frozen head (FrozenStudent.head_weights)
-               labels, no_soft, arrival_rate, energy_scale):
+               labels, no_soft, arrival_rate, energy_scale, energy_j, correct, acc_term, en_term, reward):
     """The slot's scoring in one call: :func:`closing_logits` of the ``nc`` closing scenes and
-    :func:`kernels.slot_outcome` with the argmax ("model") reward (``no_soft`` is the empty array), the calls the
+    :func:`kernels.slot_outcome_into` with the argmax ("model") reward (``no_soft`` is the empty array) on the
+    slot's energy parts ``energy_j`` into ``correct``, ``acc_term``, ``en_term`` and ``reward``: the calls the
     reference path makes one by one (``VMIMOCore._classify``), so the same bits. The fused slot uses it when the
-    reward is the argmax count and the BS runs no aligner; arguments after ``energy_j`` are bound once
+    reward is the argmax count and the BS runs no aligner; arguments after ``nc`` are bound once
     (``VMIMOCore._bind_slot``)."""
     closing_logits(close_env, close_pos, nc, ring_scene, rx_len, rx_snr, rx_off, pool_latents, noise_table, lens,
                    scene, embed_t, embed_table, w_fuse, blocks_t, out_t, logits)
-    return slot_outcome(logits[:nc], scene[:nc], labels, close_env[:nc], no_soft, energy_j, arrival_rate,
-                        energy_scale)
+    slot_outcome_into(logits[:nc], scene[:nc], labels, close_env[:nc], no_soft, energy_j, arrival_rate,
+                      energy_scale, correct, acc_term, en_term, reward)
 
 
 @structref.register
@@ -66,12 +74,12 @@ class ScoreArgsType(BoundArgsType):
 SCORE_FIELDS: tuple[str, ...] = (
     "close_env", "close_pos", "ring_scene", "rx_len", "rx_snr", "rx_off", "pool_latents", "noise_table", "lens",
     "scene", "embed_t", "embed_table", "w_fuse", "blocks_t", "out_t", "logits", "labels", "no_soft", "arrival_rate",
-    "energy_scale",
+    "energy_scale", "energy_j", "correct", "acc_term", "en_term", "reward",
 )
 
 
 class ScoreArgs(structref.StructRefProxy):
-    """The fixed arguments of :func:`slot_score` (:data:`SCORE_FIELDS`, those after ``energy_j``) as one compiled
+    """The fixed arguments of :func:`slot_score` (:data:`SCORE_FIELDS`, those after ``nc``) as one compiled
     struct, unboxed once per call instead of one by one (``kernels.SlotArgs`` says why)."""
 
 
@@ -86,11 +94,12 @@ def make_score_args(*fields):
 
 
 @njit(cache=True)
-def slot_score_bound(nc, energy_j, st):
+def slot_score_bound(nc, st):
     """:func:`slot_score` with its fixed arguments taken from ``st`` (a :class:`ScoreArgs`)."""
-    return slot_score(nc, energy_j, st.close_env, st.close_pos, st.ring_scene, st.rx_len, st.rx_snr, st.rx_off,
-                      st.pool_latents, st.noise_table, st.lens, st.scene, st.embed_t, st.embed_table, st.w_fuse,
-                      st.blocks_t, st.out_t, st.logits, st.labels, st.no_soft, st.arrival_rate, st.energy_scale)
+    slot_score(nc, st.close_env, st.close_pos, st.ring_scene, st.rx_len, st.rx_snr, st.rx_off, st.pool_latents,
+               st.noise_table, st.lens, st.scene, st.embed_t, st.embed_table, st.w_fuse, st.blocks_t, st.out_t,
+               st.logits, st.labels, st.no_soft, st.arrival_rate, st.energy_scale, st.energy_j, st.correct,
+               st.acc_term, st.en_term, st.reward)
 
 
 # ====================================================================== stale-cache guard
@@ -121,10 +130,13 @@ def _stale(name: str, pool_latents: np.ndarray, labels: np.ndarray, noise_table:
     got = want
     if name == "closing_logits":
         closing_logits(one, one, 1, *args[2:])
-    elif name == "slot_score":
-        got = slot_score(1, energy_j, *args, labels, no_soft, 1.5, 2.0)
     else:
-        got = slot_score_bound(1, energy_j, make_score_args(*args, labels, no_soft, 1.5, 2.0))
+        got = (np.zeros(1, dtype=np.int64), np.zeros(1), np.zeros(1), np.zeros(1))  # correct, acc, en, reward
+        bound = (*args, labels, no_soft, 1.5, 2.0, energy_j, *got)
+        if name == "slot_score":
+            slot_score(1, *bound)
+        else:
+            slot_score_bound(1, make_score_args(*bound))
     same = np.array_equal(logits, ref) and np.array_equal(lens, ref_lens) and np.array_equal(scene, ref_scene)
     return not (same and all(np.array_equal(a, b) for a, b in zip(got, want, strict=True)))
 

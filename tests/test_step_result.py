@@ -1,0 +1,139 @@
+"""A slot's outcome owns its arrays: the per-step outputs are packed into two buffers that the core reuses and each
+``StepResult`` copies whole; the single env reads its scalars from them directly. The resource AR(1) step's
+compiled twin rounds its innovation as one FMA on every machine."""
+
+from __future__ import annotations
+
+import pickle
+from fractions import Fraction
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import vmimo_env  # noqa: F401  (registers the ids)
+from vmimo_env import kernels, resources
+from vmimo_env.core import INFO_KEYS, OUT_FLOAT, OUT_INT, out_sections
+from vmimo_env.rng import BlockRNG
+from vmimo_env.vector import VMIMOVectorEnv
+
+
+def _arrays(info: dict) -> list[np.ndarray]:
+    out = [v for k, v in info.items() if isinstance(v, np.ndarray)]
+    return out + list(info["action"].values())
+
+
+@pytest.mark.parametrize("env_id", ["VMIMO-v1", "VMIMO-Mobility-v1"])  # the fused and the per-stage slot
+def test_a_steps_info_and_result_survive_the_next_steps(env_id: str) -> None:
+    """Values returned by one step are not changed by later steps, and no array is shared between two steps'
+    infos (the buffers the kernels write are reused; what a step returns is a copy)."""
+    env = gym.make(env_id)
+    env.reset(seed=3)
+    env.action_space.seed(3)
+    u = env.unwrapped
+    _, _, _, _, first = env.step(env.action_space.sample())
+    res = u._last
+    kept_info = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in first.items() if k != "action"}
+    kept_res = {name: getattr(res, name).copy() for name in ("reward", "energy_j", "sinr", "sent", "queue",
+                                                             "closed", "shares")}
+    later = [env.step(env.action_space.sample())[4] for _ in range(5)]
+    for key, value in kept_info.items():
+        np.testing.assert_array_equal(np.asarray(first[key]), np.asarray(value), err_msg=key)
+    for name, value in kept_res.items():
+        np.testing.assert_array_equal(getattr(res, name), value, err_msg=name)
+    for other in later:
+        for a in _arrays(first):
+            for b in _arrays(other):
+                assert not np.shares_memory(a, b)
+    assert any(not np.array_equal(first["sinr_db"], o["sinr_db"]) for o in later)  # the steps did differ
+
+
+def test_single_env_info_fast_path_equals_the_fields() -> None:
+    """The single env's info (scalars read from the packed outputs by position) equals the result's named
+    fields, value for value and type for type."""
+    env = gym.make("VMIMO-v1")
+    env.reset(seed=8)
+    env.action_space.seed(8)
+    u = env.unwrapped
+    seen_closed = 0
+    for _ in range(60):
+        _, reward, _, _, info = env.step(env.action_space.sample())
+        res = u._last
+        assert tuple(info) == INFO_KEYS
+        assert reward == res.reward.item(0) and type(reward) is float
+        e = res.energy_j[0]
+        scalars = {"accuracy_term": res.accuracy_term.item(0), "energy_term": res.energy_term.item(0),
+                   "energy_j": float(e[0]) + float(e[1]) + float(e[2]) + float(e[3]),
+                   "energy_tx_j": e.item(0), "energy_circuit_j": e.item(1), "energy_encode_j": e.item(2),
+                   "energy_d2d_j": e.item(3), "arrived": res.arrived.item(0), "dropped": res.dropped.item(0),
+                   "closed": res.closed.item(0), "correct": res.correct.item(0),
+                   "expired_empty": res.expired_empty.item(0), "closed_full": res.closed_full.item(0)}
+        for key, value in scalars.items():
+            assert info[key] == value and type(info[key]) is type(value), key
+        for key in ("sent", "sinr_db", "group", "prefix", "power_w", "queue"):
+            np.testing.assert_array_equal(info[key], getattr(res, key)[0], err_msg=key)
+            assert info[key].shape == (u.core.K,)
+        np.testing.assert_array_equal(info["queue"], u.core.queue_lengths()[0])
+        seen_closed += info["closed"]
+    assert seen_closed > 0
+
+
+def test_packed_sections_tile_the_buffers() -> None:
+    """The sections of each packed output are contiguous, in order, and cover it exactly."""
+    for spec in (OUT_FLOAT, OUT_INT):
+        sections = out_sections(spec, 3, 5, 2)
+        at = 0
+        for name, _ in spec:
+            a, b, shape = sections[name]
+            assert a == at and b - a == int(np.prod(shape))
+            at = b
+    core = VMIMOVectorEnv(num_envs=3, scenario="v1").core
+    assert core._out_f.size == max(b for _, b, _ in core._out_fs.values())
+    assert core._out_i.size == max(b for _, b, _ in core._out_is.values())
+
+
+def _fma(a: float, b: float, c: float) -> float:
+    """a b + c rounded once, exactly (integer-ratio arithmetic; float() of a Fraction rounds to nearest)."""
+    return float(Fraction(a) * Fraction(b) + Fraction(c))
+
+
+def test_resource_step_twin_rounds_each_innovation_as_one_fma() -> None:
+    """``kernels.ar1_step_into`` equals ``resources.ar1_step`` to the last bit but one everywhere; its innovation is
+    exactly ``fma(e1, c1, e0 c0)`` (machine-independent); where numpy's product fuses the same way (an FMA BLAS,
+    as on the machines the figures come from) the two agree bit for bit."""
+    core = VMIMOVectorEnv(num_envs=4, scenario="v1").core
+    phi, innov_t, slope, offset = core._res_coeffs
+    rng = np.random.default_rng(0)
+    N, K = 64, core.K
+    base = 7
+    z = rng.standard_normal((N, base + 2 * K + 3))
+    state = rng.standard_normal((N, K, 2))
+    twin, arg = state.copy(), np.empty((N, K, 2))
+    kernels.ar1_step_into(twin, z, base, phi, innov_t, arg, slope, offset)
+    eps = z[:, base:base + 2 * K].reshape(N, K, 2)
+    ref = resources.ar1_step(state, eps, core.res_params)
+    np.testing.assert_allclose(twin, ref, rtol=4e-16, atol=4e-16)
+    np.testing.assert_array_equal(arg, twin * slope - offset)
+    for i, k, x in [(0, 0, 0), (3, 1, 1), (17, K - 1, 0), (63, 2, 1), (40, 5, 1)]:
+        e0, e1 = eps[i, k]
+        innov = _fma(e1, innov_t[1, x], e0 * innov_t[0, x])
+        assert twin[i, k, x] == state[i, k, x] * phi[x] + innov
+    fused_blas = (eps @ innov_t)[..., 1]
+    exact = np.array([[_fma(e[1], innov_t[1, 1], e[0] * innov_t[0, 1]) for e in row] for row in eps])
+    if np.array_equal(fused_blas, exact):
+        np.testing.assert_array_equal(twin, ref)
+
+
+def test_block_rng_pickled_mid_block_continues_and_keeps_its_views_aliased() -> None:
+    """The single env's per-slot views of the random blocks are rebuilt after unpickling, so a copy taken
+    mid-block continues the same stream, block refills included."""
+    rng = BlockRNG(1, 3, 4, block=4)
+    rng.seed(np.arange(1), [5])
+    for _ in range(6):
+        rng.next()
+    twin = pickle.loads(pickle.dumps(rng))
+    for _ in range(10):
+        (u1, z1), (u2, z2) = rng.next(), twin.next()
+        np.testing.assert_array_equal(u1, u2)
+        np.testing.assert_array_equal(z1, z2)
+        assert np.shares_memory(u2, twin._uniform) and np.shares_memory(z2, twin._normal)
