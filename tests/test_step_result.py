@@ -137,3 +137,40 @@ def test_block_rng_pickled_mid_block_continues_and_keeps_its_views_aliased() -> 
         np.testing.assert_array_equal(u1, u2)
         np.testing.assert_array_equal(z1, z2)
         assert np.shares_memory(u2, twin._uniform) and np.shares_memory(z2, twin._normal)
+
+
+def test_kernel_normal_cdf_is_scipys_own() -> None:
+    """The fused slot's availability CDF calls SciPy's exported C function: the ufunc's bits on every value,
+    from deep tails to the centre."""
+    from scipy.special import ndtr
+
+    addr = kernels.scipy_ndtr_address()
+    assert addr != 0  # the SciPy this project supports exports it
+    rng = np.random.default_rng(1)
+    x = np.concatenate([rng.standard_normal(200_000) * 3.0, np.linspace(-40.0, 40.0, 20_001),
+                        [0.0, -0.0, 0.7071067811865476, -0.7071067811865476, 1e-300, -1e-300, 38.5, -38.5]])
+    out = np.empty_like(x)
+    kernels.ndtr_into(addr, x, out)
+    np.testing.assert_array_equal(out, ndtr(x))
+
+
+def test_slot_without_the_kernel_cdf_is_the_same_slot(monkeypatch) -> None:
+    """Where SciPy does not export its CDF the core applies the ufunc after the kernel: the same trajectory bit
+    for bit (observations, rewards, availability)."""
+    def run() -> list[np.ndarray]:
+        env = gym.make("VMIMO-v1")
+        obs, _ = env.reset(seed=5)
+        env.action_space.seed(5)
+        out = [obs]
+        for _ in range(40):
+            obs, reward, _, _, info = env.step(env.action_space.sample())
+            out += [obs, np.array([reward]), info["p_joint"]]
+        return out
+
+    with_kernel = run()
+    monkeypatch.setattr(kernels, "scipy_ndtr_address", lambda: 0)
+    env = gym.make("VMIMO-v1")
+    assert not env.unwrapped.core._cdf_in_kernel
+    without = run()
+    for a, b in zip(with_kernel, without, strict=True):
+        np.testing.assert_array_equal(a, b)

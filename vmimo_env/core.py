@@ -411,6 +411,9 @@ class VMIMOCore:
         arrays by reference; rebuilt whenever the buffers are (a replica) and after unpickling."""
         cfg = self.cfg
         phi, innov_t, slope, offset = self._res_coeffs
+        # SciPy's normal CDF called from the kernel where this SciPy exports it (an address of this process)
+        ndtr_addr = kernels.scipy_ndtr_address()
+        self._cdf_in_kernel = ndtr_addr != 0
         # views (pickling copies views apart, so they are bound again on arrival like the rest)
         self._avail_parts = (self._avail[..., 0], self._avail[..., 1])  # compute and memory availability
         slot = (
@@ -421,6 +424,7 @@ class VMIMOCore:
             self.G, self._inv_sinr_cap, self.device_modality, self.modality_present, self.noise_span, self.D,
             self._by_modality, self._close_all_from, self.encoder_mflops, 1.0 / cfg.pa_efficiency,
             cfg.circuit_power_w, cfg.encode_energy_j_per_mflop, self._rho, self._rho_c, phi, innov_t, slope, offset,
+            ndtr_addr,
             self._n_send, self._geff, self._power_w, self._prefix, self._airtime, self._band_hz, self._noise_w,
             self._arrived, self._dropped, self._sinr, self._sinr_db, self._close_env, self._close_pos, self._closed,
             self._empty, self._full, self._ndtr_arg, self._energy_j, self._queue)
@@ -504,8 +508,9 @@ class VMIMOCore:
         if self._bursty:
             self.arrivals.update_belief(self.burst_belief, self._arrived + self._dropped)
         self._soft_correct = None
-        ndtr(self._ndtr_arg, out=self._avail)
-        np.multiply(*self._avail_parts, out=self.p_joint)
+        if not self._cdf_in_kernel:
+            ndtr(self._ndtr_arg, out=self._avail)
+            np.multiply(*self._avail_parts, out=self.p_joint)
         if self._score_args is not None and self.bs_aligner is None:  # an aligner may be set after construction
             self._score_entry(nc, self._score_args)  # scoring.slot_score_bound, into the packed outputs
         else:

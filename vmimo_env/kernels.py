@@ -19,6 +19,7 @@ of them delivered the others skip, and the queues stay suffixes.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -576,6 +577,43 @@ def _fma(typingctx, a, b, c):
     return sig, codegen
 
 
+@intrinsic
+def _call_ndtr(typingctx, addr, x):
+    """``ndtr(x)`` through the C function at ``addr`` (:func:`scipy_ndtr_address`): the address is an argument,
+    not a constant, so the calling kernel stays cacheable across processes."""
+    sig = types.float64(types.int64, types.float64)
+
+    def codegen(context, builder, signature, args):
+        # Cython's signature of a module-level cpdef function: (double x, int skip_dispatch), the flag unused
+        fnty = ir.FunctionType(ir.DoubleType(), [ir.DoubleType(), ir.IntType(32)])
+        fn = builder.inttoptr(args[0], fnty.as_pointer())
+        return builder.call(fn, [args[1], ir.Constant(ir.IntType(32), 0)])
+
+    return sig, codegen
+
+
+@functools.cache
+def scipy_ndtr_address() -> int:
+    """Address of SciPy's own normal CDF, the C function behind ``scipy.special.ndtr`` (exported for compiled
+    callers by ``scipy.special.cython_special``), or 0 where this SciPy does not export it under that name: then
+    the caller computes the CDF with the ufunc instead. Compiled code that calls it gets the ufunc's bits (tested)."""
+    try:
+        from numba.extending import get_cython_function_address
+
+        return int(get_cython_function_address("scipy.special.cython_special", "__pyx_fuse_1ndtr"))
+    except (ImportError, ValueError, KeyError, AttributeError):
+        return 0
+
+
+@njit(cache=True)
+def ndtr_into(addr, x, out):
+    """``out = scipy.special.ndtr(x)`` elementwise (same shapes) through :func:`scipy_ndtr_address`'s ``addr``."""
+    flat_x = x.reshape(-1)
+    flat_o = out.reshape(-1)
+    for j in range(flat_x.shape[0]):
+        flat_o[j] = _call_ndtr(addr, flat_x[j])
+
+
 @njit(cache=True)
 def ar1_step_into(res_state, z, base, phi, innov_t, ndtr_arg, slope, offset):
     """In place: ``res_state = res_state · phi + eps @ innov_t`` with ``eps`` (N, K, 2) read from the slot's normal
@@ -672,8 +710,9 @@ SLOT_FIELDS: tuple[str, ...] = (
     "prefix_levels", "encode_capacity", "total_bw_hz", "slot_s", "noise_psd", "max_arrivals", "num_groups",
     "inv_sinr_cap", "device_modality", "modality_present", "noise_span", "deadline", "by_modality", "close_all_from",
     "encoder_mflops", "inv_pa_efficiency", "circuit_power_w", "j_per_mflop", "rho", "rho_c", "phi", "innov_t",
-    "slope", "offset", "n_send", "geff", "power_w", "prefix", "airtime", "band_hz", "noise_w", "arrived", "dropped",
-    "sinr", "sinr_db_out", "close_env", "close_pos", "closed", "empty", "full", "ndtr_arg", "energy_j", "queue",
+    "slope", "offset", "ndtr_addr", "n_send", "geff", "power_w", "prefix", "airtime", "band_hz", "noise_w", "arrived",
+    "dropped", "sinr", "sinr_db_out", "close_env", "close_pos", "closed", "empty", "full", "ndtr_arg", "energy_j",
+    "queue",
 )
 
 
@@ -727,7 +766,7 @@ def slot_physics(group, power_idx, comp_idx, bw_raw, u, z,  # this slot: action,
                  arrival_cdf, phase, pool_size, power_levels_w, prefix_levels, encode_capacity, total_bw_hz, slot_s,
                  noise_psd, max_arrivals, num_groups, inv_sinr_cap, device_modality, modality_present, noise_span,
                  deadline, by_modality, close_all_from, encoder_mflops, inv_pa_efficiency, circuit_power_w,
-                 j_per_mflop, rho, rho_c, phi, innov_t, slope, offset,  # constants
+                 j_per_mflop, rho, rho_c, phi, innov_t, slope, offset, ndtr_addr,  # constants
                  n_send, geff, power_w, prefix, airtime, band_hz, noise_w, arrived, dropped, sinr, sinr_db_out,
                  close_env, close_pos, closed, empty, full, ndtr_arg, energy_j, queue):  # per-step buffers
     """Everything of one slot but the fusion head and the availability CDF, in one call (the single env's hot
@@ -775,6 +814,10 @@ def slot_physics(group, power_idx, comp_idx, bw_raw, u, z,  # this slot: action,
     gauss_markov_into(z, rho, rho_c, h_scat)
     compose_into(h_scat, h_los, scat_scale, gain, h)
     ar1_step_into(res_state, z, 2 * K * h.shape[2], phi, innov_t, ndtr_arg, slope, offset)
+    if ndtr_addr != 0:  # the availability CDF here too (else the caller applies scipy's ufunc to ndtr_arg)
+        for i in range(N):
+            for k in range(K):
+                p_joint[i, k] = _call_ndtr(ndtr_addr, ndtr_arg[i, k, 0]) * _call_ndtr(ndtr_addr, ndtr_arg[i, k, 1])
     for i in range(N):
         t[i] += 1
     queue_into(head, tail, next_seq, queue)
@@ -792,9 +835,9 @@ def slot_physics_bound(group, power_idx, comp_idx, bw_raw, u, z, st):
                         st.inv_sinr_cap, st.device_modality, st.modality_present, st.noise_span, st.deadline,
                         st.by_modality, st.close_all_from, st.encoder_mflops, st.inv_pa_efficiency,
                         st.circuit_power_w, st.j_per_mflop, st.rho, st.rho_c, st.phi, st.innov_t, st.slope, st.offset,
-                        st.n_send, st.geff, st.power_w, st.prefix, st.airtime, st.band_hz, st.noise_w, st.arrived,
-                        st.dropped, st.sinr, st.sinr_db_out, st.close_env, st.close_pos, st.closed, st.empty, st.full,
-                        st.ndtr_arg, st.energy_j, st.queue)
+                        st.ndtr_addr, st.n_send, st.geff, st.power_w, st.prefix, st.airtime, st.band_hz, st.noise_w,
+                        st.arrived, st.dropped, st.sinr, st.sinr_db_out, st.close_env, st.close_pos, st.closed,
+                        st.empty, st.full, st.ndtr_arg, st.energy_j, st.queue)
 
 
 @njit(cache=True)
