@@ -52,27 +52,12 @@ def decode_action(layout: ActionLayout, view: str, action: Any, *, batch: int | 
     ``batch`` is None for a single environment's unbatched action (native arrays (K,) and (G,)) and the number of
     environments for a batch ((batch, K), (batch, G)). Raises ``ValueError`` naming the field on bad input.
     """
+    # each decoder enforces the leading axes of ``batch`` itself (and names the problem), so nothing is re-checked
     if view == "dict":
-        native = layout.validate_native(action, batch=batch)
-    elif view == "multidiscrete":
-        native = layout.from_multidiscrete(action, batch=batch)
-    else:
-        native = layout.from_box(action, batch=batch)
-    # the decoders accept either shape; which one a front end takes is checked here (one comparison in the
-    # common case: this runs every step)
-    g, p, c, b = native["group"], native["power"], native["compression"], native["bandwidth"]
-    if batch is None:
-        if g.ndim == p.ndim == c.ndim == b.ndim == 1:
-            return native
-    elif g.ndim == p.ndim == c.ndim == b.ndim == 2 and g.shape[0] == p.shape[0] == c.shape[0] == b.shape[0] == batch:
-        return native
-    for key, arr in native.items():
-        if batch is None and arr.ndim != 1:
-            raise ValueError(f"action['{key}'] must be unbatched (1-D) for a single environment, "
-                             f"got shape {arr.shape}")
-        if batch is not None and (arr.ndim != 2 or arr.shape[0] != batch):
-            raise ValueError(f"batched action['{key}'] must have shape ({batch}, n), got {arr.shape}")
-    return native  # not reached: the fast check failed, so the loop found the component and raised
+        return layout.validate_native(action, batch=batch)
+    if view == "multidiscrete":
+        return layout.from_multidiscrete(action, batch=batch)
+    return layout.from_box(action, batch=batch)
 
 
 def episode_seeds(seed: int | list[int | None] | None, env_ids: np.ndarray, first_reset: bool,
