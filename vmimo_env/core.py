@@ -385,6 +385,9 @@ class VMIMOCore:
         self._logit_buf = np.zeros((N * S, self.model.num_classes), dtype=np.float32)
         self._no_logits = self._logit_buf[:0]
         self._no_soft = np.zeros(0)
+        # one scene's received latents and the head's hidden vectors, for the compiled scoring
+        self._head_scratch = (np.zeros((M, LATENT_DIM), dtype=np.float32),
+                              *scoring.head_scratch(self.model.head_weights[0], self.model.head_weights[2]))
         self._bind_slot()
 
     # the per-step buffers the kernels write, each a section of the packed outputs
@@ -444,7 +447,7 @@ class VMIMOCore:
                 self.pool.latents, self.noise_table, self._len, self._scene, *self.model.head_weights,
                 self._logit_buf, self.pool.labels, self._no_soft, cfg.arrival_rate,
                 cfg.energy_weight / cfg.energy_ref_j, self._energy_j, self._correct, self._acc_term, self._en_term,
-                self._reward)
+                self._reward, *self._head_scratch)
             self._score_entry = kernels.bound_entry(scoring.slot_score_bound, 0, self._score_args)
         self._observe_entry = kernels.bound_entry(kernels.observe_bound, self._observe_args)
 

@@ -853,7 +853,7 @@ def slot_outcome(logits, scene, labels, close_env, soft_numerator, energy_j, arr
     return correct, acc, en, reward
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def slot_outcome_into(logits, scene, labels, close_env, soft_numerator, energy_j, arrival_rate, energy_scale,
                       correct, acc, en, reward):
     """The slot's score and reward per env, into the (N,) arrays ``correct``, ``acc``, ``en`` and ``reward``.

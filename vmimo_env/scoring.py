@@ -28,8 +28,8 @@ from vmimo_env.kernels import (
     slot_outcome_into,
 )
 
-__all__ = ["SCORE_FIELDS", "ScoreArgs", "check_compiled_scoring", "closing_logits", "head_logits",
-           "make_score_args", "slot_score", "slot_score_bound"]
+__all__ = ["SCORE_FIELDS", "ScoreArgs", "check_compiled_scoring", "closing_logits", "closing_logits_with",
+           "head_logits", "head_scratch", "make_score_args", "slot_score", "slot_score_bound"]
 
 
 @njit(cache=True)
@@ -43,25 +43,35 @@ def closing_logits(close_env, close_pos, nc, ring_scene, rx_len, rx_snr, rx_off,
     vector env, replica)."""
     lat = np.empty((rx_len.shape[2], LATENT_DIM), dtype=np.float32)
     z, h, r = head_scratch(embed_t, w_fuse)
+    closing_logits_with(close_env, close_pos, nc, ring_scene, rx_len, rx_snr, rx_off, pool_latents, noise_table,
+                        out_len, out_scene, embed_t, embed_table, w_fuse, blocks_t, out_t, logits, lat, z, h, r)
+
+
+@njit(cache=True, inline="always")
+def closing_logits_with(close_env, close_pos, nc, ring_scene, rx_len, rx_snr, rx_off, pool_latents, noise_table,
+                        out_len, out_scene, embed_t, embed_table, w_fuse, blocks_t, out_t, logits, lat, z, h, r):
+    """:func:`closing_logits` with its scratch given: ``lat`` (M, L) float32 for one scene's received latents and
+    ``z``, ``h``, ``r`` of ``head_kernel.head_scratch`` (the fused slot binds them once)."""
     for j in range(nc):
         out_scene[j] = received_scene(j, close_env, close_pos, ring_scene, rx_len, rx_snr, rx_off, pool_latents,
                                       noise_table, lat, out_len[j])
         scene_logits(lat, out_len[j], embed_t, embed_table, w_fuse, blocks_t, out_t, z, h, r, logits[j])
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def slot_score(nc,  # this slot's number of closing scenes
                close_env, close_pos, ring_scene, rx_len, rx_snr, rx_off, pool_latents, noise_table, lens, scene,
                embed_t, embed_table, w_fuse, blocks_t, out_t, logits,  # the frozen head (FrozenStudent.head_weights)
-               labels, no_soft, arrival_rate, energy_scale, energy_j, correct, acc_term, en_term, reward):
+               labels, no_soft, arrival_rate, energy_scale, energy_j, correct, acc_term, en_term, reward,
+               lat, z, h, r):  # scratch of closing_logits_with
     """The slot's scoring in one call: :func:`closing_logits` of the ``nc`` closing scenes and
     :func:`kernels.slot_outcome_into` with the argmax ("model") reward (``no_soft`` is the empty array) on the
     slot's energy parts ``energy_j`` into ``correct``, ``acc_term``, ``en_term`` and ``reward``: the calls the
     reference path makes one by one (``VMIMOCore._classify``), so the same bits. The fused slot uses it when the
     reward is the argmax count and the BS runs no aligner; arguments after ``nc`` are bound once
     (``VMIMOCore._bind_slot``)."""
-    closing_logits(close_env, close_pos, nc, ring_scene, rx_len, rx_snr, rx_off, pool_latents, noise_table, lens,
-                   scene, embed_t, embed_table, w_fuse, blocks_t, out_t, logits)
+    closing_logits_with(close_env, close_pos, nc, ring_scene, rx_len, rx_snr, rx_off, pool_latents, noise_table,
+                        lens, scene, embed_t, embed_table, w_fuse, blocks_t, out_t, logits, lat, z, h, r)
     slot_outcome_into(logits[:nc], scene[:nc], labels, close_env[:nc], no_soft, energy_j, arrival_rate,
                       energy_scale, correct, acc_term, en_term, reward)
 
@@ -74,7 +84,7 @@ class ScoreArgsType(BoundArgsType):
 SCORE_FIELDS: tuple[str, ...] = (
     "close_env", "close_pos", "ring_scene", "rx_len", "rx_snr", "rx_off", "pool_latents", "noise_table", "lens",
     "scene", "embed_t", "embed_table", "w_fuse", "blocks_t", "out_t", "logits", "labels", "no_soft", "arrival_rate",
-    "energy_scale", "energy_j", "correct", "acc_term", "en_term", "reward",
+    "energy_scale", "energy_j", "correct", "acc_term", "en_term", "reward", "lat", "z", "h", "r",
 )
 
 
@@ -99,7 +109,7 @@ def slot_score_bound(nc, st):
     slot_score(nc, st.close_env, st.close_pos, st.ring_scene, st.rx_len, st.rx_snr, st.rx_off, st.pool_latents,
                st.noise_table, st.lens, st.scene, st.embed_t, st.embed_table, st.w_fuse, st.blocks_t, st.out_t,
                st.logits, st.labels, st.no_soft, st.arrival_rate, st.energy_scale, st.energy_j, st.correct,
-               st.acc_term, st.en_term, st.reward)
+               st.acc_term, st.en_term, st.reward, st.lat, st.z, st.h, st.r)
 
 
 # ====================================================================== stale-cache guard
@@ -128,11 +138,14 @@ def _stale(name: str, pool_latents: np.ndarray, labels: np.ndarray, noise_table:
     lens, scene, logits = np.zeros((1, M), dtype=np.int64), np.zeros(1, dtype=np.int64), np.zeros((1, C), np.float32)
     args = (one, one, ring, rx_len, rx_snr, rx_off, pool_latents, noise_table, lens, scene, *head_weights, logits)
     got = want
+    scratch = (np.zeros((M, LATENT_DIM), dtype=np.float32), *head_scratch(head_weights[0], head_weights[2]))
     if name == "closing_logits":
         closing_logits(one, one, 1, *args[2:])
+    elif name == "closing_logits_with":
+        closing_logits_with(one, one, 1, *args[2:], *scratch)
     else:
         got = (np.zeros(1, dtype=np.int64), np.zeros(1), np.zeros(1), np.zeros(1))  # correct, acc, en, reward
-        bound = (*args, labels, no_soft, 1.5, 2.0, energy_j, *got)
+        bound = (*args, labels, no_soft, 1.5, 2.0, energy_j, *got, *scratch)
         if name == "slot_score":
             slot_score(1, *bound)
         else:
@@ -151,7 +164,7 @@ def check_compiled_scoring(pool_latents: np.ndarray, labels: np.ndarray, noise_t
     if _checked and not force:
         return []
     module = globals()
-    names = ("closing_logits", "slot_score", "slot_score_bound")  # callees before their callers
+    names = ("closing_logits_with", "closing_logits", "slot_score", "slot_score_bound")  # callees first
     recompiled = []
     for name in names:
         if _stale(name, pool_latents, labels, noise_table, head_weights):
