@@ -28,11 +28,11 @@ Every rule above that a scheduler may want to predict is written once in ``vmimo
 kernels call the same definitions); what the BS knows at the start of a slot is ``VMIMOCore.bs_view()``.
 
 Two paths run this slot: for scenarios without a cooperative array, spatial correlation or mobility and with the
-compiled MMSE receiver, everything but the availability CDF is two compiled calls (``kernels.slot_physics``, then
-the head and the reward in ``scoring.slot_score`` unless the reward is soft or the BS aligns), the single
-environment's hot path; every other scenario takes the per-stage path
-(``_step_reference``), which is also the fused call's reference (``tests/test_fused_slot.py``: same states and
-observations bit for bit).
+compiled MMSE receiver, the slot is two compiled calls (``kernels.slot_physics``, then the head and the reward in
+``scoring.slot_score`` unless the reward is soft or the BS aligns), the single environment's hot path; every other
+scenario takes the per-stage path (``_step_reference``), which is also the fused call's reference
+(``tests/test_fused_slot.py``: same states and observations bit for bit). Both write the slot's outputs into two
+packed arrays (``OUT_FLOAT``, ``OUT_INT``) that the step's ``StepResult`` copies whole.
 """
 
 from __future__ import annotations
