@@ -23,6 +23,12 @@ the first in a process: model load, scene pool, compiled kernels, for the hetero
 time of the first and of a second ``gym.make``, and ``len(pickle.dumps(gym.make(id).unwrapped))``, what a
 ``SubprocVecEnv`` or a Ray worker receives.
 
+Where a single step's time goes (:func:`step_breakdown`, on ``VMIMO-v1``): each stage ``VMIMOEnv.step`` runs (action
+check and decode, the slot, the episode-end check, the info, the observation; :func:`stage_step` runs them in its
+order and is tested to give the same trajectory), timed with ``time.perf_counter_ns`` around each; the slot's head
+and reward timed again on the same closing scenes (a pure function of them); and the rest, a ``gym.make`` step
+timed as the rows above minus the stages.
+
 ``--markdown`` prints the tables as Markdown; ``--readme FILE`` replaces the block between
 ``<!-- bench_env:start -->`` and ``<!-- bench_env:end -->`` of FILE with them, the command, the machine and the
 package versions (``agents.common.provenance``). ``--quick`` is a smoke run of a few seconds per row (noisier).
@@ -198,6 +204,79 @@ def mobile_env_row(budget: Budget) -> Row:
     return Row(SINGLE, what, 1, single_rate(MOBILE_ENV_ID, budget.single_steps, budget))
 
 
+BREAKDOWN_ID = "VMIMO-v1"
+# the stages of ``VMIMOEnv.step``, in its order (names as the table prints them)
+STAGES = ("action check and decode (`FrontEnd.decode`)", "slot (`VMIMOCore.step`)",
+          "episode-end check (`FrontEnd.truncated_single`)", "info (`FrontEnd.info`)",
+          "observation (`FrontEnd.observation`)")
+HEAD_ROW = "  of the slot: head and reward on the closing scenes (`scoring.slot_score_bound`, timed again)"
+REST_ROW = "the rest: `VMIMOEnv.step`'s own lines and Gymnasium's wrappers (the step minus the stages)"
+TOTAL_ROW = "one step through `gym.make`"
+
+
+@dataclass(frozen=True)
+class StageRow:
+    """One row of the breakdown: mean µs per step of a stage, and its share of the whole step."""
+
+    what: str
+    us_per_step: float
+    share: float
+
+
+def stage_step(env: gym.Env, action: Any, clock: Callable[[], int], acc: list[int]) -> tuple[Any, float, bool, dict]:
+    """One step of the unwrapped VMIMO env ``env`` through the stages ``VMIMOEnv.step`` runs, in its order, each
+    timed into ``acc`` (ns, indexed as :data:`STAGES`; ``acc[len(STAGES)]`` the head re-run). Returns what
+    ``VMIMOEnv.step`` returns (``tests/test_bench_env.py`` checks it is the same trajectory)."""
+    fe = env.frontend
+    t0 = clock()
+    native = fe.decode(action)
+    t1 = clock()
+    res = fe.step(native)
+    t2 = clock()
+    truncated = fe.truncated_single()
+    t3 = clock()
+    info = fe.info(res, native)
+    t4 = clock()
+    obs = fe.observation()
+    t5 = clock()
+    core = env.core
+    if core._score_args is not None:  # the scoring is a pure function of the slot's closing scenes: time it again
+        core._score_entry(core.last_closing, core._score_args)
+    t6 = clock()
+    for j, dt in enumerate((t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5)):
+        acc[j] += dt
+    env._last, env._last_action = res, native
+    return obs, res.reward_of(0), truncated, info
+
+
+def step_breakdown(env_id: str, budget: Budget) -> list[StageRow]:
+    """Where one single-env step's time goes: each stage of ``VMIMOEnv.step`` timed on its own (mean over the
+    steps of the fastest of ``budget.repeats`` repeats, clock calls included), the slot's head and reward timed
+    again on the same closing scenes, and the rest against a ``gym.make`` step timed the same way."""
+    total_rate = single_rate(env_id, budget.single_steps, budget)
+    env = gym.make(env_id).unwrapped
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    actions = [env.action_space.sample() for _ in range(ACTION_POOL)]
+    clock = time.perf_counter_ns
+    best: list[int] | None = None
+    for rep in range(budget.repeats + 1):  # the first pass warms up
+        acc = [0] * (len(STAGES) + 1)
+        for i in range(budget.single_steps):
+            if stage_step(env, actions[i % len(actions)], clock, acc)[2]:
+                env.reset()
+        if rep and (best is None or sum(acc[:len(STAGES)]) < sum(best[:len(STAGES)])):
+            best = acc
+    env.close()
+    assert best is not None
+    per = [ns / budget.single_steps / 1e3 for ns in best]
+    total = 1e6 / total_rate
+    rows = [StageRow(what, us, us / total) for what, us in zip(STAGES, per, strict=False)]
+    rows.insert(2, StageRow(HEAD_ROW, per[-1], per[-1] / total))
+    rest = total - sum(per[:len(STAGES)])
+    return [*rows, StageRow(REST_ROW, rest, rest / total), StageRow(TOTAL_ROW, total, 1.0)]
+
+
 def measure_steps(budget: Budget, log: Callable[[str], None] = lambda _: None) -> list[Row]:
     """Every row of the steps table, in table order, with ratios to the CartPole counterparts of this run."""
     cart_steps = budget.single_steps * budget.cartpole_single_factor
@@ -270,6 +349,13 @@ def _ratio(row: Row) -> str:
     return "–" if row.ratio is None else f"{row.ratio:.3f}"
 
 
+def breakdown_markdown(stages: Sequence[StageRow]) -> str:
+    """The breakdown table, as Markdown."""
+    lines = [f"| where a {BREAKDOWN_ID} step's time goes (single env) | µs per step | share |", "|---|---:|---:|"]
+    lines += [f"| {r.what} | {r.us_per_step:.2f} | {100 * r.share:.0f} % |" for r in stages]
+    return "\n".join(lines) + "\n"
+
+
 def markdown_tables(rows: Sequence[Row], ship: Sequence[ShipRow]) -> str:
     """The steps table and the construction table, as Markdown."""
     lines = ["| what | N envs | env-steps/s | vs CartPole counterpart |", "|---|---:|---:|---:|"]
@@ -304,9 +390,10 @@ def method_line(budget: Budget, load: float | None) -> str:
 
 
 def readme_block(rows: Sequence[Row], ship: Sequence[ShipRow], argv: Sequence[str], budget: Budget,
-                 load: float | None) -> str:
+                 load: float | None, stages: Sequence[StageRow] = ()) -> str:
     """What goes between the README markers: the tables, the method, the command and the machine."""
-    return (markdown_tables(rows, ship) + "\n" + method_line(budget, load) + "\n\n"
+    breakdown = "\n" + breakdown_markdown(stages) if stages else ""
+    return (markdown_tables(rows, ship) + breakdown + "\n" + method_line(budget, load) + "\n\n"
             + f"Measured by `{provenance.command_line(PROGRAM, argv)}`. "
             + provenance.machine_line(extra_packages=("mobile-env",)) + "\n")
 
@@ -346,10 +433,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     rows = measure_steps(budget, log=lambda what: print(f"  timed {what}", file=sys.stderr))
     ship = measure_construction()
+    stages = step_breakdown(BREAKDOWN_ID, budget)
     print(markdown_tables(rows, ship) if args.markdown else text_tables(rows, ship))
+    print(breakdown_markdown(stages))
     print(method_line(budget, load))
     if readme is not None:
-        write_readme(readme, readme_block(rows, ship, raw, budget, load))
+        write_readme(readme, readme_block(rows, ship, raw, budget, load, stages))
         print(f"Updated the bench_env block of {readme}")
 
 

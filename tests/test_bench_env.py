@@ -111,3 +111,50 @@ def test_readme_without_markers_fails_before_any_timing(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="bench_env:start"):
         BE.main(["--quick", "--readme", str(readme)])
     assert readme.read_text(encoding="utf-8") == "no markers here\n"
+
+
+def test_stage_step_is_the_envs_own_step() -> None:
+    """The breakdown times the stages ``VMIMOEnv.step`` runs, so stepping through them must be the same step:
+    same observations, rewards, episode ends and infos as ``env.step`` on a twin, over an episode end."""
+    import numpy as np
+
+    twins = [gym.make(BE.BREAKDOWN_ID, horizon=30, max_episode_steps=30).unwrapped for _ in range(2)]
+    for env in twins:
+        env.reset(seed=4)
+    twins[0].action_space.seed(4)
+    acc = [0] * (len(BE.STAGES) + 1)
+    for _ in range(45):
+        action = twins[0].action_space.sample()
+        obs, reward, _, truncated, info = twins[0].step(action)
+        obs2, reward2, truncated2, info2 = BE.stage_step(twins[1], action, __import__("time").perf_counter_ns, acc)
+        np.testing.assert_array_equal(obs, obs2)
+        assert reward == reward2 and truncated == truncated2 and tuple(info) == tuple(info2)
+        for key in info:
+            if key != "action":
+                np.testing.assert_array_equal(np.asarray(info[key]), np.asarray(info2[key]), err_msg=key)
+        if truncated:
+            for env in twins:
+                env.reset()
+    assert all(ns > 0 for ns in acc)
+
+
+def test_breakdown_rows_add_up_to_the_step() -> None:
+    stages = BE.step_breakdown(BE.BREAKDOWN_ID, TINY)
+    names = [r.what for r in stages]
+    assert names == [BE.STAGES[0], BE.STAGES[1], BE.HEAD_ROW, *BE.STAGES[2:], BE.REST_ROW, BE.TOTAL_ROW]
+    by = {r.what: r for r in stages}
+    assert all(by[name].us_per_step > 0 for name in BE.STAGES)
+    assert 0 < by[BE.HEAD_ROW].us_per_step < by[BE.STAGES[1]].us_per_step  # the head is part of the slot
+    assert by[BE.TOTAL_ROW].share == 1.0
+    parts = sum(by[name].us_per_step for name in (*BE.STAGES, BE.REST_ROW))
+    assert parts == pytest.approx(by[BE.TOTAL_ROW].us_per_step, rel=1e-9)
+    table = BE.breakdown_markdown(stages)
+    assert table.count("\n") == len(stages) + 2 and f"| {BE.TOTAL_ROW} |" in table
+
+
+def test_readme_block_carries_the_breakdown(rows: list[BE.Row]) -> None:
+    ship = [BE.ShipRow("VMIMO-v0", 2.5, 0.001, 485_000)]
+    stages = [BE.StageRow("a stage", 1.0, 0.5), BE.StageRow(BE.TOTAL_ROW, 2.0, 1.0)]
+    block = BE.readme_block(rows, ship, ["--readme", "README.md"], TINY, 1.5, stages)
+    assert "| a stage | 1.00 | 50 % |" in block and f"| {BE.TOTAL_ROW} | 2.00 | 100 % |" in block
+    assert block.index("| VMIMO-v0 | 2.50") < block.index("| a stage |") < block.index("Best of 2 timed repeats")

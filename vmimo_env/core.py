@@ -379,6 +379,7 @@ class VMIMOCore:
         self._len = np.zeros((N * S, M), dtype=np.int64)
         self._scene = np.zeros(N * S, dtype=np.int64)
         self._soft_correct: np.ndarray | None = None  # reward_mode "soft": Σ p(true class) per env this slot
+        self.last_closing = 0  # scenes the last slot closed, all environments (entries of _close_env)
         self._obs = np.zeros((N, self.obs_dim), dtype=np.float32)
         self._ndtr_arg = np.zeros((N, K, 2))
         self._avail = np.zeros((N, K, 2))
@@ -507,7 +508,8 @@ class VMIMOCore:
         head and the reward (``scoring.slot_score``, argmax reward without aligner); equal to
         :meth:`_step_reference` (tests/test_fused_slot.py)."""
         cfg = self.cfg
-        nc = kernels.slot_physics_bound(group, power_idx, comp_idx, bw_raw, u, z, self._slot_args)
+        nc = self.last_closing = kernels.slot_physics_bound(group, power_idx, comp_idx, bw_raw, u, z,
+                                                            self._slot_args)
         if self._bursty:
             self.arrivals.update_belief(self.burst_belief, self._arrived + self._dropped)
         self._soft_correct = None
@@ -552,6 +554,7 @@ class VMIMOCore:
                                        self.device_modality, self.modality_present, self.noise_span, self.D,
                                        self._by_modality, self._close_all_from, self._close_env, self._close_pos,
                                        self._closed, self._empty, self._full)
+        self.last_closing = nc
         self._soft_correct = None
         self._correct[...] = self._classify(nc)
 
