@@ -243,3 +243,36 @@ def test_scoring_that_stays_wrong_after_recompiling_raises(monkeypatch) -> None:
     monkeypatch.setattr(scoring, "closing_logits", wrong)
     with pytest.raises(RuntimeError, match="closing_logits"):
         scoring.check_compiled_scoring(*args, force=True)
+
+
+def _wrong_with(real):
+    def wrong(close_env, close_pos, nc, ring_scene, rx_len, rx_snr, rx_off, pool_latents, noise_table, out_len,
+              out_scene, embed_t, embed_table, w_fuse, blocks_t, out_t, logits, lat, z, h, r):
+        real(close_env, close_pos, nc, ring_scene, rx_len, rx_snr, rx_off, pool_latents, noise_table, out_len,
+             out_scene, embed_t, embed_table, w_fuse, blocks_t, out_t, logits, lat, z, h, r)
+        logits[0, 1] -= 1.0
+    return wrong
+
+
+def _wrong_bound(real):
+    def wrong(nc, st):
+        real(nc, st)
+        st.reward[0] += 1.0
+    return wrong
+
+
+@pytest.mark.parametrize(("name", "make_wrong"), [("closing_logits_with", _wrong_with),
+                                                  ("slot_score_bound", _wrong_bound)])
+def test_the_guard_checks_every_cached_scoring_function(monkeypatch, name, make_wrong) -> None:
+    """The scratch-taking head loop and the bound call the fused slot enters are checked too: a cached copy that
+    disagrees with the pieces it calls is found, and recompiled from the current source."""
+    from numba import njit
+
+    scoring, _, _, args = _stale_scoring_fixture()
+    real = getattr(scoring, name)
+    stale = njit(make_wrong(real))
+    monkeypatch.setattr(scoring, name, stale)
+    assert scoring._stale(name, *args)
+    stale._compiler.py_func = real.py_func
+    assert scoring.check_compiled_scoring(*args, force=True) == [name]
+    assert not scoring._stale(name, *args)

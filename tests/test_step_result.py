@@ -48,6 +48,20 @@ def test_a_steps_info_and_result_survive_the_next_steps(env_id: str) -> None:
     assert any(not np.array_equal(first["sinr_db"], o["sinr_db"]) for o in later)  # the steps did differ
 
 
+def test_a_vector_steps_infos_share_no_memory_with_the_next() -> None:
+    venv = gym.make_vec("VMIMO-v1", num_envs=3, vectorization_mode="vector_entry_point")
+    venv.reset(seed=2)
+    venv.action_space.seed(2)
+    first = venv.step(venv.action_space.sample())[4]
+    kept = {k: v.copy() for k, v in first.items() if isinstance(v, np.ndarray)}
+    later = [venv.step(venv.action_space.sample())[4] for _ in range(3)]
+    for key, value in kept.items():
+        np.testing.assert_array_equal(first[key], value, err_msg=key)
+        for other in later:
+            for b in _arrays(other):
+                assert not np.shares_memory(first[key], b), key
+
+
 def test_single_env_info_fast_path_equals_the_fields() -> None:
     """The single env's info (scalars read from the packed outputs by position) equals the result's named
     fields, value for value and type for type."""
@@ -87,9 +101,6 @@ def test_packed_sections_tile_the_buffers() -> None:
             a, b, shape = sections[name]
             assert a == at and b - a == int(np.prod(shape))
             at = b
-    core = VMIMOVectorEnv(num_envs=3, scenario="v1").core
-    assert core._out_f.size == max(b for _, b, _ in core._out_fs.values())
-    assert core._out_i.size == max(b for _, b, _ in core._out_is.values())
 
 
 def _fma(a: float, b: float, c: float) -> float:
@@ -137,6 +148,34 @@ def test_block_rng_pickled_mid_block_continues_and_keeps_its_views_aliased() -> 
         np.testing.assert_array_equal(u1, u2)
         np.testing.assert_array_equal(z1, z2)
         assert np.shares_memory(u2, twin._uniform) and np.shares_memory(z2, twin._normal)
+
+
+def test_an_export_with_another_signature_is_not_called() -> None:
+    """Only a capsule that declares exactly the expected C signature gives an address (another SciPy build could
+    export a different function under the name)."""
+    module, name, signature = kernels.NDTR_EXPORT
+    assert kernels.cython_function_address(module, name, signature) == kernels.scipy_ndtr_address() != 0
+    assert kernels.cython_function_address(module, name, b"double complex (double complex, int)") == 0
+    assert kernels.cython_function_address(module, "no_such_function", signature) == 0
+    assert kernels.cython_function_address("no_such_module", name, signature) == 0
+
+
+def test_the_slot_steps_the_resource_process_by_its_rule() -> None:
+    """After a fused slot the resource state is ``resources.ar1_step`` of the state before, on the slot's own
+    normal draws (read from a replica's identical stream): the kernel reads the right draws."""
+    env = gym.make("VMIMO-v1")
+    env.reset(seed=9)
+    env.action_space.seed(9)
+    core = env.unwrapped.core
+    assert core._fused
+    K, Nr = core.K, core.Nr
+    for _ in range(5):
+        before = core.res_state.copy()
+        _, z = core.replicate([0]).rng.next()
+        env.step(env.action_space.sample())
+        eps = z[:, 2 * K * Nr:2 * K * Nr + 2 * K].reshape(1, K, 2)
+        np.testing.assert_allclose(core.res_state, resources.ar1_step(before, eps, core.res_params),
+                                   rtol=4e-16, atol=4e-16)
 
 
 def test_kernel_normal_cdf_is_scipys_own() -> None:

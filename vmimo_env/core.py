@@ -127,7 +127,8 @@ def out_sections(spec: tuple[tuple[str, str], ...], n: int, k: int, g: int) -> d
 
 class StepResult:
     """Per-environment outcome of one slot: every field an array with a leading N axis, a view of the slot's two
-    packed output arrays (:data:`OUT_FLOAT`, :data:`OUT_INT`), which belong to this result alone.
+    packed output arrays (:data:`OUT_FLOAT`, :data:`OUT_INT`), which belong to this result alone; ``closed``,
+    ``expired_empty`` and ``shares`` are computed from them on each access (new arrays).
 
     Fields: ``reward``, ``accuracy_term`` (correct / arrival_rate), ``energy_term`` (λ_E E / E_ref), ``energy_j``
     (N, 4: transmit, circuit, encode, d2d), ``arrived``, ``dropped`` (arrivals that found the table full, counted

@@ -595,17 +595,35 @@ def _call_ndtr(typingctx, addr, x):
     return sig, codegen
 
 
+NDTR_EXPORT = ("scipy.special.cython_special", "__pyx_fuse_1ndtr", b"double (double, int __pyx_skip_dispatch)")
+
+
+def cython_function_address(module: str, name: str, signature: bytes) -> int:
+    """Address of the C function ``name`` that Cython module ``module`` exports, if its capsule declares exactly
+    ``signature``; 0 otherwise (module or name missing, or another signature: calling it would be undefined)."""
+    import ctypes
+    import importlib
+
+    try:
+        capsule = importlib.import_module(module).__pyx_capi__[name]
+    except (ImportError, AttributeError, KeyError):
+        return 0
+    get_name, get_pointer = ctypes.pythonapi.PyCapsule_GetName, ctypes.pythonapi.PyCapsule_GetPointer
+    get_name.restype, get_name.argtypes = ctypes.c_char_p, [ctypes.py_object]
+    get_pointer.restype, get_pointer.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+    declared = get_name(capsule)
+    if declared != signature:
+        return 0
+    return int(get_pointer(capsule, declared) or 0)
+
+
 @functools.cache
 def scipy_ndtr_address() -> int:
     """Address of SciPy's own normal CDF, the C function behind ``scipy.special.ndtr`` (exported for compiled
-    callers by ``scipy.special.cython_special``), or 0 where this SciPy does not export it under that name: then
-    the caller computes the CDF with the ufunc instead. Compiled code that calls it gets the ufunc's bits (tested)."""
-    try:
-        from numba.extending import get_cython_function_address
-
-        return int(get_cython_function_address("scipy.special.cython_special", "__pyx_fuse_1ndtr"))
-    except (ImportError, ValueError, KeyError, AttributeError):
-        return 0
+    callers by ``scipy.special.cython_special`` as :data:`NDTR_EXPORT` says), or 0 where this SciPy does not export
+    it under that name and signature: then the caller computes the CDF with the ufunc instead. Compiled code that
+    calls it gets the ufunc's bits (tested)."""
+    return cython_function_address(*NDTR_EXPORT)
 
 
 @njit(cache=True)
@@ -772,14 +790,16 @@ def slot_physics(group, power_idx, comp_idx, bw_raw, u, z,  # this slot: action,
                  j_per_mflop, rho, rho_c, phi, innov_t, slope, offset, ndtr_addr,  # constants
                  n_send, geff, power_w, prefix, airtime, band_hz, noise_w, arrived, dropped, sinr, sinr_db_out,
                  close_env, close_pos, closed, empty, full, ndtr_arg, energy_j, queue):  # per-step buffers
-    """Everything of one slot but the fusion head and the availability CDF, in one call (the single env's hot
+    """Everything of one slot but the fusion head, in one call (the single env's hot
     path pays one dispatch instead of a dozen numpy calls): :func:`plan_slot`, :func:`mmse_sinr_into` and the EVM
     cap (``inv_sinr_cap = 10^(-cap/10)``, 0 for none) and its dB values for the info (:func:`sinr_db_into` into
     ``sinr_db_out``), :func:`deliver_and_close`, the energy parts per env
     (transmit, circuit, encoding; D2D 0, as the scenarios this path serves are not cooperative), then the fading
     step (:func:`gauss_markov_into`, :func:`compose_into`) and the resource AR(1) step (:func:`ar1_step_into`,
-    which writes the CDF's argument into ``ndtr_arg``); last, the slot counter ``t`` advances and the queues after
-    the slot go into ``queue`` (:func:`queue_into`). Returns the number of closing scenes.
+    which writes the CDF's argument into ``ndtr_arg``) and, where ``ndtr_addr`` is SciPy's normal CDF
+    (:func:`scipy_ndtr_address`; 0: the caller applies the ufunc), the availability ``p_joint`` from it; last, the
+    slot counter ``t`` advances and the queues after the slot go into ``queue`` (:func:`queue_into`). ``innov_t``
+    is ``resources.step_coefficients``'s innovation matrix. Returns the number of closing scenes.
 
     ``u`` and ``z`` are this slot's uniform and normal draws, ``energy_j`` (N, 4) receives the energy; the
     arguments after ``z`` are the core's arrays and constants, bound once (``VMIMOCore._bind_slot``).

@@ -159,7 +159,9 @@ def check_compiled_scoring(pool_latents: np.ndarray, labels: np.ndarray, noise_t
     """Recompile any scoring function whose cached code no longer matches the head and kernels it calls (see the
     module docstring), callees first; once per process unless ``force``. Arguments are the core's pool latents,
     labels, noise table and ``FrozenStudent.head_weights``. Returns the names recompiled (empty: the cache was
-    fresh); raises ``RuntimeError`` if a function still disagrees after recompiling (a bug, not a stale cache)."""
+    fresh); raises ``RuntimeError`` if a function still disagrees after recompiling (a bug, not a stale cache).
+    Cores bind the compiled entries after this check (``VMIMOCore._bind_slot``); a core built before a forced
+    recompile keeps the code it bound."""
     global _checked
     if _checked and not force:
         return []
