@@ -206,6 +206,8 @@ class StepResult:
                 "power_w": self.power_w, "queue": self.queue, "p_joint": p_joint,
             }
         elif self._fs["reward"][1] == 1:  # one environment: the packed scalars in two tolist calls
+            # (the positions of OUT_FLOAT / OUT_INT at N = 1; tests/test_step_result.py checks them against the
+            # named fields)
             f, iv, k = self._f, self._i, self._k
             _, acc, en, tx, circ, enc, d2d = f[:7].tolist()
             arrived, dropped, closed, correct, empty, full = iv[:6].tolist()

@@ -477,14 +477,11 @@ def observe(h, gain, t, head, tail, next_seq, slot_start, p_joint, burst_belief,
                 out[i, s_uq + k] = _scaled(float(n_un), i_uq, o_uq, c_uq, l_uq, h_uq)
                 urgency = deadline + 1 - slack if n_un > 0 else 0
                 out[i, s_ur + k] = _scaled(float(urgency), i_ur, o_ur, c_ur, l_ur, h_ur)
-        if s_sh >= 0:  # held_prefix(head, tail, rx_len, j, m) > 0, the ring walked with one division per env
-            pos = head[i] % S
+        if s_sh >= 0:
             for j in range(S):
-                pending = head[i] + j < tail[i]
                 for m in range(M):
-                    got = pending and rx_len[i, pos, m] > 0
+                    got = held_prefix(head[i], tail[i], rx_len[i], j, m) > 0
                     out[i, s_sh + j * M + m] = _scaled(1.0 if got else 0.0, i_sh, o_sh, c_sh, l_sh, h_sh)
-                pos = pos + 1 if pos < S - 1 else 0
 
 
 @njit(cache=True)
@@ -624,15 +621,6 @@ def scipy_ndtr_address() -> int:
     it under that name and signature: then the caller computes the CDF with the ufunc instead. Compiled code that
     calls it gets the ufunc's bits (tested)."""
     return cython_function_address(*NDTR_EXPORT)
-
-
-@njit(cache=True)
-def ndtr_into(addr, x, out):
-    """``out = scipy.special.ndtr(x)`` elementwise (same shapes) through :func:`scipy_ndtr_address`'s ``addr``."""
-    flat_x = x.reshape(-1)
-    flat_o = out.reshape(-1)
-    for j in range(flat_x.shape[0]):
-        flat_o[j] = _call_ndtr(addr, flat_x[j])
 
 
 @njit(cache=True)
