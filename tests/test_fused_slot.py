@@ -165,7 +165,7 @@ def test_bound_argument_structs_name_the_kernels_parameters() -> None:
     def params(fn) -> list[str]:
         return list(inspect.signature(fn.py_func).parameters)
 
-    assert list(kernels.SLOT_FIELDS) == params(kernels.slot_physics)[6:]
+    assert list(kernels.SLOT_FIELDS) == params(kernels.slot_physics)
     assert list(kernels.OBSERVE_FIELDS) == params(kernels.observe)
     assert list(scoring.SCORE_FIELDS) == params(scoring.slot_score)[1:]
     for wrapper, fields in ((kernels.slot_physics_bound, kernels.SLOT_FIELDS),

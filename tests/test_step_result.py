@@ -220,3 +220,86 @@ def test_slot_without_the_kernel_cdf_is_the_same_slot(monkeypatch) -> None:
     without = run()
     for a, b in zip(with_kernel, without, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("num_envs", [1, 3])
+def test_kernel_read_draws_are_blockrng_next(num_envs: int) -> None:
+    """The fused slot reads each slot's draws from the blocks itself (``kernels.draw_rows_into`` after
+    ``BlockRNG.refill``): the same rows, in the same order, as ``BlockRNG.next``, across block ends and with
+    environments whose blocks run out at different slots."""
+    a, b = BlockRNG(num_envs, 3, 5, block=4), BlockRNG(num_envs, 3, 5, block=4)
+    for rng in (a, b):
+        rng.seed(np.arange(num_envs), list(range(7, 7 + num_envs)))
+    u, z = np.zeros((num_envs, 3)), np.zeros((num_envs, 5))
+    for t in range(11):
+        if t == 5 and num_envs > 1:  # env 1 restarts its block (a reset without a seed)
+            a.discard(np.array([1]))
+            b.discard(np.array([1]))
+        cu, cz = a.current()
+        a.refill()
+        kernels.draw_rows_into(a._uniform, a._normal, a._ptr, u, z)
+        nu, nz = b.next()
+        np.testing.assert_array_equal(u, nu)
+        np.testing.assert_array_equal(z, nz)
+        np.testing.assert_array_equal(cu, nu)  # current(): this slot's rows, without advancing
+        np.testing.assert_array_equal(cz, nz)
+    np.testing.assert_array_equal(a._ptr, b._ptr)
+
+
+def test_kernel_draws_refuse_an_exhausted_block() -> None:
+    """A pointer past its block means the caller skipped ``BlockRNG.refill``: an error, not a read past the block."""
+    rng = BlockRNG(2, 3, 5, block=4)  # fresh: every pointer at the block's end
+    with pytest.raises(IndexError, match="refill"):
+        kernels.draw_rows_into(rng._uniform, rng._normal, rng._ptr, np.zeros((2, 3)), np.zeros((2, 5)))
+
+
+def test_vector_blockrng_advances_its_pointers_in_place() -> None:
+    """The fused slot holds the pointer array: ``next`` must advance it in place, not rebind it."""
+    rng = BlockRNG(3, 2, 2, block=4)
+    rng.seed(np.arange(3), [1, 2, 3])
+    ptr = rng._ptr
+    for _ in range(6):
+        rng.next()
+    assert rng._ptr is ptr
+    np.testing.assert_array_equal(ptr, [2, 2, 2])
+
+
+@pytest.mark.parametrize("scenario", ["v1", "mobility_v1"])  # the fused and the per-stage slot
+def test_core_step_refuses_action_arrays_of_another_shape(scenario: str) -> None:
+    """The action is copied into the core's buffers by shape: a wrong shape is a ``ValueError`` before anything
+    moves (never a write past a buffer)."""
+    core = VMIMOVectorEnv(num_envs=2, scenario=scenario).core
+    core.reset(np.arange(2), [1, 2])
+    K, G = core.K, core.G
+    idx, bw = np.zeros((2, K), dtype=np.int64), np.full((2, G), 0.5)
+    t = core.t.copy()
+    with pytest.raises(ValueError, match="shapes"):
+        core.step(idx[:1], idx, idx, bw)
+    with pytest.raises(ValueError, match="shapes"):
+        core.step(idx, idx, idx, np.full((2, G + 1), 0.5))
+    one = gym.make("VMIMO-v1").unwrapped.core
+    one.reset(np.arange(1), [0])
+    with pytest.raises(ValueError, match="shapes"):
+        one.step_one(idx[0, :-1], idx[0], idx[0], bw[0])
+    np.testing.assert_array_equal(core.t, t)
+    res = core.step(idx, idx, idx, bw)
+    assert (core.t == t + 1).all() and np.isfinite(res.reward).all()
+
+
+def test_a_new_random_stream_object_is_bound_before_the_next_fused_slot() -> None:
+    """Assigning ``core.rng`` another ``BlockRNG`` (a copy of the same streams) continues the same trajectory:
+    the fused slot binds the new blocks instead of reading the old ones."""
+    a = VMIMOVectorEnv(num_envs=2, scenario="v1").core
+    b = VMIMOVectorEnv(num_envs=2, scenario="v1").core
+    for core in (a, b):
+        core.reset(np.arange(2), [4, 5])
+    assert a._fused
+    rng = np.random.default_rng(0)
+    acts = [(rng.integers(0, a.G + 1, (2, a.K)), rng.integers(0, len(a.power_levels_w), (2, a.K)),
+             rng.integers(0, len(a.prefix_levels), (2, a.K)), rng.random((2, a.G))) for _ in range(2 * a.rng.block + 5)]
+    for t, act in enumerate(acts):
+        if t == 5:
+            b.rng = b.rng.take(np.arange(2))
+        ra, rb = a.step(*act), b.step(*act)
+        np.testing.assert_array_equal(ra.reward, rb.reward)
+        np.testing.assert_array_equal(a.h, b.h)

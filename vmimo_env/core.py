@@ -349,7 +349,8 @@ class VMIMOCore:
         state["noise_table"] = None
         # compiled structs: not picklable, and the scoring one holds the noise table and the pool's latents
         state["_slot_args"] = state["_observe_args"] = state["_score_args"] = None  # built again on arrival
-        state["_score_entry"] = state["_observe_entry"] = None  # compiled entries of this process
+        state["_score_entry"] = state["_observe_entry"] = state["_slot_entry"] = None  # entries of this process
+        state["_bound_rng"] = None
         state["_avail_parts"] = None  # views, which pickling would copy apart
         for attr in (*self._OUT_VIEWS, *self._OUT_INT_VIEWS):
             state[attr] = None
@@ -372,6 +373,11 @@ class VMIMOCore:
         self._out_f = np.zeros(max(b for _, b, _ in self._out_fs.values()))
         self._out_i = np.zeros(max(b for _, b, _ in self._out_is.values()), dtype=np.int64)
         self._out_views()
+        # the slot's action (kernels.action_into copies it here) and its rows of the random blocks
+        self._act = (np.zeros((N, K), dtype=np.int64), np.zeros((N, K), dtype=np.int64),
+                     np.zeros((N, K), dtype=np.int64), np.zeros((N, G)))
+        self._draw_u = np.zeros((N, self.rng.n_uniform))
+        self._draw_z = np.zeros((N, self.rng.n_normal))
         self._airtime = np.zeros((N, K))
         self._noise_w = np.zeros((N, G + 1))
         self._close_env = np.zeros(N * S, dtype=np.int64)
@@ -437,7 +443,10 @@ class VMIMOCore:
             self._n_send, self._geff, self._power_w, self._prefix, self._airtime, self._band_hz, self._noise_w,
             self._arrived, self._dropped, self._sinr, self._sinr_db, self._close_env, self._close_pos, self._closed,
             self._empty, self._full, self._ndtr_arg, self._energy_j, self._queue)
+        rng = self._bound_rng = self.rng
+        slot = (*self._act, rng._uniform, rng._normal, rng._ptr, self._draw_u, self._draw_z, *slot)
         self._slot_args = kernels.make_slot_args(*slot)  # unboxed as one argument per call (kernels.SLOT_FIELDS)
+        self._slot_entry = kernels.bound_entry(kernels.slot_physics_bound, self._slot_args)
         spec = self.obs_spec
         self._observe_args = kernels.make_observe_args(
             self.h, self.gain, self.t, self.head, self.tail, self.next_seq, self.slot_start, self.p_joint,
@@ -500,21 +509,40 @@ class VMIMOCore:
         return kernels.queue_lengths(self.head, self.tail, self.next_seq)
 
     def step(self, group: np.ndarray, power_idx: np.ndarray, comp_idx: np.ndarray, bw_raw: np.ndarray) -> StepResult:
+        """One slot of every environment under the native action: ``group``, ``power_idx``, ``comp_idx`` (N, K)
+        indices and ``bw_raw`` (N, G) raw shares (copied, so the caller may reuse its arrays)."""
+        kernels.action_into(group, power_idx, comp_idx, bw_raw, *self._act)
+        return self._step()
+
+    def step_one(self, group: np.ndarray, power_idx: np.ndarray, comp_idx: np.ndarray,
+                 bw_raw: np.ndarray) -> StepResult:
+        """:meth:`step` of a core of one environment under its unbatched action ((K,) and (G,) arrays)."""
+        kernels.action_row_into(group, power_idx, comp_idx, bw_raw, *self._act)
+        return self._step()
+
+    def _step(self) -> StepResult:
+        """The slot under the action in the buffers ``_act``."""
+        if self._fused:
+            if self.rng is not self._bound_rng:  # a new BlockRNG was assigned: bind its blocks
+                self._bind_slot()
+            if self._bursty:
+                u, _ = self.rng.current()  # the phase moves on this slot's draw before the kernel reads it
+                self.arrivals.step_phase(self.phase, u[:, 1 + self.A + self.K])
+            else:
+                self.rng.refill()
+            return self._step_fused()
         u, z = self.rng.next()
         if self._bursty:
             self.arrivals.step_phase(self.phase, u[:, 1 + self.A + self.K])
-        if self._fused:
-            return self._step_fused(group, power_idx, comp_idx, bw_raw, u, z)
-        return self._step_reference(group, power_idx, comp_idx, bw_raw, u, z)
+        return self._step_reference(*self._act, u, z)
 
-    def _step_fused(self, group: np.ndarray, power_idx: np.ndarray, comp_idx: np.ndarray, bw_raw: np.ndarray,
-                    u: np.ndarray, z: np.ndarray) -> StepResult:
-        """The slot with one compiled call for everything but the head (``kernels.slot_physics``) and one for the
-        head and the reward (``scoring.slot_score``, argmax reward without aligner); equal to
+    def _step_fused(self) -> StepResult:
+        """The slot with one compiled call for everything but the head (``kernels.slot_physics``: the action from
+        the buffers ``_act``, this slot's draws read from the random blocks, which the caller refilled) and one
+        for the head and the reward (``scoring.slot_score``, argmax reward without aligner); equal to
         :meth:`_step_reference` (tests/test_fused_slot.py)."""
         cfg = self.cfg
-        nc = self.last_closing = kernels.slot_physics_bound(group, power_idx, comp_idx, bw_raw, u, z,
-                                                            self._slot_args)
+        nc = self.last_closing = self._slot_entry(self._slot_args)  # kernels.slot_physics_bound
         if self._bursty:
             self.arrivals.update_belief(self.burst_belief, self._arrived + self._dropped)
         self._soft_correct = None

@@ -129,8 +129,7 @@ class FrontEnd:
     def step(self, native: dict[str, np.ndarray]) -> StepResult:
         """One slot of every environment under a decoded native action."""
         if self.batch is None:
-            return self.core.step(native["group"][None], native["power"][None], native["compression"][None],
-                                  native["bandwidth"][None])
+            return self.core.step_one(native["group"], native["power"], native["compression"], native["bandwidth"])
         return self.core.step(native["group"], native["power"], native["compression"], native["bandwidth"])
 
     def truncated(self) -> np.ndarray:

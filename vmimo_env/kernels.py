@@ -714,6 +714,7 @@ class SlotArgsType(BoundArgsType):
 
 
 SLOT_FIELDS: tuple[str, ...] = (
+    "group", "power_idx", "comp_idx", "bw_raw", "u_block", "z_block", "draw_ptr", "u", "z",
     "t", "head", "tail", "next_seq", "slot_start", "ring_scene", "rx_len", "rx_score", "rx_snr", "rx_off", "h_scat",
     "h_los", "scat_scale", "gain", "h", "res_state", "p_joint", "arrival_cdf", "phase", "pool_size", "power_levels_w",
     "prefix_levels", "encode_capacity", "total_bw_hz", "slot_s", "noise_psd", "max_arrivals", "num_groups",
@@ -731,9 +732,10 @@ class ObserveArgsType(BoundArgsType):
 
 
 class SlotArgs(structref.StructRefProxy):
-    """The fused slot's fixed arguments (:data:`SLOT_FIELDS`, the parameters of :func:`slot_physics` after
-    ``z``), held by reference as one compiled struct: pass it to :func:`slot_physics_bound`. Not
-    picklable; ``VMIMOCore`` builds it again after unpickling (``_bind_slot``)."""
+    """The fused slot's arguments (:data:`SLOT_FIELDS`, the parameters of :func:`slot_physics`: the core's action
+    buffers, random blocks, state, constants and per-step buffers), held by reference as one compiled struct: pass
+    it to :func:`slot_physics_bound`. Not picklable; ``VMIMOCore`` builds it again after unpickling
+    (``_bind_slot``)."""
 
 
 structref.define_proxy(SlotArgs, SlotArgsType, list(SLOT_FIELDS))
@@ -769,7 +771,48 @@ def make_observe_args(*fields):
 
 # ====================================================================== the slot in one call
 @njit(cache=True)
-def slot_physics(group, power_idx, comp_idx, bw_raw, u, z,  # this slot: action, draws
+def draw_rows_into(u_block, z_block, ptr, u, z):
+    """This slot's draws of every environment: row ``ptr[i]`` of its uniform and normal blocks (``rng.BlockRNG``,
+    (N, block, n)) into ``u[i]`` and ``z[i]``, then ``ptr[i] += 1``: what ``BlockRNG.next`` returns, read in the
+    kernel. The caller refills exhausted blocks first (``BlockRNG.refill``); a pointer past its block is an error."""
+    N, B = u_block.shape[0], u_block.shape[1]
+    for i in range(N):
+        p = ptr[i]
+        if p < 0 or p >= B:
+            raise IndexError("a random block ran out: BlockRNG.refill() must run before the fused slot")
+        u[i, :] = u_block[i, p]
+        z[i, :] = z_block[i, p]
+        ptr[i] = p + 1
+
+
+@njit(cache=True)
+def action_into(group, power_idx, comp_idx, bw_raw, out_group, out_power, out_comp, out_bw):
+    """Copy a batch's native action ((N, K) indices, (N, G) raw shares) into the fused slot's bound buffers
+    (int64, int64, int64, float64: the same values, so the same slot); shapes must match the buffers."""
+    if group.shape != out_group.shape or power_idx.shape != out_power.shape or comp_idx.shape != out_comp.shape \
+            or bw_raw.shape != out_bw.shape:
+        raise ValueError("action arrays must have shapes (N, K), (N, K), (N, K), (N, G)")
+    out_group[:] = group
+    out_power[:] = power_idx
+    out_comp[:] = comp_idx
+    out_bw[:] = bw_raw
+
+
+@njit(cache=True)
+def action_row_into(group, power_idx, comp_idx, bw_raw, out_group, out_power, out_comp, out_bw):
+    """:func:`action_into` for one environment's action ((K,) and (G,)) into row 0 of the buffers (N = 1)."""
+    if out_group.shape[0] != 1 or group.shape[0] != out_group.shape[1] or power_idx.shape[0] != out_power.shape[1] \
+            or comp_idx.shape[0] != out_comp.shape[1] or bw_raw.shape[0] != out_bw.shape[1]:
+        raise ValueError("one environment's action must have shapes (K,), (K,), (K,), (G,)")
+    out_group[0, :] = group
+    out_power[0, :] = power_idx
+    out_comp[0, :] = comp_idx
+    out_bw[0, :] = bw_raw
+
+
+@njit(cache=True)
+def slot_physics(group, power_idx, comp_idx, bw_raw,  # this slot's action (VMIMOCore's buffers, action_into)
+                 u_block, z_block, draw_ptr, u, z,  # the random blocks and pointers (rng.BlockRNG), this slot's rows
                  t, head, tail, next_seq, slot_start, ring_scene, rx_len, rx_score, rx_snr, rx_off,  # queue state
                  h_scat, h_los, scat_scale, gain, h, res_state, p_joint,  # channel and resources (in place)
                  arrival_cdf, phase, pool_size, power_levels_w, prefix_levels, encode_capacity, total_bw_hz, slot_s,
@@ -789,12 +832,17 @@ def slot_physics(group, power_idx, comp_idx, bw_raw, u, z,  # this slot: action,
     slot counter ``t`` advances and the queues after the slot go into ``queue`` (:func:`queue_into`). ``innov_t``
     is ``resources.step_coefficients``'s innovation matrix. Returns the number of closing scenes.
 
-    ``u`` and ``z`` are this slot's uniform and normal draws, ``energy_j`` (N, 4) receives the energy; the
-    arguments after ``z`` are the core's arrays and constants, bound once (``VMIMOCore._bind_slot``).
+    Every argument is bound once (``VMIMOCore._bind_slot``), so a step is one compiled call with one argument
+    (:func:`slot_physics_bound` through its compiled entry): the action is copied into ``group``, ``power_idx``,
+    ``comp_idx`` and ``bw_raw`` first (:func:`action_into`), and the slot's uniform and normal draws are this
+    slot's rows of the environments' blocks (``rng.BlockRNG``, refilled by the caller where a block ran out),
+    copied into ``u`` and ``z`` with the pointers advanced (:func:`draw_rows_into`); ``energy_j`` (N, 4)
+    receives the energy.
     For scenarios without spatial correlation or mobility, with the compiled MMSE receiver (``VMIMOCore``
     decides); the same operations as the numpy path, so the same bits, except that each energy part sums its
     devices in index order (numpy's reduction order may differ in the last bit; tested to 1e-12).
     """
+    draw_rows_into(u_block, z_block, draw_ptr, u, z)
     plan_slot(t, head, tail, next_seq, slot_start, ring_scene, rx_len, rx_score, group, power_idx, comp_idx, bw_raw,
               p_joint, u, arrival_cdf, phase, pool_size, power_levels_w, prefix_levels, encode_capacity, total_bw_hz,
               slot_s, noise_psd, max_arrivals, n_send, geff, power_w, prefix, airtime, band_hz, noise_w, arrived,
@@ -836,10 +884,10 @@ def slot_physics(group, power_idx, comp_idx, bw_raw, u, z,  # this slot: action,
 
 
 @njit(cache=True)
-def slot_physics_bound(group, power_idx, comp_idx, bw_raw, u, z, st):
-    """:func:`slot_physics` with its fixed arguments taken from ``st`` (a :class:`SlotArgs`)."""
-    return slot_physics(group, power_idx, comp_idx, bw_raw, u, z,
-                        st.t, st.head, st.tail, st.next_seq, st.slot_start, st.ring_scene, st.rx_len, st.rx_score,
+def slot_physics_bound(st):
+    """:func:`slot_physics` with its arguments taken from ``st`` (a :class:`SlotArgs`)."""
+    return slot_physics(st.group, st.power_idx, st.comp_idx, st.bw_raw, st.u_block, st.z_block, st.draw_ptr, st.u,
+                        st.z, st.t, st.head, st.tail, st.next_seq, st.slot_start, st.ring_scene, st.rx_len, st.rx_score,
                         st.rx_snr, st.rx_off, st.h_scat, st.h_los, st.scat_scale, st.gain, st.h, st.res_state,
                         st.p_joint, st.arrival_cdf, st.phase, st.pool_size, st.power_levels_w, st.prefix_levels,
                         st.encode_capacity, st.total_bw_hz, st.slot_s, st.noise_psd, st.max_arrivals, st.num_groups,

@@ -8,7 +8,8 @@ Calling a generator once per environment per slot would cost N Python-level call
 environment draws a *block* of ``block`` slots of fixed-size randomness at once, and a slot reads its row. Blocks
 are refilled per environment (only those whose pointer ran out), and a reset discards the rest of an
 environment's block, so the stream an environment sees is the same whatever the batch size and whenever the
-others reset.
+others reset. The fused slot (``kernels.slot_physics``) reads a slot's rows from the blocks itself, after
+:meth:`BlockRNG.refill`, and advances the pointers in place: the same draws as :meth:`BlockRNG.next`.
 """
 
 from __future__ import annotations
@@ -113,27 +114,45 @@ class BlockRNG:
         self._normal[rows] = src._normal
         self._ptr[rows] = src._ptr
 
+    def refill(self) -> None:
+        """Draw new blocks for the environments whose block ran out (pointer at ``block``) and point them at its
+        first slot; the rest is untouched. :meth:`next` does this first; the fused slot calls it and then reads
+        and advances the pointers itself (``kernels.slot_physics``)."""
+        if self.num_envs == 1:
+            if self._ptr.item(0) >= self.block:
+                self._refill_env(0)
+            return
+        for i in np.flatnonzero(self._ptr >= self.block).tolist():
+            self._refill_env(i)
+
+    def _refill_env(self, i: int) -> None:
+        g = self.generators[i]
+        g.random(out=self._uniform[i])
+        g.standard_normal(out=self._normal[i])
+        self._ptr[i] = 0
+
+    def current(self) -> tuple[np.ndarray, np.ndarray]:
+        """This slot's draws, as :meth:`next` returns them, without advancing (refilling first where needed)."""
+        self.refill()
+        if self.num_envs == 1:
+            p = self._ptr.item(0)
+            return self._uniform[:, p], self._normal[:, p]
+        return self._uniform[self._rows, self._ptr], self._normal[self._rows, self._ptr]
+
     def next(self) -> tuple[np.ndarray, np.ndarray]:
         """Return this slot's (uniform (N, n_uniform), normal (N, n_normal)) draws and advance."""
         if self.num_envs == 1:  # the single env's path: no index arrays, views made once, the same draws
             p = self._ptr.item(0)
             if p >= self.block:
-                g = self.generators[0]
-                g.random(out=self._uniform[0])
-                g.standard_normal(out=self._normal[0])
+                self._refill_env(0)
                 p = 0
             self._ptr[0] = p + 1
             if self._slot_views is None:
                 self._slot_views = [(self._uniform[:, q], self._normal[:, q]) for q in range(self.block)]
             return self._slot_views[p]
-        stale = np.flatnonzero(self._ptr >= self.block)
-        for i in stale.tolist():
-            g = self.generators[i]
-            g.random(out=self._uniform[i])
-            g.standard_normal(out=self._normal[i])
-        self._ptr[stale] = 0
+        self.refill()
         ptr = self._ptr
         u = self._uniform[self._rows, ptr]
         z = self._normal[self._rows, ptr]
-        self._ptr = ptr + 1
+        ptr += 1  # in place: the fused slot holds this array (``VMIMOCore._bind_slot``)
         return u, z
