@@ -303,3 +303,33 @@ def test_a_new_random_stream_object_is_bound_before_the_next_fused_slot() -> Non
         ra, rb = a.step(*act), b.step(*act)
         np.testing.assert_array_equal(ra.reward, rb.reward)
         np.testing.assert_array_equal(a.h, b.h)
+
+
+@njit
+def _prefetch_closing(nc, close_env, close_pos, ring_scene, rx_len, rx_off, pool_latents, noise_table):
+    for j in range(nc):
+        kernels.prefetch_scene(j, close_env, close_pos, ring_scene, rx_len, rx_off, pool_latents, noise_table)
+
+
+def test_scene_prefetch_emits_the_cpu_hint_and_changes_nothing() -> None:
+    """The scoring's reads are requested ahead (``kernels.prefetch_scene``, used by the fused slot and the
+    scoring loop): the compiled code calls LLVM's prefetch intrinsic (a wrong intrinsic name or a dropped hint
+    fails here), and it reads and writes no value."""
+    core = VMIMOVectorEnv(num_envs=4, scenario="v1").core
+    core.reset(np.arange(4), [1, 2, 3, 4])
+    rng = np.random.default_rng(0)
+    full_power = np.full((4, core.K), len(core.power_levels_w) - 1)
+    for _ in range(50):
+        core.step(rng.integers(1, core.G + 1, (4, core.K)), full_power, np.zeros((4, core.K), dtype=np.int64),
+                  np.ones((4, core.G)))
+        if core.last_closing:
+            break
+    assert core.last_closing > 0
+    args = (core.last_closing, core._close_env, core._close_pos, core.ring_scene, core.rx_len, core.rx_off,
+            core.pool.latents, core.noise_table)
+    before = [np.array(a, copy=True) for a in args[1:]]
+    _prefetch_closing(*args)
+    for a, b in zip(args[1:], before, strict=True):
+        np.testing.assert_array_equal(a, b)
+    ir_text = _prefetch_closing.inspect_llvm(_prefetch_closing.signatures[0])
+    assert "@llvm.prefetch" in ir_text

@@ -442,7 +442,7 @@ class VMIMOCore:
             ndtr_addr,
             self._n_send, self._geff, self._power_w, self._prefix, self._airtime, self._band_hz, self._noise_w,
             self._arrived, self._dropped, self._sinr, self._sinr_db, self._close_env, self._close_pos, self._closed,
-            self._empty, self._full, self._ndtr_arg, self._energy_j, self._queue)
+            self._empty, self._full, self._ndtr_arg, self._energy_j, self._queue, self.pool.latents, self.noise_table)
         rng = self._bound_rng = self.rng
         slot = (*self._act, rng._uniform, rng._normal, rng._ptr, self._draw_u, self._draw_z, *slot)
         self._slot_args = kernels.make_slot_args(*slot)  # unboxed as one argument per call (kernels.SLOT_FIELDS)

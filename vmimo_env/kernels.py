@@ -24,6 +24,7 @@ import math
 
 import numpy as np
 from llvmlite import ir
+from llvmlite.binding import llvm_version_info
 from numba import njit, vectorize
 from numba.core import cgutils, types
 from numba.experimental import structref
@@ -273,6 +274,54 @@ def received_into(pool_latents, noise_table, sc, m, L, snr, off, out):
     sd = 1.0 / np.sqrt(max(snr, 1e-12))
     for d in range(L):
         out[d] = pool_latents[sc, m, d] + noise_table[off + d] * sd
+
+
+PREFETCH_SCENES = 4  # closing scenes whose reads the fused slot requests ahead of the scoring call
+
+# LLVM's name of its prefetch intrinsic for an i8 pointer: mangled by the pointer type, which is opaque from LLVM 17
+_PREFETCH = "llvm.prefetch.p0" if llvm_version_info >= (17,) else "llvm.prefetch.p0i8"
+
+
+@intrinsic
+def _prefetch(typingctx, arr, index):
+    """Ask the CPU to bring the cache line holding ``arr[index]`` (``index``: a tuple of ints, one per axis) into
+    its caches (LLVM's ``llvm.prefetch``: read, keep in all levels). A hint only: no value anywhere changes."""
+    if not isinstance(arr, types.Array) or not isinstance(index, types.BaseTuple) or len(index) != arr.ndim:
+        return None
+    sig = types.void(arr, index)
+
+    def codegen(context, builder, signature, args):
+        aryty, idxty = signature.args
+        ary = context.make_array(aryty)(context, builder, args[0])
+        inds = [context.cast(builder, builder.extract_value(args[1], n), idxty[n], types.intp)
+                for n in range(len(idxty))]
+        ptr = builder.bitcast(cgutils.get_item_pointer(context, builder, aryty, ary, inds, wraparound=False),
+                              ir.IntType(8).as_pointer())
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [ptr.type, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, _PREFETCH)
+        builder.call(fn, [ptr, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@njit(cache=True, inline="always")
+def prefetch_scene(j, close_env, close_pos, ring_scene, rx_len, rx_off, pool_latents, noise_table):
+    """Prefetch what :func:`received_scene` will read of the ``j``-th closing scene (its pool latents and noise
+    windows, one hint per 64-byte line) so that the head's scoring finds them in cache; values are untouched."""
+    i = close_env[j]
+    pos = close_pos[j]
+    sc = ring_scene[i, pos]
+    for m in range(rx_len.shape[2]):
+        L = rx_len[i, pos, m]
+        if L > 0:
+            off = rx_off[i, pos, m]
+            for d in range(0, L, 16):  # 16 float32 values per line
+                _prefetch(pool_latents, (sc, m, d))
+                _prefetch(noise_table, (off + d,))
+            _prefetch(pool_latents, (sc, m, L - 1))  # the last line of a window that straddles a boundary
+            _prefetch(noise_table, (off + L - 1,))
 
 
 @njit(cache=True, inline="always")
@@ -722,7 +771,7 @@ SLOT_FIELDS: tuple[str, ...] = (
     "encoder_mflops", "inv_pa_efficiency", "circuit_power_w", "j_per_mflop", "rho", "rho_c", "phi", "innov_t",
     "slope", "offset", "ndtr_addr", "n_send", "geff", "power_w", "prefix", "airtime", "band_hz", "noise_w", "arrived",
     "dropped", "sinr", "sinr_db_out", "close_env", "close_pos", "closed", "empty", "full", "ndtr_arg", "energy_j",
-    "queue",
+    "queue", "pool_latents", "noise_table",
 )
 
 
@@ -820,7 +869,8 @@ def slot_physics(group, power_idx, comp_idx, bw_raw,  # this slot's action (VMIM
                  deadline, by_modality, close_all_from, encoder_mflops, inv_pa_efficiency, circuit_power_w,
                  j_per_mflop, rho, rho_c, phi, innov_t, slope, offset, ndtr_addr,  # constants
                  n_send, geff, power_w, prefix, airtime, band_hz, noise_w, arrived, dropped, sinr, sinr_db_out,
-                 close_env, close_pos, closed, empty, full, ndtr_arg, energy_j, queue):  # per-step buffers
+                 close_env, close_pos, closed, empty, full, ndtr_arg, energy_j, queue,  # per-step buffers
+                 pool_latents, noise_table):  # what the scoring reads (prefetched only)
     """Everything of one slot but the fusion head, in one call (the single env's hot
     path pays one dispatch instead of a dozen numpy calls): :func:`plan_slot`, :func:`mmse_sinr_into` and the EVM
     cap (``inv_sinr_cap = 10^(-cap/10)``, 0 for none) and its dB values for the info (:func:`sinr_db_into` into
@@ -858,6 +908,8 @@ def slot_physics(group, power_idx, comp_idx, bw_raw,  # this slot's action (VMIM
     nc = deliver_and_close(t, head, tail, next_seq, slot_start, rx_len, rx_score, rx_snr, rx_off, n_send, prefix,
                            sinr, u[:, 1 + max_arrivals:], device_modality, modality_present, noise_span, deadline,
                            by_modality, close_all_from, close_env, close_pos, closed, empty, full)
+    for j in range(min(nc, PREFETCH_SCENES)):  # what the head reads first, requested while the rest of the slot runs
+        prefetch_scene(j, close_env, close_pos, ring_scene, rx_len, rx_off, pool_latents, noise_table)
     for i in range(N):
         e_tx = 0.0
         e_circ = 0.0
@@ -896,7 +948,7 @@ def slot_physics_bound(st):
                         st.circuit_power_w, st.j_per_mflop, st.rho, st.rho_c, st.phi, st.innov_t, st.slope, st.offset,
                         st.ndtr_addr, st.n_send, st.geff, st.power_w, st.prefix, st.airtime, st.band_hz, st.noise_w,
                         st.arrived, st.dropped, st.sinr, st.sinr_db_out, st.close_env, st.close_pos, st.closed,
-                        st.empty, st.full, st.ndtr_arg, st.energy_j, st.queue)
+                        st.empty, st.full, st.ndtr_arg, st.energy_j, st.queue, st.pool_latents, st.noise_table)
 
 
 @njit(cache=True)

@@ -23,10 +23,13 @@ from vmimo_env.kernels import (
     LATENT_DIM,
     BoundArgsType,
     gather_received,
+    prefetch_scene,
     received_scene,
     slot_outcome,
     slot_outcome_into,
 )
+
+PREFETCH_AHEAD = 2  # closing scenes whose pool latents and noise windows are requested before they are scored
 
 __all__ = ["SCORE_FIELDS", "ScoreArgs", "check_compiled_scoring", "closing_logits", "closing_logits_with",
            "head_logits", "head_scratch", "make_score_args", "slot_score", "slot_score_bound"]
@@ -52,7 +55,12 @@ def closing_logits_with(close_env, close_pos, nc, ring_scene, rx_len, rx_snr, rx
                         out_len, out_scene, embed_t, embed_table, w_fuse, blocks_t, out_t, logits, lat, z, h, r):
     """:func:`closing_logits` with its scratch given: ``lat`` (M, L) float32 for one scene's received latents and
     ``z``, ``h``, ``r`` of ``head_kernel.head_scratch`` (the fused slot binds them once)."""
+    for j in range(min(nc, PREFETCH_AHEAD)):
+        prefetch_scene(j, close_env, close_pos, ring_scene, rx_len, rx_off, pool_latents, noise_table)
     for j in range(nc):
+        if j + PREFETCH_AHEAD < nc:  # the scene after next: its reads overlap this scene's head
+            prefetch_scene(j + PREFETCH_AHEAD, close_env, close_pos, ring_scene, rx_len, rx_off, pool_latents,
+                           noise_table)
         out_scene[j] = received_scene(j, close_env, close_pos, ring_scene, rx_len, rx_snr, rx_off, pool_latents,
                                       noise_table, lat, out_len[j])
         scene_logits(lat, out_len[j], embed_t, embed_table, w_fuse, blocks_t, out_t, z, h, r, logits[j])
