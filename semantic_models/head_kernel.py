@@ -39,31 +39,50 @@ def _dot(x, w, n):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def scene_logits(lat, prefix, embed_t, embed_table, w_fuse, blocks_t, out_t, z, h, r, out):
+def scene_logits(lat, prefix, embed_t, embed_table, w_fuse, blocks_t, out_t, work, nzi, out):
     """One scene's logits into ``out`` (C,): received latents ``lat`` (M, >= max prefix) of which only the first
-    ``prefix[m]`` values of row m are read; weights as in :func:`head_logits`; ``z`` (M E), ``h`` and ``r`` (H)
-    float32 scratch. The one definition of the compiled head (``head_logits`` and the environment's scoring kernels
-    call it), so every caller gets the same bits for the same scene. Not inlined into its callers on purpose: an
-    inlined copy would take the caller's floating-point flags and lose the vectorised sums."""
+    ``prefix[m]`` values of row m are read; weights as in :func:`head_logits`; ``work`` float32 (M E + 2 H: the
+    embeddings ``z``, the hidden units ``h`` and a block's residual ``r``) and ``nzi`` int64 (M E) scratch
+    (:func:`head_scratch`). The one definition of the compiled head
+    (``head_logits`` and the environment's scoring kernels call it), so every caller gets the same bits for the
+    same scene. Not inlined into its callers on purpose: an inlined copy would take the caller's floating-point
+    flags and lose the vectorised sums."""
     M = prefix.shape[0]
     E = embed_t.shape[1]
     C, H = out_t.shape
     P = embed_table.shape[0] // M  # prefix lengths 0..L
     ME = M * E
+    z, h, r = work[:ME], work[ME:ME + H], work[ME + H:ME + 2 * H]
+    nz = 0  # the nonzero embeddings' indices, compacted at the front of nzi without a branch per embedding
     for m in range(M):
         p = prefix[m]
         row = embed_table[m * P + p]
         x = lat[m]
         for u in range(E):
             v = row[u] + _dot(x, embed_t[m, u], p)
-            z[m * E + u] = v if v > 0.0 else np.float32(0.0)
+            q = m * E + u
+            z[q] = v if v > 0.0 else np.float32(0.0)
+            nzi[nz] = q
+            nz += v > 0.0
+    # the fusion layer adds the rows of the nonzero embeddings in index order, four rows per pass over h: each
+    # h[u] still takes them one after another (the sums of one row per pass, in the same order: the same bits),
+    # with a quarter of the loads and stores of h and no unpredictable branch per row
     h[:] = 0.0
-    for q in range(ME):
-        zq = z[q]
-        if zq != 0.0:
-            wq = w_fuse[q]
-            for u in range(H):
-                h[u] += zq * wq[u]
+    t = 0
+    while t + 4 <= nz:
+        qa, qb, qc, qd = nzi[t], nzi[t + 1], nzi[t + 2], nzi[t + 3]
+        za, zb, zc, zd = z[qa], z[qb], z[qc], z[qd]
+        wa, wb, wc, wd = w_fuse[qa], w_fuse[qb], w_fuse[qc], w_fuse[qd]
+        for u in range(H):
+            h[u] = (((h[u] + za * wa[u]) + zb * wb[u]) + zc * wc[u]) + zd * wd[u]
+        t += 4
+    while t < nz:
+        qa = nzi[t]
+        za = z[qa]
+        wa = w_fuse[qa]
+        for u in range(H):
+            h[u] += za * wa[u]
+        t += 1
     for u in range(H):
         if h[u] < 0.0:
             h[u] = 0.0
@@ -79,10 +98,9 @@ def scene_logits(lat, prefix, embed_t, embed_table, w_fuse, blocks_t, out_t, z, 
 
 @njit(cache=True)
 def head_scratch(embed_t, w_fuse):
-    """The float32 scratch vectors of :func:`scene_logits`: ``z`` (M E), ``h`` and ``r`` (H)."""
-    H = w_fuse.shape[1]
-    return (np.empty(embed_t.shape[0] * embed_t.shape[1], dtype=np.float32), np.empty(H, dtype=np.float32),
-            np.empty(H, dtype=np.float32))
+    """The scratch of :func:`scene_logits`: ``work`` float32 (M E + 2 H) and ``nzi`` int64 (M E)."""
+    ME = embed_t.shape[0] * embed_t.shape[1]
+    return np.empty(ME + 2 * w_fuse.shape[1], dtype=np.float32), np.empty(ME, dtype=np.int64)
 
 
 @njit(cache=True)
@@ -96,7 +114,7 @@ def head_logits(latents, prefix_len, embed_t, embed_table, w_fuse, blocks_t, out
     """
     n = latents.shape[0]
     out = np.empty((n, out_t.shape[0]), dtype=np.float32)
-    z, h, r = head_scratch(embed_t, w_fuse)
+    work, nzi = head_scratch(embed_t, w_fuse)
     for j in range(n):
-        scene_logits(latents[j], prefix_len[j], embed_t, embed_table, w_fuse, blocks_t, out_t, z, h, r, out[j])
+        scene_logits(latents[j], prefix_len[j], embed_t, embed_table, w_fuse, blocks_t, out_t, work, nzi, out[j])
     return out

@@ -247,9 +247,9 @@ def test_scoring_that_stays_wrong_after_recompiling_raises(monkeypatch) -> None:
 
 def _wrong_with(real):
     def wrong(close_env, close_pos, nc, ring_scene, rx_len, rx_snr, rx_off, pool_latents, noise_table, out_len,
-              out_scene, embed_t, embed_table, w_fuse, blocks_t, out_t, logits, lat, z, h, r):
+              out_scene, embed_t, embed_table, w_fuse, blocks_t, out_t, logits, lat, work, nzi):
         real(close_env, close_pos, nc, ring_scene, rx_len, rx_snr, rx_off, pool_latents, noise_table, out_len,
-             out_scene, embed_t, embed_table, w_fuse, blocks_t, out_t, logits, lat, z, h, r)
+             out_scene, embed_t, embed_table, w_fuse, blocks_t, out_t, logits, lat, work, nzi)
         logits[0, 1] -= 1.0
     return wrong
 

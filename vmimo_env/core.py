@@ -398,7 +398,7 @@ class VMIMOCore:
         # one scene's received latents and the head's hidden vectors, for the compiled scoring
         # (numpy's own zeroed arrays, not head_scratch's: a pickled env must be the same bytes in every process)
         self._head_scratch = (np.zeros((M, LATENT_DIM), dtype=np.float32),
-                              *(np.zeros(a.shape, dtype=np.float32) for a in scoring.head_scratch(
+                              *(np.zeros(a.shape, dtype=a.dtype.str) for a in scoring.head_scratch(
                                   self.model.head_weights[0], self.model.head_weights[2])))
         self._bind_slot()
 

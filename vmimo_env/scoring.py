@@ -45,16 +45,16 @@ def closing_logits(close_env, close_pos, nc, ring_scene, rx_len, rx_snr, rx_off,
     writes them. A scene's logits are the same bits whichever envs and scenes share the slot (single env,
     vector env, replica)."""
     lat = np.empty((rx_len.shape[2], LATENT_DIM), dtype=np.float32)
-    z, h, r = head_scratch(embed_t, w_fuse)
+    work, nzi = head_scratch(embed_t, w_fuse)
     closing_logits_with(close_env, close_pos, nc, ring_scene, rx_len, rx_snr, rx_off, pool_latents, noise_table,
-                        out_len, out_scene, embed_t, embed_table, w_fuse, blocks_t, out_t, logits, lat, z, h, r)
+                        out_len, out_scene, embed_t, embed_table, w_fuse, blocks_t, out_t, logits, lat, work, nzi)
 
 
 @njit(cache=True, inline="always")
 def closing_logits_with(close_env, close_pos, nc, ring_scene, rx_len, rx_snr, rx_off, pool_latents, noise_table,
-                        out_len, out_scene, embed_t, embed_table, w_fuse, blocks_t, out_t, logits, lat, z, h, r):
+                        out_len, out_scene, embed_t, embed_table, w_fuse, blocks_t, out_t, logits, lat, work, nzi):
     """:func:`closing_logits` with its scratch given: ``lat`` (M, L) float32 for one scene's received latents and
-    ``z``, ``h``, ``r`` of ``head_kernel.head_scratch`` (the fused slot binds them once)."""
+    ``work`` and ``nzi`` of ``head_kernel.head_scratch`` (the fused slot binds them once)."""
     for j in range(min(nc, PREFETCH_AHEAD)):
         prefetch_scene(j, close_env, close_pos, ring_scene, rx_len, rx_off, pool_latents, noise_table)
     for j in range(nc):
@@ -63,7 +63,7 @@ def closing_logits_with(close_env, close_pos, nc, ring_scene, rx_len, rx_snr, rx
                            noise_table)
         out_scene[j] = received_scene(j, close_env, close_pos, ring_scene, rx_len, rx_snr, rx_off, pool_latents,
                                       noise_table, lat, out_len[j])
-        scene_logits(lat, out_len[j], embed_t, embed_table, w_fuse, blocks_t, out_t, z, h, r, logits[j])
+        scene_logits(lat, out_len[j], embed_t, embed_table, w_fuse, blocks_t, out_t, work, nzi, logits[j])
 
 
 @njit(cache=True, inline="always")
@@ -71,7 +71,7 @@ def slot_score(nc,  # this slot's number of closing scenes
                close_env, close_pos, ring_scene, rx_len, rx_snr, rx_off, pool_latents, noise_table, lens, scene,
                embed_t, embed_table, w_fuse, blocks_t, out_t, logits,  # the frozen head (FrozenStudent.head_weights)
                labels, no_soft, arrival_rate, energy_scale, energy_j, correct, acc_term, en_term, reward,
-               lat, z, h, r):  # scratch of closing_logits_with
+               lat, work, nzi):  # scratch of closing_logits_with
     """The slot's scoring in one call: :func:`closing_logits` of the ``nc`` closing scenes and
     :func:`kernels.slot_outcome_into` with the argmax ("model") reward (``no_soft`` is the empty array) on the
     slot's energy parts ``energy_j`` into ``correct``, ``acc_term``, ``en_term`` and ``reward``: the calls the
@@ -79,7 +79,7 @@ def slot_score(nc,  # this slot's number of closing scenes
     reward is the argmax count and the BS runs no aligner; arguments after ``nc`` are bound once
     (``VMIMOCore._bind_slot``)."""
     closing_logits_with(close_env, close_pos, nc, ring_scene, rx_len, rx_snr, rx_off, pool_latents, noise_table,
-                        lens, scene, embed_t, embed_table, w_fuse, blocks_t, out_t, logits, lat, z, h, r)
+                        lens, scene, embed_t, embed_table, w_fuse, blocks_t, out_t, logits, lat, work, nzi)
     slot_outcome_into(logits[:nc], scene[:nc], labels, close_env[:nc], no_soft, energy_j, arrival_rate,
                       energy_scale, correct, acc_term, en_term, reward)
 
@@ -92,7 +92,7 @@ class ScoreArgsType(BoundArgsType):
 SCORE_FIELDS: tuple[str, ...] = (
     "close_env", "close_pos", "ring_scene", "rx_len", "rx_snr", "rx_off", "pool_latents", "noise_table", "lens",
     "scene", "embed_t", "embed_table", "w_fuse", "blocks_t", "out_t", "logits", "labels", "no_soft", "arrival_rate",
-    "energy_scale", "energy_j", "correct", "acc_term", "en_term", "reward", "lat", "z", "h", "r",
+    "energy_scale", "energy_j", "correct", "acc_term", "en_term", "reward", "lat", "work", "nzi",
 )
 
 
@@ -117,7 +117,7 @@ def slot_score_bound(nc, st):
     slot_score(nc, st.close_env, st.close_pos, st.ring_scene, st.rx_len, st.rx_snr, st.rx_off, st.pool_latents,
                st.noise_table, st.lens, st.scene, st.embed_t, st.embed_table, st.w_fuse, st.blocks_t, st.out_t,
                st.logits, st.labels, st.no_soft, st.arrival_rate, st.energy_scale, st.energy_j, st.correct,
-               st.acc_term, st.en_term, st.reward, st.lat, st.z, st.h, st.r)
+               st.acc_term, st.en_term, st.reward, st.lat, st.work, st.nzi)
 
 
 # ====================================================================== stale-cache guard
