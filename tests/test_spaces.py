@@ -235,8 +235,8 @@ def test_fast_native_check_agrees_with_the_full_validation(seed: int, batch: int
     if mutation in ("none", "share_high"):  # the common case must take the fast check, also once pickled
         import pickle
 
-        assert LAYOUT._validate_fast(action, lead) is not None
-        assert LAYOUT._validate_fast(pickle.loads(pickle.dumps(action)), lead) is not None
+        assert LAYOUT.validate_native_fast(action, lead) is not None
+        assert LAYOUT.validate_native_fast(pickle.loads(pickle.dumps(action)), lead) is not None
 
 
 class _NotADict(dict):

@@ -103,6 +103,8 @@ class FrontEnd:
             check_max_episode_steps(self.cfg, max_episode_steps)  # gym.make_vec passes the registered limit
         self.num_envs = num_envs
         self.batch: int | None = num_envs if batched else None
+        self._lead = (num_envs,) if batched else ()  # the leading axes of this front end's actions
+        self._dict_view = action_view == "dict"
         model = load_model(checkpoint)
         self.core = VMIMOCore(self.cfg, num_envs, build_pool(pool_size, checkpoint=checkpoint), model)
         self.layout = ActionLayout.from_config(self.cfg)
@@ -124,6 +126,10 @@ class FrontEnd:
 
     def decode(self, action: Any) -> dict[str, np.ndarray]:
         """This front end's action (any view) to native arrays (see :func:`decode_action`)."""
+        if self._dict_view and type(action) is dict:  # the per-step common case, without the general dispatch
+            fast = self.layout.validate_native_fast(action, self._lead)
+            if fast is not None:
+                return fast
         return decode_action(self.layout, self.action_view, action, batch=self.batch)
 
     def step(self, native: dict[str, np.ndarray]) -> StepResult:

@@ -165,10 +165,9 @@ class ActionLayout:
         shares outside [0, 1] are clipped (documented, not an error).
         """
         lead = _lead(batch)
-        if type(action) is dict and action.keys() == _ACTION_KEY_SET:  # every step: the cheapest checks first
-            fast = self._validate_fast(action, lead)
-            if fast is not None:
-                return fast
+        fast = self.validate_native_fast(action, lead)
+        if fast is not None:
+            return fast
         if not isinstance(action, Mapping):
             raise ValueError(f"action must be a dict with keys {list(ACTION_KEYS)}, got {type(action).__name__}")
         missing = [key for key in ACTION_KEYS if key not in action]
@@ -193,11 +192,13 @@ class ActionLayout:
         out["bandwidth"] = np.clip(bw, 0.0, 1.0).astype(np.float32)
         return out
 
-    def _validate_fast(self, action: Mapping[str, Any], lead: tuple[int, ...] | None) -> dict[str, np.ndarray] | None:
-        """The common case (int64 arrays of the right shape, finite float32 shares), checked in few numpy calls.
-
-        Returns ``None`` whenever anything is unusual, and the full validation then names the problem.
-        """
+    def validate_native_fast(self, action: Any, lead: tuple[int, ...] | None) -> dict[str, np.ndarray] | None:
+        """:meth:`validate_native`'s common case (a dict of int64 arrays of the right shape, finite float32 or
+        float64 shares), checked in few numpy calls; ``lead`` as :meth:`validate_native` resolves its ``batch``
+        (``()`` one environment, ``(n,)`` a batch, None any). Returns ``None`` whenever anything is unusual, and
+        the full validation then names the problem."""
+        if type(action) is not dict or action.keys() != _ACTION_KEY_SET:
+            return None
         g, p, c, b = action["group"], action["power"], action["compression"], action["bandwidth"]
         nd = np.ndarray
         if type(g) is not nd or type(p) is not nd or type(c) is not nd or type(b) is not nd:
