@@ -24,7 +24,7 @@ import numpy as np
 from numba import njit
 
 # scenes per call up to which the compiled loop beats the numpy head (the crossover of benchmarks/bench_semantic.py)
-COMPILED_BATCH = 24
+COMPILED_BATCH = 32
 # reassociation (vectorised sums) and fused multiply-add; no "no NaN / no inf" assumptions
 FASTMATH = {"reassoc", "contract", "nsz"}
 
