@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pickle
 
+import gymnasium as gym
 import numpy as np
+import pytest
 
 from vmimo_env.scenes import ScenePool, build_pool
 
@@ -113,3 +115,18 @@ def test_second_heterogeneous_env_and_unpickling_do_not_refit(monkeypatch) -> No
     np.testing.assert_array_equal(fixed_back.log_mid, fixed.log_mid)
     assert not np.array_equal(fixed.log_mid, first.core.bs_aligner.log_mid)
     assert len(fits) == n_modalities
+
+
+@pytest.mark.parametrize("dropped", ["_act", "_out_fs", "pool"])
+def test_a_pickle_of_another_version_is_refused_by_name(dropped: str) -> None:
+    """A pickle carries the core's attributes, not its code: one that lacks what this version rebuilds from (as a
+    pickle written by another version would) is a ``ValueError`` naming the missing attribute, not an obscure
+    failure deep in the rebuild."""
+    env = gym.make("VMIMO-v1").unwrapped
+    env.reset(seed=0)
+    core = env.core
+    state = core.__getstate__()
+    del state[dropped]
+    fresh = object.__new__(type(core))
+    with pytest.raises(ValueError, match=f"another version of vmimo_env.*{dropped}"):
+        fresh.__setstate__(state)

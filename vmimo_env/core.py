@@ -359,10 +359,16 @@ class VMIMOCore:
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self.noise_table = make_noise_table()
-        # a worker process may unpickle a core before building one
-        scoring.check_compiled_scoring(self.pool.latents, self.pool.labels, self.noise_table, self.model.head_weights)
-        self._out_views()
-        self._bind_slot()
+        try:
+            # a worker process may unpickle a core before building one
+            scoring.check_compiled_scoring(self.pool.latents, self.pool.labels, self.noise_table,
+                                           self.model.head_weights)
+            self._out_views()
+            self._bind_slot()
+        except AttributeError as err:  # a pickle holds the core's attributes, not its code
+            raise ValueError(f"this environment was pickled by another version of vmimo_env ({err}): a pickle "
+                             "carries state, not code, so it loads only into the version that wrote it; build the "
+                             "environment again (gym.make) in this version") from err
 
     def _alloc_buffers(self) -> None:
         """Per-step outputs, allocated once (the hot path writes into them)."""
