@@ -7,7 +7,9 @@ call, one scene at a time (``vmimo_env.scoring`` calls :func:`scene_logits` on e
 * each modality's embedding is the precomputed row of its prefix length (present bit, prefix / 64 and bias,
   ``embed_table``) plus a dot product of the first ``prefix`` latent values only (values at and beyond the prefix
   are never read, so prefix 0 is exactly "absent"), then a ReLU;
-* the fusion layer adds the rows of the nonzero embeddings (after a ReLU most are zero), then a ReLU;
+* the fusion layer adds the rows of the nonzero embeddings (after a ReLU many are zero), their indices
+  compacted first and four rows added per pass over the hidden units, each unit's sum in index order;
+  then a ReLU;
 * residual blocks and the output layer are dot products over the hidden units.
 
 The dot products are compiled with reassociation allowed (``FASTMATH``), so they vectorise: the logits equal the
