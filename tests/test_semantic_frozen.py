@@ -287,57 +287,56 @@ def test_compiled_head_ignores_values_beyond_the_prefix(fs) -> None:
     np.testing.assert_array_equal(fs.classify(clean, prefix), fs.classify(noisy, prefix))
 
 
-def _one_row_per_pass_head():
-    """The compiled head with its fusion layer written the plain way (one nonzero row per pass over the hidden
-    units, a branch per row), the same floating-point flags: the reference of the blocked loop's order."""
+def _one_row_per_pass_hidden():
+    """The compiled head's hidden units written the plain way (embeddings, then the fusion layer one nonzero row
+    per pass over the hidden units with a branch per row, then the ReLU), the same floating-point flags: the
+    reference of the blocked loop's order."""
     from numba import njit
 
     from semantic_models.head_kernel import FASTMATH, _dot
 
     @njit(fastmath=FASTMATH)
-    def logits(lat, prefix, embed_t, embed_table, w_fuse, blocks_t, out_t, out):
+    def hidden(lat, prefix, embed_t, embed_table, w_fuse, h):
         M, E = prefix.shape[0], embed_t.shape[1]
-        C, H = out_t.shape
         P = embed_table.shape[0] // M
         z = np.zeros(M * E, dtype=np.float32)
-        h = np.zeros(H, dtype=np.float32)
-        r = np.zeros(H, dtype=np.float32)
         for m in range(M):
             row = embed_table[m * P + prefix[m]]
             for u in range(E):
                 v = row[u] + _dot(lat[m], embed_t[m, u], prefix[m])
                 z[m * E + u] = v if v > 0.0 else np.float32(0.0)
+        h[:] = 0.0
         for q in range(M * E):
             if z[q] != 0.0:
-                for u in range(H):
+                for u in range(h.shape[0]):
                     h[u] += z[q] * w_fuse[q, u]
-        for u in range(H):
+        for u in range(h.shape[0]):
             if h[u] < 0.0:
                 h[u] = 0.0
-        for b in range(blocks_t.shape[0]):
-            for u in range(H):
-                r[u] = _dot(h, blocks_t[b, u], H)
-            for u in range(H):
-                if r[u] > 0.0:
-                    h[u] += r[u]
-        for c in range(C):
-            out[c] = _dot(h, out_t[c], H)
 
-    return logits
+    return hidden
 
 
 def test_blocked_fusion_keeps_the_order_of_the_sums(fs) -> None:
     """The fusion layer adds four nonzero rows per pass over the hidden units (``head_kernel.scene_logits``); each
-    hidden unit still takes the rows one after another, so the logits are those of one row per pass bit for bit,
-    whatever the number of nonzero embeddings (0, a multiple of four or not)."""
-    from semantic_models.head_kernel import head_logits
+    hidden unit still takes the rows one after another, so the hidden units are those of one row per pass bit for
+    bit, whatever the number of nonzero embeddings (0, a multiple of four or not). Read from the head's work vector
+    after the call (the embeddings, then the hidden units), so the shipped head must have no residual block."""
+    from semantic_models.head_kernel import head_scratch, scene_logits
 
-    ref_head = _one_row_per_pass_head()
+    embed_t, embed_table, w_fuse, blocks_t, out_t = fs.head_weights
+    assert blocks_t.shape[0] == 0
+    ref_hidden = _one_row_per_pass_hidden()
     lat, prefix = _random_inputs(200, seed=21)
     prefix[:8] = 0  # scenes with nothing received: only the embeddings' constant rows
     lat[8:16] *= 40.0  # large inputs: many embeddings nonzero
-    got = head_logits(lat, prefix, *fs.head_weights)
-    ref = np.zeros_like(got)
+    work, nzi = head_scratch(embed_t, w_fuse)
+    me, hdim = embed_t.shape[0] * embed_t.shape[1], w_fuse.shape[1]
+    out, ref = np.zeros(out_t.shape[0], dtype=np.float32), np.zeros(hdim, dtype=np.float32)
+    counts = set()
     for j in range(lat.shape[0]):
-        ref_head(lat[j], prefix[j], *fs.head_weights, ref[j])
-    np.testing.assert_array_equal(got, ref)
+        scene_logits(lat[j], prefix[j], *fs.head_weights, work, nzi, out)
+        ref_hidden(lat[j], prefix[j], embed_t, embed_table, w_fuse, ref)
+        np.testing.assert_array_equal(work[me:me + hdim], ref)
+        counts.add(int(np.count_nonzero(work[:me])) % 4)
+    assert counts == {0, 1, 2, 3}  # every remainder of the four-row passes was exercised
