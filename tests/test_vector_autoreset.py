@@ -113,3 +113,47 @@ def test_same_step_mode_keeps_final_observation() -> None:
     lay = VMIMOEnv(**KW).obs_layout()
     np.testing.assert_array_equal(obs[:, lay["time"]], 0.0)  # already the next episode
     assert np.all(info["final_obs"][:, lay["time"]] > 0)
+
+
+def test_holding_an_environment_puts_back_its_state_and_stream() -> None:
+    """``VMIMOCore.hold``/``release`` (what the NEXT_STEP autoreset uses): a just-reset environment stepped with
+    the others comes back with its reset state, and its next slot draws what a never-stepped twin draws; an
+    environment that was not just reset, or a stream not one slot into a fresh block, is refused."""
+    from vmimo_env.rng import BlockRNG
+
+    a = VMIMOVectorEnv(num_envs=3, scenario="v1").core
+    b = VMIMOVectorEnv(num_envs=3, scenario="v1").core
+    for core in (a, b):
+        core.reset(np.arange(3), [7, 8, 9])
+    rng = np.random.default_rng(0)
+
+    def act():
+        return (rng.integers(1, a.G + 1, (3, a.K)), rng.integers(0, len(a.power_levels_w), (3, a.K)),
+                rng.integers(0, len(a.prefix_levels), (3, a.K)), rng.random((3, a.G)))
+
+    first = act()
+    for _ in range(3):
+        step = act()
+        a.step(*step)
+        b.step(*step)
+    ids = np.array([1])
+    a.reset(ids, None)
+    b.reset(ids, None)
+    kept = {name: getattr(a, name)[ids].copy() for name in a.STATE_FIELDS}
+    held = a.hold(ids)
+    a.step(*first)
+    a.release(ids, held)
+    for name, value in kept.items():
+        np.testing.assert_array_equal(getattr(a, name)[ids], value, err_msg=name)
+    nxt = act()
+    ra = a.step(*nxt)
+    twin = b.replicate(ids)  # environment 1 of b: reset, never stepped since
+    rt = twin.step(*(x[ids] for x in nxt))
+    np.testing.assert_array_equal(ra.reward[ids], rt.reward)
+    np.testing.assert_array_equal(a.h[ids], twin.h)
+    with pytest.raises(ValueError, match="just-reset"):
+        a.hold(ids)
+    fresh = BlockRNG(2, 3, 4, block=4)
+    fresh.seed(np.arange(2), [1, 2])
+    with pytest.raises(ValueError, match="one slot of a fresh block"):
+        fresh.rewind(np.arange(2))

@@ -738,6 +738,24 @@ class VMIMOCore:
                     "pos_xy", "heading", "k_factor", "shadow_z", "los_z", "head", "tail", "next_seq", "slot_start",
                     "ring_scene", "rx_len", "rx_score", "rx_snr", "rx_off", "phase", "burst_belief")
 
+    def hold(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """Copies of environments ``rows``' state, for :meth:`release` to put them back after the next slot (a
+        vector env holding just-reset environments at their first slot). Their random blocks must be fresh (a
+        reset discards the rest of a block), so the slot draws a new block for them and reads its first row."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if (self.rng._ptr[rows] != self.rng.block).any():
+            raise ValueError("hold() takes just-reset environments (their random blocks discarded)")
+        return {name: getattr(self, name)[rows] for name in self.STATE_FIELDS}
+
+    def release(self, rows: np.ndarray, held: dict[str, np.ndarray]) -> None:
+        """Put environments ``rows`` back where :meth:`hold` found them, one slot later: their state from
+        ``held``, and their random streams rewound to the first row of the block the slot drew (the block the
+        next slot would otherwise draw, so the same draws: ``BlockRNG.rewind``)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        for name, saved in held.items():
+            getattr(self, name)[rows] = saved
+        self.rng.rewind(rows)
+
     def replicate(self, rows: np.ndarray | list[int] | int, n: int | None = None, *,
                   future_seeds: list[int] | np.ndarray | None = None, reward_mode: str | None = None) -> VMIMOCore:
         """A new core whose environment ``j`` is an exact copy of this core's environment ``rows[j]`` (state and

@@ -101,18 +101,13 @@ class BlockRNG:
         new._ptr[:] = self._ptr[rows]
         return new
 
-    def put(self, rows: np.ndarray, src: BlockRNG) -> None:
-        """Make environments ``rows`` continue ``src``'s streams (row ``j`` of ``src`` into ``rows[j]``): the inverse
-        of :meth:`take`, which a vector env uses to hold environments still for one step."""
-        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
-        if rows.size != src.num_envs or (src.n_uniform, src.n_normal, src.block) != (
-                self.n_uniform, self.n_normal, self.block):
-            raise ValueError(f"src holds {src.num_envs} streams of another layout for {rows.size} rows")
-        for j, i in enumerate(rows.tolist()):
-            self.generators[i] = src.generators[j]
-        self._uniform[rows] = src._uniform
-        self._normal[rows] = src._normal
-        self._ptr[rows] = src._ptr
+    def rewind(self, env_ids: np.ndarray) -> None:
+        """Make these environments read their current block again from its first slot. For environments that
+        drew a fresh block and used one slot of it: the next slot then reads what it would have drawn itself (the
+        generator already stands past that block), the same draws."""
+        if (self._ptr[env_ids] != 1).any():
+            raise ValueError("rewind() takes environments that used exactly one slot of a fresh block")
+        self._ptr[env_ids] = 0
 
     def refill(self) -> None:
         """Draw new blocks for the environments whose block ran out (pointer at ``block``) and point them at its

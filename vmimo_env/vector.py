@@ -99,12 +99,10 @@ class VMIMOVectorEnv(VectorEnv):
             # reset them, step everyone, then put their reset state and random streams back
             ids = np.flatnonzero(pending)
             self.core.reset(ids, None)
-            held = self.core.replicate(ids)
+            held = self.core.hold(ids)
         res = fe.step(native)
         if held is not None:
-            for name in self.core.STATE_FIELDS:
-                getattr(self.core, name)[ids] = getattr(held, name)
-            self.core.rng.put(ids, held.rng)
+            self.core.release(ids, held)
         truncated = fe.truncated()
         infos = fe.info(res, native)
         reward = res.reward.copy()
