@@ -150,3 +150,23 @@ def test_mobility_stays_in_annulus_and_resources_in_unit_interval(seed: int, spe
     x = resources.stationary_state(rng, (3, 5), cfg) * rng.uniform(0, 20)
     pj = resources.p_joint(resources.ar1_step(x, rng.standard_normal(x.shape), cfg), cfg)
     assert np.all(np.isfinite(pj)) and np.all((pj >= 0) & (pj <= 1))
+
+
+@settings(max_examples=12, deadline=None)
+@given(scenarios(), st.integers(2, 9), st.integers(0, 2**32 - 1), st.booleans(), st.booleans())
+def test_starts_of_many_environments_are_each_one_alone(cfg: ScenarioConfig, n: int, seed: int, lognormal: bool,
+                                                       mobility: bool) -> None:
+    """``physics.initial_link_states`` (a vector env's reset of many environments at once) gives each environment
+    the start it gets alone from its generator (``initial_link_state``), bit for bit: the same draws per
+    generator, elementwise transforms."""
+    from dataclasses import fields
+
+    from vmimo_env import channel
+
+    cfg = cfg.replace(k_factor_model="lognormal" if lognormal else "fixed", mobility=mobility)
+    corr = channel.exponential_correlation_sqrt(cfg.num_antennas, cfg.spatial_correlation)
+    batch = physics.initial_link_states(np.random.default_rng(seed).spawn(n), cfg, corr)
+    for j, g in enumerate(np.random.default_rng(seed).spawn(n)):
+        alone = physics.initial_link_state(g, cfg, corr)
+        for f in fields(physics.LinkStart):
+            np.testing.assert_array_equal(getattr(batch, f.name)[j], getattr(alone, f.name), err_msg=f.name)

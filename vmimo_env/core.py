@@ -480,10 +480,10 @@ class VMIMOCore:
             self.rng.seed(env_ids, seeds)
         else:
             self.rng.discard(env_ids)
-        for i in env_ids.tolist():
-            g = self.rng.spawn_generator(i)
-            self._init_links(i, g)
-            if self.arrivals.bursty:  # drawn after the links, so the Poisson scenarios' start states are unchanged
+        gens = [self.rng.spawn_generator(i) for i in env_ids.tolist()]
+        self._init_links(env_ids, gens)
+        if self.arrivals.bursty:  # drawn after the links, so the Poisson scenarios' start states are unchanged
+            for i, g in zip(env_ids.tolist(), gens, strict=True):
                 self.phase[i] = self.arrivals.initial_phase(g)
         self.burst_belief[env_ids] = self.arrivals.busy_share
         self.t[env_ids] = 0
@@ -492,22 +492,26 @@ class VMIMOCore:
         self.next_seq[env_ids] = 0
         self.slot_start[env_ids] = 0
 
-    def _init_links(self, i: int, g: np.random.Generator) -> None:
-        start = physics.initial_link_state(g, self.cfg, self.spatial_sqrt)
-        self.dist_m[i] = start.d2d_m
-        self.los[i] = start.los
-        self.gain[i] = start.gain
-        self.h_los[i] = start.h_los
-        self.scat_scale[i] = start.scat_scale
-        self.h_scat[i] = start.h_scat
-        self.res_state[i] = start.res_state
-        self.pos_xy[i] = start.pos_xy
-        self.heading[i] = start.heading
-        self.k_factor[i] = start.k_factor
-        self.shadow_z[i] = start.shadow_z
-        self.los_z[i] = start.los_z
-        self.p_joint[i] = resources.p_joint(start.res_state[None], self.res_params)[0]
-        self.h[i] = channel.compose_channel(self.h_scat[i], self.h_los[i], self.scat_scale[i], self.gain[i])
+    def _init_links(self, env_ids: np.ndarray | int, gens: list[np.random.Generator]) -> None:
+        """The link start of environments ``env_ids``, environment ``env_ids[j]`` from ``gens[j]``
+        (``physics.initial_link_states``)."""
+        start = physics.initial_link_states(gens, self.cfg, self.spatial_sqrt)
+        if len(env_ids) == 1:  # a single env's reset: a row, not a fancy index (the same values)
+            env_ids = int(env_ids[0])
+        self.dist_m[env_ids] = start.d2d_m
+        self.los[env_ids] = start.los
+        self.gain[env_ids] = start.gain
+        self.h_los[env_ids] = start.h_los
+        self.scat_scale[env_ids] = start.scat_scale
+        self.h_scat[env_ids] = start.h_scat
+        self.res_state[env_ids] = start.res_state
+        self.pos_xy[env_ids] = start.pos_xy
+        self.heading[env_ids] = start.heading
+        self.k_factor[env_ids] = start.k_factor
+        self.shadow_z[env_ids] = start.shadow_z
+        self.los_z[env_ids] = start.los_z
+        self.p_joint[env_ids] = resources.p_joint(start.res_state, self.res_params)
+        self.h[env_ids] = channel.compose_channel(start.h_scat, start.h_los, start.scat_scale, start.gain)
 
     # ================================================================== step
     def queue_lengths(self) -> np.ndarray:

@@ -2,9 +2,10 @@
 per-slot large-scale evolution of moving devices, and a reference composition of one physics slot (fading -> SINR
 for all groups -> energy).
 
-The start state has one composition, :func:`initial_link_state`, used by the environment core at every reset and
-by :func:`init_links` here, so the benchmark (``benchmarks/bench_physics.py``), the tests and users who want the
-channel without the queues start from exactly the environment's law. With ``ScenarioConfig.mobility`` the core
+The start state has one composition, :func:`initial_link_states` (:func:`initial_link_state` for one generator),
+used by the environment core at every reset and by :func:`init_links` here, so the benchmark
+(``benchmarks/bench_physics.py``), the tests and users who want the channel without the queues start from exactly
+the environment's law. With ``ScenarioConfig.mobility`` the core
 moves the large-scale state every slot with :func:`large_scale_step` (one compiled loop over (N, K)).
 Shapes: N environments, K devices, Nr BS antennas, G groups.
 """
@@ -15,7 +16,8 @@ import cmath
 import ctypes
 import ctypes.util
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 
 import numpy as np
 from numba import njit
@@ -57,7 +59,8 @@ def los_term(theta_rad: np.ndarray, d3d_m: np.ndarray, los: np.ndarray, k_factor
 
 
 def initial_link_state(g: np.random.Generator, cfg: ScenarioConfig, spatial_sqrt: np.ndarray | None) -> LinkStart:
-    """Draw one environment's start from generator ``g``: the environment's start-state composition.
+    """Draw one environment's start from generator ``g``: the environment's start-state composition
+    (:func:`initial_link_states` of one generator, its arrays without the leading axis).
 
     Devices are dropped uniformly by area in the annulus [min_distance_m, cell_radius_m]; the LOS state (3GPP UMi
     probability, or all-Rician / all-Rayleigh), path loss and shadowing per TR 38.901 UMi; the LOS direction of
@@ -72,42 +75,69 @@ def initial_link_state(g: np.random.Generator, cfg: ScenarioConfig, spatial_sqrt
     ``d (cos phi, sin phi)`` is uniform by area, the broadside angle is ``arcsin(sin phi)`` and the LOS field
     starts at ``Phi^-1`` of the LOS uniform (the same LOS state).
     """
+    both = initial_link_states([g], cfg, spatial_sqrt)
+    return LinkStart(*(getattr(both, f.name)[0] for f in fields(LinkStart)))
+
+
+def initial_link_states(gens: Sequence[np.random.Generator], cfg: ScenarioConfig,
+                        spatial_sqrt: np.ndarray | None) -> LinkStart:
+    """The starts of ``len(gens)`` environments, environment j drawn from ``gens[j]`` in the order
+    :func:`initial_link_state` documents; arrays with a leading environment axis. Each generator makes its own
+    draws, one environment after another; the transforms that follow are elementwise, so they run on all
+    environments at once and each environment's start is the one it would have alone (a vector env's reset of many
+    environments pays the numpy calls once, not once per environment)."""
     K, Nr = cfg.num_devices, cfg.num_antennas
-    d2d = geometry.drop_devices(g, K, cfg.min_distance_m, cfg.cell_radius_m)
+    n = len(gens)
+    umi = cfg.fading == "umi"
+    lognormal_k = cfg.k_factor_model == "lognormal"
+    d2d = np.empty((n, K))
+    u_los = np.empty((n, K)) if umi else None
+    shadow_n = np.zeros((n, K))
+    angle = np.empty((n, K))
+    h_scat = np.empty((n, K, Nr), dtype=np.complex128)
+    res = np.empty((n, K, 2))
+    k_normal = np.empty((n, K)) if lognormal_k else None
+    heading = np.zeros((n, K))
+    other = np.empty((n, K)) if cfg.mobility else None
+    for j, g in enumerate(gens):  # the draws, in the documented order of each generator
+        d2d[j] = geometry.drop_devices(g, K, cfg.min_distance_m, cfg.cell_radius_m)
+        if u_los is not None:
+            u_los[j] = g.random(K)
+        if cfg.shadowing:
+            shadow_n[j] = g.standard_normal(K)
+        angle[j] = g.uniform(-np.pi / 2, np.pi / 2, K)
+        h_scat[j] = channel.correlate(channel.sample_rayleigh(g, (K, Nr)), spatial_sqrt)
+        res[j] = resources.stationary_state(g, (K,), cfg)
+        # ---- draws of the v1 options, after every v0 draw
+        if k_normal is not None:
+            k_normal[j] = g.standard_normal(K)
+        if other is not None:
+            heading[j] = g.uniform(-np.pi, np.pi, K)
+            other[j] = g.standard_normal(K)  # the field of the state the device is not in (TR 38.901 keeps both)
     d3d = np.sqrt(d2d**2 + (cfg.bs_height_m - cfg.ut_height_m) ** 2)
-    if cfg.fading == "umi":
-        u_los = g.random(K)
+    if u_los is not None:
         los = u_los < pathloss.umi_los_probability(d2d)
     else:
-        u_los = None
-        los = np.full(K, cfg.fading == "rician")
+        los = np.full((n, K), cfg.fading == "rician")
     pl_db = pathloss.umi_pathloss_db(d3d, d2d, cfg.carrier_hz, cfg.bs_height_m, cfg.ut_height_m, los)
-    shadow_n = g.standard_normal(K) if cfg.shadowing else np.zeros(K)
     gain_db = -(pl_db + shadow_n * pathloss.umi_shadowing_std_db(los))
-    angle = g.uniform(-np.pi / 2, np.pi / 2, K)
-    h_scat = channel.correlate(channel.sample_rayleigh(g, (K, Nr)), spatial_sqrt)
-    res = resources.stationary_state(g, (K,), cfg)
-    # ---- draws of the v1 options, after every v0 draw
-    if cfg.k_factor_model == "lognormal":
-        k_db = cfg.rician_k_mu_db + cfg.rician_k_sigma_db * g.standard_normal(K)
+    if k_normal is not None:
+        k_db = cfg.rician_k_mu_db + cfg.rician_k_sigma_db * k_normal
         k_factor = 10.0 ** (k_db / 10.0)
     else:  # the scalar power v0 computed, so the weights are bit-identical
-        k_factor = np.full(K, 10.0 ** (cfg.rician_k_db / 10.0))
-    heading = np.zeros(K)
-    los_z = np.zeros(K)
-    if cfg.mobility:
-        heading = g.uniform(-np.pi, np.pi, K)
-        other = g.standard_normal(K)  # the field of the state the device is not in (TR 38.901 keeps both)
+        k_factor = np.full((n, K), 10.0 ** (cfg.rician_k_db / 10.0))
+    los_z = np.zeros((n, K))
+    if other is not None:
         shadow_z = np.stack([np.where(los, shadow_n, other), np.where(los, other, shadow_n)], axis=-1)
         phi = 2.0 * angle
-        pos = d2d[:, None] * np.stack([np.cos(phi), np.sin(phi)], axis=-1)
+        pos = d2d[..., None] * np.stack([np.cos(phi), np.sin(phi)], axis=-1)
         theta = geometry.broadside_angle_rad(pos)
         if u_los is not None:
             los_z = ndtri(np.clip(u_los, 1e-300, 1.0 - 1e-16))
         h_los, scat_w = los_term(theta, d3d, los, k_factor, Nr, cfg.carrier_hz)
     else:
         shadow_z = np.stack([np.where(los, shadow_n, 0.0), np.where(los, 0.0, shadow_n)], axis=-1)
-        pos = d2d[:, None] * np.stack([np.cos(angle), np.sin(angle)], axis=-1)
+        pos = d2d[..., None] * np.stack([np.cos(angle), np.sin(angle)], axis=-1)
         h_los, scat_w = los_term(angle, d3d, los, k_factor, Nr, None)
     return LinkStart(d2d, los, 10.0 ** (gain_db / 10.0), h_los, scat_w, h_scat, res, pos, heading, k_factor,
                      shadow_z, los_z)
@@ -295,15 +325,13 @@ class LinkState:
 
 
 def init_links(cfg: ScenarioConfig, rng: np.random.Generator, num_envs: int) -> LinkState:
-    """Start ``num_envs`` environments with :func:`initial_link_state`, environment i from ``rng.spawn``'s i-th
+    """Start ``num_envs`` environments with :func:`initial_link_states`, environment i from ``rng.spawn``'s i-th
     child: ``init_links(cfg, np.random.default_rng(s), 1)`` is the start of ``VMIMOEnv`` reset with seed ``s``."""
     corr_sqrt = channel.exponential_correlation_sqrt(cfg.num_antennas, cfg.spatial_correlation)
-    starts = [initial_link_state(child, cfg, corr_sqrt) for child in rng.spawn(num_envs)]
-    stack = {name: np.stack([getattr(s, name) for s in starts]) for name in LinkStart.__dataclass_fields__}
+    st = initial_link_states(rng.spawn(num_envs), cfg, corr_sqrt)
     rho = float(channel.doppler_rho(cfg.speed_mps, cfg.carrier_hz, cfg.slot_s, cfg.doppler_rule))
-    return LinkState(stack["d2d_m"], stack["los"], stack["gain"], stack["h_los"], stack["scat_scale"],
-                     stack["h_scat"], stack["res_state"], rho, corr_sqrt, stack["pos_xy"], stack["heading"],
-                     stack["k_factor"], stack["shadow_z"], stack["los_z"])
+    return LinkState(st.d2d_m, st.los, st.gain, st.h_los, st.scat_scale, st.h_scat, st.res_state, rho, corr_sqrt,
+                     st.pos_xy, st.heading, st.k_factor, st.shadow_z, st.los_z)
 
 
 def fading_step(state: LinkState, white: np.ndarray) -> np.ndarray:
