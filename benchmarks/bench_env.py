@@ -13,10 +13,13 @@ Rows (:func:`measure_steps`):
   for v0 and v1 (the id picks the action view: ``VMIMO-v0`` dict, ``VMIMO-MultiDiscrete-v0`` MultiDiscrete, also
   at 1024), and the SB3 ``VecEnv`` adapter at N = 256.
 
-Method: actions are sampled before timing (a pool of random actions, cycled), each row is warmed up, then timed
-with ``time.perf_counter`` ``--repeats`` times; the table reports the best repeat (the least disturbed by the rest
-of a shared machine) and its ratio to the CartPole counterpart measured in the same run, the comparable figure
-across machines. Episode ends are included (single rows reset in the loop, vector rows autoreset).
+Method: actions are sampled before timing (a pool of random actions, cycled), each row and its CartPole counterpart
+are warmed up, then timed with ``time.perf_counter`` ``--repeats`` times each, in alternation (reference, row,
+reference, row, ...: :func:`paired_rates`); the table reports the row's best repeat (the least disturbed by the
+rest of a shared machine) and its ratio to the best repeat of the reference timed beside it, the comparable figure
+across machines: a drift of the machine's speed during the run moves both sides of a ratio. A reference row gives
+the best figure of its reference over the run. Episode ends are included (single rows reset in the loop, vector
+rows autoreset).
 
 Construction and shipping (:func:`measure_construction`): each id in a fresh Python process (so "first" really is
 the first in a process: model load, scene pool, compiled kernels, for the heterogeneous id the aligner fit), the
@@ -96,7 +99,9 @@ class Budget:
 @dataclass(frozen=True)
 class Row:
     """One timed row: ``group`` (single or vector) names its CartPole reference; ``env_steps_per_s`` None when the
-    row could not be measured (``note`` says why); ``ratio`` to the group's reference, filled by :func:`with_ratios`."""
+    row could not be measured (``note`` says why); ``ref_env_steps_per_s`` the CartPole counterpart timed in
+    alternation with the row (:func:`paired_rates`); ``ratio`` to it (else to the group's reference row), filled by
+    :func:`with_ratios`."""
 
     group: str
     what: str
@@ -104,6 +109,7 @@ class Row:
     env_steps_per_s: float | None
     ratio: float | None = None
     note: str = ""
+    ref_env_steps_per_s: float | None = None  # the reference timed in alternation with this row (None: the group's)
 
 
 @dataclass(frozen=True)
@@ -117,23 +123,51 @@ class ShipRow:
 
 
 # ---------------------------------------------------------------------------------------------- timing
-def best_rate(step: Callable[[Any], Any], actions: Sequence[Any], calls: int, env_steps_per_call: int,
-              budget: Budget) -> float:
-    """The best over ``budget.repeats`` of env-steps/s of ``calls`` calls of ``step`` over the pre-sampled
-    ``actions`` (cycled), after ``budget.warmup_calls`` untimed calls."""
-    for i in range(budget.warmup_calls):
-        step(actions[i % len(actions)])
-    best = 0.0
-    for _ in range(budget.repeats):
-        t0 = time.perf_counter()
+@dataclass
+class Timer:
+    """One row's timed loop: ``calls`` calls of ``step`` over the pre-sampled ``actions`` (cycled), each call
+    ``env_steps_per_call`` env steps; ``close`` releases what the row opened."""
+
+    step: Callable[[Any], Any]
+    actions: Sequence[Any]
+    calls: int
+    env_steps_per_call: int
+    close: Callable[[], None] = lambda: None
+
+    def warm(self, calls: int) -> None:
         for i in range(calls):
-            step(actions[i % len(actions)])
-        best = max(best, calls * env_steps_per_call / (time.perf_counter() - t0))
-    return best
+            self.step(self.actions[i % len(self.actions)])
+
+    def once(self) -> float:
+        """env-steps/s of one timed repeat."""
+        step, actions, n = self.step, self.actions, len(self.actions)
+        t0 = time.perf_counter()
+        for i in range(self.calls):
+            step(actions[i % n])
+        return self.calls * self.env_steps_per_call / (time.perf_counter() - t0)
 
 
-def single_rate(env_id: str, steps: int, budget: Budget, **kwargs: Any) -> float:
-    """env-steps/s of one ``gym.make(env_id)`` env under random actions, resetting at episode ends."""
+def best_rate(timer: Timer, budget: Budget) -> float:
+    """The best over ``budget.repeats`` timed repeats of ``timer`` after ``budget.warmup_calls`` untimed calls."""
+    timer.warm(budget.warmup_calls)
+    return max(timer.once() for _ in range(budget.repeats))
+
+
+def paired_rates(timer: Timer, reference: Timer, budget: Budget) -> tuple[float, float]:
+    """``(row, reference)`` env-steps/s, the two timed in alternation (reference, row, reference, row, ...;
+    ``budget.repeats`` each, the best of each kept), so that a change of the machine's speed during the run moves
+    both sides of the row's ratio alike."""
+    timer.warm(budget.warmup_calls)
+    reference.warm(budget.warmup_calls)
+    best_row = best_ref = 0.0
+    for _ in range(budget.repeats):
+        best_ref = max(best_ref, reference.once())
+        best_row = max(best_row, timer.once())
+    return best_row, best_ref
+
+
+def single_timer(env_id: str, steps: int, **kwargs: Any) -> Timer:
+    """``steps`` steps of one ``gym.make(env_id)`` env under random actions, resetting at episode ends."""
     env = gym.make(env_id, **kwargs)
     env.reset(seed=0)
     env.action_space.seed(0)
@@ -144,64 +178,72 @@ def single_rate(env_id: str, steps: int, budget: Budget, **kwargs: Any) -> float
         if terminated or truncated:
             env.reset()
 
+    return Timer(step, actions, steps, 1, env.close)
+
+
+def single_rate(env_id: str, steps: int, budget: Budget, **kwargs: Any) -> float:
+    """env-steps/s of one ``gym.make(env_id)`` env under random actions, resetting at episode ends."""
+    timer = single_timer(env_id, steps, **kwargs)
     try:
-        return best_rate(step, actions, steps, 1, budget)
+        return best_rate(timer, budget)
     finally:
-        env.close()
+        timer.close()
 
 
-def batched_rate(step: Callable[[Any], Any], action_space: gym.Space, num_envs: int, budget: Budget,
-                 factor: int = 1) -> float:
-    """env-steps/s of a batched ``step`` over pre-sampled batches of ``action_space`` (already batched), timed over
-    ``factor`` times the budget's vector env steps."""
+def batched_timer(step: Callable[[Any], Any], action_space: gym.Space, num_envs: int, budget: Budget,
+                  factor: int = 1, close: Callable[[], None] = lambda: None) -> Timer:
+    """A batched ``step`` over pre-sampled batches of ``action_space`` (already batched), timed over ``factor``
+    times the budget's vector env steps."""
     action_space.seed(0)
     actions = [action_space.sample() for _ in range(ACTION_POOL)]
-    calls = max(1, factor * budget.vector_env_steps // num_envs)
-    return best_rate(step, actions, calls, num_envs, budget)
+    return Timer(step, actions, max(1, factor * budget.vector_env_steps // num_envs), num_envs, close)
 
 
-def vector_rate(env_id: str, num_envs: int, budget: Budget) -> float:
-    """env-steps/s of ``gym.make_vec(env_id, num_envs, vectorization_mode="vector_entry_point")`` (VMIMOVectorEnv)."""
+def vector_timer(env_id: str, num_envs: int, budget: Budget) -> Timer:
+    """``gym.make_vec(env_id, num_envs, vectorization_mode="vector_entry_point")`` (VMIMOVectorEnv)."""
     venv = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point")
     venv.reset(seed=0)
-    try:
-        return batched_rate(venv.step, venv.action_space, num_envs, budget)
-    finally:
-        venv.close()
+    return batched_timer(venv.step, venv.action_space, num_envs, budget, close=venv.close)
 
 
-def cartpole_vector_rate(num_envs: int, budget: Budget) -> float:
-    """env-steps/s of Gymnasium's own natively batched CartPole."""
+def cartpole_vector_timer(num_envs: int, budget: Budget) -> Timer:
+    """Gymnasium's own natively batched CartPole."""
     from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
 
     venv = CartPoleVectorEnv(num_envs=num_envs)
     venv.reset(seed=0)
-    try:
-        return batched_rate(venv.step, venv.action_space, num_envs, budget, budget.cartpole_vector_factor)
-    finally:
-        venv.close()
+    return batched_timer(venv.step, venv.action_space, num_envs, budget, budget.cartpole_vector_factor, venv.close)
 
 
-def sb3_rate(num_envs: int, budget: Budget) -> float:
-    """env-steps/s of the SB3 ``VecEnv`` adapter (VMIMO-v0 scenario, MultiDiscrete actions)."""
+def sb3_timer(num_envs: int, budget: Budget) -> Timer:
+    """The SB3 ``VecEnv`` adapter (VMIMO-v0 scenario, MultiDiscrete actions)."""
     from vmimo_env.sb3 import VMIMOSB3VecEnv
 
     venv = VMIMOSB3VecEnv(num_envs=num_envs, seed=0)
     venv.reset()
+    return batched_timer(venv.step, batch_space(venv.action_space, num_envs), num_envs, budget, close=venv.close)
+
+
+def paired_row(group: str, what: str, num_envs: int, make: Callable[[], Timer], reference: Timer,
+               budget: Budget) -> Row:
+    """A row timed in alternation with its group's CartPole reference (:func:`paired_rates`)."""
+    timer = make()
     try:
-        return batched_rate(venv.step, batch_space(venv.action_space, num_envs), num_envs, budget)
+        rate, ref = paired_rates(timer, reference, budget)
     finally:
-        venv.close()
+        timer.close()
+    return Row(group, what, num_envs, rate, ref_env_steps_per_s=ref)
 
 
-def mobile_env_row(budget: Budget) -> Row:
-    """mobile-env's smallest scenario through ``gym.make`` when the package imports, else a row saying so."""
+def mobile_env_row(budget: Budget, reference: Timer) -> Row:
+    """mobile-env's smallest scenario through ``gym.make`` (timed in alternation with ``reference``) when the
+    package imports, else a row saying so."""
     what = f"{MOBILE_ENV_ID} (mobile-env), gym.make"
     try:
         import mobile_env  # noqa: F401  (registers its ids)
     except ImportError:
         return Row(SINGLE, what, 1, None, note="not installed")
-    return Row(SINGLE, what, 1, single_rate(MOBILE_ENV_ID, budget.single_steps, budget))
+    return paired_row(SINGLE, what, 1, lambda: single_timer(MOBILE_ENV_ID, budget.single_steps), reference, budget)
 
 
 BREAKDOWN_ID = "VMIMO-v1"
@@ -280,39 +322,55 @@ def step_breakdown(env_id: str, budget: Budget) -> list[StageRow]:
 
 
 def measure_steps(budget: Budget, log: Callable[[str], None] = lambda _: None) -> list[Row]:
-    """Every row of the steps table, in table order, with ratios to the CartPole counterparts of this run."""
-    cart_steps = budget.single_steps * budget.cartpole_single_factor
-    rows = [Row(SINGLE, CARTPOLE_SINGLE, 1, single_rate("CartPole-v1", cart_steps, budget))]
-    log(rows[-1].what)
-    for env_id in SINGLE_IDS:
-        rows.append(Row(SINGLE, f"{env_id}, gym.make", 1, single_rate(env_id, budget.single_steps, budget)))
-        log(rows[-1].what)
-    rows.append(mobile_env_row(budget))
-    log(rows[-1].what)
-    rows.append(Row(VECTOR, CARTPOLE_VECTOR, REFERENCE_VECTOR_N, cartpole_vector_rate(REFERENCE_VECTOR_N, budget)))
-    log(rows[-1].what)
-    for version in ("v0", "v1"):
-        for n in VECTOR_SIZES:
-            rows.append(Row(VECTOR, f"VMIMOVectorEnv, VMIMO-{version} (dict), N={n}", n,
-                            vector_rate(f"VMIMO-{version}", n, budget)))
-            log(rows[-1].what)
-        n = VECTOR_SIZES[-1]
-        rows.append(Row(VECTOR, f"VMIMOVectorEnv, VMIMO-MultiDiscrete-{version}, N={n}", n,
-                        vector_rate(f"VMIMO-MultiDiscrete-{version}", n, budget)))
-        log(rows[-1].what)
-    rows.append(Row(VECTOR, f"VMIMOSB3VecEnv (SB3 adapter, VMIMO-v0 MultiDiscrete), N={SB3_N}", SB3_N,
-                    sb3_rate(SB3_N, budget)))
-    log(rows[-1].what)
+    """Every row of the steps table, in table order, each timed in alternation with its CartPole counterpart
+    (:func:`paired_rates`); a reference row holds the best CartPole figure of its group's pairs."""
+    rows: list[Row] = []
+    cart = single_timer("CartPole-v1", budget.single_steps * budget.cartpole_single_factor)
+    try:
+        single: list[Row] = []
+        for env_id in SINGLE_IDS:
+            single.append(paired_row(SINGLE, f"{env_id}, gym.make", 1,
+                                     lambda env_id=env_id: single_timer(env_id, budget.single_steps), cart, budget))
+            log(single[-1].what)
+        single.append(mobile_env_row(budget, cart))
+        log(single[-1].what)
+    finally:
+        cart.close()
+    rows.append(Row(SINGLE, CARTPOLE_SINGLE, 1, max(r.ref_env_steps_per_s or 0.0 for r in single)))
+    rows += single
+    cart_vec = cartpole_vector_timer(REFERENCE_VECTOR_N, budget)
+    try:
+        vector: list[Row] = []
+        for version in ("v0", "v1"):
+            for n in VECTOR_SIZES:
+                vector.append(paired_row(VECTOR, f"VMIMOVectorEnv, VMIMO-{version} (dict), N={n}", n,
+                                         lambda v=version, n=n: vector_timer(f"VMIMO-{v}", n, budget), cart_vec,
+                                         budget))
+                log(vector[-1].what)
+            n = VECTOR_SIZES[-1]
+            vector.append(paired_row(VECTOR, f"VMIMOVectorEnv, VMIMO-MultiDiscrete-{version}, N={n}", n,
+                                     lambda v=version, n=n: vector_timer(f"VMIMO-MultiDiscrete-{v}", n, budget),
+                                     cart_vec, budget))
+            log(vector[-1].what)
+        vector.append(paired_row(VECTOR, f"VMIMOSB3VecEnv (SB3 adapter, VMIMO-v0 MultiDiscrete), N={SB3_N}", SB3_N,
+                                 lambda: sb3_timer(SB3_N, budget), cart_vec, budget))
+        log(vector[-1].what)
+    finally:
+        cart_vec.close()
+    rows.append(Row(VECTOR, CARTPOLE_VECTOR, REFERENCE_VECTOR_N, max(r.ref_env_steps_per_s or 0.0 for r in vector)))
+    rows += vector
     return with_ratios(rows)
 
 
 def with_ratios(rows: Sequence[Row]) -> list[Row]:
-    """``rows`` with ``ratio`` = env-steps/s over that of the group's CartPole reference row (1 for it)."""
+    """``rows`` with ``ratio`` = env-steps/s over the CartPole counterpart timed with the row
+    (``ref_env_steps_per_s``), else over the group's CartPole reference row (1 for it)."""
     ref = {row.group: row.env_steps_per_s for row in rows if row.what == REFERENCE[row.group]}
     if set(ref) != {row.group for row in rows} or not all(ref.values()):
         raise ValueError("every group of rows needs its measured CartPole reference row")
     return [Row(r.group, r.what, r.num_envs, r.env_steps_per_s,
-                None if r.env_steps_per_s is None else r.env_steps_per_s / ref[r.group], r.note) for r in rows]
+                None if r.env_steps_per_s is None else r.env_steps_per_s / (r.ref_env_steps_per_s or ref[r.group]),
+                r.note, r.ref_env_steps_per_s) for r in rows]
 
 
 # ---------------------------------------------------------------------------------------------- construction
@@ -387,8 +445,10 @@ def method_line(budget: Budget, load: float | None) -> str:
             f"({budget.single_steps:,} steps per repeat of a single row, {budget.vector_env_steps:,} env steps of a "
             f"vector row, {budget.cartpole_single_factor} and {budget.cartpole_vector_factor} times more for the "
             f"CartPole references); single rows are compared with CartPole-v1 through gym.make, vector rows with "
-            f"CartPoleVectorEnv at N = {REFERENCE_VECTOR_N}, both measured in the same run; each construction "
-            f"in a fresh process{load_text}.")
+            f"CartPoleVectorEnv at N = {REFERENCE_VECTOR_N}, each row timed in alternation with its reference "
+            f"(reference, row, reference, row, ...: a drift of the machine's speed moves both sides of a ratio), "
+            f"the reference rows giving the best reference figure of the run; each construction in a fresh "
+            f"process{load_text}.")
 
 
 def readme_block(rows: Sequence[Row], ship: Sequence[ShipRow], argv: Sequence[str], budget: Budget,

@@ -41,15 +41,20 @@ def test_every_row_is_there_in_its_group_with_its_batch_size(rows: list[BE.Row])
     assert [(r.group, r.what, r.num_envs) for r in rows] == EXPECTED  # each reference opens its group
 
 
-def test_ratios_are_to_the_cartpole_counterpart_of_the_same_run(rows: list[BE.Row]) -> None:
+def test_ratios_are_to_the_cartpole_counterpart_timed_beside_each_row(rows: list[BE.Row]) -> None:
     named = by_name(rows)
     ref = {BE.SINGLE: named[BE.CARTPOLE_SINGLE].env_steps_per_s, BE.VECTOR: named[BE.CARTPOLE_VECTOR].env_steps_per_s}
     assert named[BE.CARTPOLE_SINGLE].ratio == named[BE.CARTPOLE_VECTOR].ratio == 1.0
     for r in rows:
-        if r.env_steps_per_s is None:
+        if r.env_steps_per_s is None or r.what in (BE.CARTPOLE_SINGLE, BE.CARTPOLE_VECTOR):
             continue
         assert math.isfinite(r.env_steps_per_s) and r.env_steps_per_s > 0
-        assert r.ratio == pytest.approx(r.env_steps_per_s / ref[r.group], rel=1e-12)
+        # each row carries the reference timed in alternation with it; the reference row holds the best of them
+        assert r.ref_env_steps_per_s is not None and 0 < r.ref_env_steps_per_s <= ref[r.group]
+        assert r.ratio == pytest.approx(r.env_steps_per_s / r.ref_env_steps_per_s, rel=1e-12)
+    for group in (BE.SINGLE, BE.VECTOR):
+        assert ref[group] == max(r.ref_env_steps_per_s for r in rows
+                                 if r.group == group and r.ref_env_steps_per_s is not None)
     # tolerant directions a miscounted row would break: CartPole steps are far cheaper than VMIMO's, and a batch of
     # 1024 environments delivers more env steps per second than one environment stepped alone
     for version in ("v0", "v1"):
@@ -73,6 +78,8 @@ def test_with_ratios_needs_a_measured_reference_per_group() -> None:
             BE.Row(BE.VECTOR, BE.CARTPOLE_VECTOR, 1024, 1000.0), BE.Row(BE.VECTOR, "y", 16, 250.0)]
     out = BE.with_ratios(rows)
     assert [r.ratio for r in out] == [1.0, 0.25, None, 1.0, 0.25]
+    paired = BE.with_ratios([rows[0], BE.Row(BE.SINGLE, "x", 1, 50.0, ref_env_steps_per_s=100.0), *rows[3:]])
+    assert paired[1].ratio == 0.5  # the reference timed beside the row wins over the group's
     with pytest.raises(ValueError, match="reference"):
         BE.with_ratios(rows[1:])
 
@@ -156,3 +163,15 @@ def test_readme_block_carries_the_breakdown(rows: list[BE.Row]) -> None:
     block = BE.readme_block(rows, ship, ["--readme", "README.md"], TINY, 1.5, stages)
     assert "| a stage | 1.00 | 50 % |" in block and f"| {BE.TOTAL_ROW} | 2.00 | 100 % |" in block
     assert block.index("| VMIMO-v0 | 2.50") < block.index("| a stage |") < block.index("Best of 2 timed repeats")
+
+
+def test_paired_rates_alternate_the_row_and_its_reference() -> None:
+    """``paired_rates`` times reference and row in turn (so both see the same moments of the machine), the best
+    of each kept."""
+    order: list[str] = []
+    row = BE.Timer(lambda a: order.append("row"), [0], 1, 1)
+    ref = BE.Timer(lambda a: order.append("ref"), [0], 1, 1)
+    budget = BE.Budget(single_steps=1, vector_env_steps=1, warmup_calls=0, repeats=3)
+    rate, ref_rate = BE.paired_rates(row, ref, budget)
+    assert order == ["ref", "row"] * 3
+    assert rate > 0 and ref_rate > 0
