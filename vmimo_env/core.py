@@ -492,26 +492,22 @@ class VMIMOCore:
         self.next_seq[env_ids] = 0
         self.slot_start[env_ids] = 0
 
-    def _init_links(self, env_ids: np.ndarray | int, gens: list[np.random.Generator]) -> None:
+    # the core's arrays of an environment's link start, and the physics.LinkStart fields they hold
+    _LINK_FIELDS = (("dist_m", "d2d_m"), ("los", "los"), ("gain", "gain"), ("h_los", "h_los"),
+                    ("scat_scale", "scat_scale"), ("h_scat", "h_scat"), ("res_state", "res_state"),
+                    ("pos_xy", "pos_xy"), ("heading", "heading"), ("k_factor", "k_factor"), ("shadow_z", "shadow_z"),
+                    ("los_z", "los_z"))
+
+    def _init_links(self, env_ids: np.ndarray, gens: list[np.random.Generator]) -> None:
         """The link start of environments ``env_ids``, environment ``env_ids[j]`` from ``gens[j]``
         (``physics.initial_link_states``)."""
         start = physics.initial_link_states(gens, self.cfg, self.spatial_sqrt)
-        if len(env_ids) == 1:  # a single env's reset: a row, not a fancy index (the same values)
-            env_ids = int(env_ids[0])
-        self.dist_m[env_ids] = start.d2d_m
-        self.los[env_ids] = start.los
-        self.gain[env_ids] = start.gain
-        self.h_los[env_ids] = start.h_los
-        self.scat_scale[env_ids] = start.scat_scale
-        self.h_scat[env_ids] = start.h_scat
-        self.res_state[env_ids] = start.res_state
-        self.pos_xy[env_ids] = start.pos_xy
-        self.heading[env_ids] = start.heading
-        self.k_factor[env_ids] = start.k_factor
-        self.shadow_z[env_ids] = start.shadow_z
-        self.los_z[env_ids] = start.los_z
-        self.p_joint[env_ids] = resources.p_joint(start.res_state, self.res_params)
-        self.h[env_ids] = channel.compose_channel(start.h_scat, start.h_los, start.scat_scale, start.gain)
+        # a single env's reset writes a row, not a fancy index (the same values)
+        rows: np.ndarray | int = int(env_ids[0]) if len(env_ids) == 1 else env_ids
+        for attr, name in self._LINK_FIELDS:
+            getattr(self, attr)[rows] = getattr(start, name)
+        self.p_joint[rows] = resources.p_joint(start.res_state, self.res_params)
+        self.h[rows] = channel.compose_channel(start.h_scat, start.h_los, start.scat_scale, start.gain)
 
     # ================================================================== step
     def queue_lengths(self) -> np.ndarray:
