@@ -66,9 +66,10 @@ def scene_logits(lat, prefix, embed_t, embed_table, w_fuse, blocks_t, out_t, wor
             z[q] = v if v > 0.0 else np.float32(0.0)
             nzi[nz] = q
             nz += v > 0.0
-    # the fusion layer adds the rows of the nonzero embeddings in index order, four rows per pass over h: each
-    # h[u] still takes them one after another (the sums of one row per pass, in the same order: the same bits),
-    # with a quarter of the loads and stores of h and no unpredictable branch per row
+    # the fusion layer adds the rows of the nonzero embeddings in index order, four rows per pass over h, with a
+    # quarter of the loads and stores of h and no unpredictable branch per row; each h[u] is written to take them
+    # one after another, and tests/test_semantic_frozen.py checks the compiled code gives the bits of one row per
+    # pass (reassociation is allowed, so the check is on what the compiler made of it)
     h[:] = 0.0
     t = 0
     while t + 4 <= nz:

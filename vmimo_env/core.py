@@ -743,7 +743,7 @@ class VMIMOCore:
         vector env holding just-reset environments at their first slot). Their random blocks must be fresh (a
         reset discards the rest of a block), so the slot draws a new block for them and reads its first row."""
         rows = np.asarray(rows, dtype=np.int64)
-        if (self.rng._ptr[rows] != self.rng.block).any():
+        if not self.rng.discarded(rows):
             raise ValueError("hold() takes just-reset environments (their random blocks discarded)")
         return {name: getattr(self, name)[rows] for name in self.STATE_FIELDS}
 

@@ -101,6 +101,11 @@ class BlockRNG:
         new._ptr[:] = self._ptr[rows]
         return new
 
+    def discarded(self, env_ids: np.ndarray) -> bool:
+        """Whether every one of these environments has no block left (just seeded or reset): its next slot draws
+        a fresh block."""
+        return bool((self._ptr[env_ids] == self.block).all())
+
     def rewind(self, env_ids: np.ndarray) -> None:
         """Make these environments read their current block again from its first slot. For environments that
         drew a fresh block and used one slot of it: the next slot then reads what it would have drawn itself (the

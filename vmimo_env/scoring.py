@@ -55,9 +55,7 @@ def closing_logits_with(close_env, close_pos, nc, ring_scene, rx_len, rx_snr, rx
                         out_len, out_scene, embed_t, embed_table, w_fuse, blocks_t, out_t, logits, lat, work, nzi):
     """:func:`closing_logits` with its scratch given: ``lat`` (M, L) float32 for one scene's received latents and
     ``work`` and ``nzi`` of ``head_kernel.head_scratch`` (the fused slot binds them once)."""
-    for j in range(min(nc, PREFETCH_AHEAD)):
-        prefetch_scene(j, close_env, close_pos, ring_scene, rx_len, rx_off, pool_latents, noise_table)
-    for j in range(nc):
+    for j in range(nc):  # the first scenes were requested by the fused slot (kernels.PREFETCH_SCENES)
         if j + PREFETCH_AHEAD < nc:  # the scene after next: its reads overlap this scene's head
             prefetch_scene(j + PREFETCH_AHEAD, close_env, close_pos, ring_scene, rx_len, rx_off, pool_latents,
                            noise_table)
