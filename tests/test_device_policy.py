@@ -107,9 +107,10 @@ def test_logits_follow_the_multidiscrete_order() -> None:
     with th.no_grad():
         latent = pol.mlp_extractor.forward_actor(obs)
         logits = pol.action_net(latent)
-        z = latent[:, :K * pol.action_net.hidden].view(len(obs), K, -1)
+        assert latent.shape == (len(obs), K * pol.action_net.hidden)
+        z = latent.view(len(obs), K, -1)
         per_dev = pol.action_net.device_head(z)
-        band = pol.action_net.band_head(latent[:, K * pol.action_net.hidden:])
+        band = pol.action_net.band_head(z.mean(dim=1))
     nvec = venv.action_space.nvec
     assert logits.shape == (len(obs), int(nvec.sum()))
     starts = np.concatenate([[0], np.cumsum(nvec)])
@@ -169,3 +170,36 @@ def test_kwargs_come_from_the_spec_for_every_kind_of_vmimo_env() -> None:
         device_policy_kwargs(DummyVecEnv([lambda: gym.make("CartPole-v1")]))
     with pytest.raises(ValueError, match="obs_mode='box'"):
         device_policy_kwargs(VMIMOSB3VecEnv(2, seed=0, **{**kw, "obs_mode": "dict"}))
+
+
+@pytest.mark.parametrize("full_csi", [False, True])
+def test_fast_forward_equals_the_reference_steps(full_csi: bool) -> None:
+    """The split-weight forward is the docstring's rows → φ → mean context → ψ, values and gradients (with trained,
+    non-trivial weights: every parameter moved by a few updates)."""
+    model, venv = _policy(obs_full_csi=full_csi)
+    model.learn(64)
+    actor = model.policy.mlp_extractor.actor
+    obs = th.as_tensor(np.concatenate([venv.reset(), 3.0 * np.random.default_rng(0).standard_normal(
+        (4, venv.observation_space.shape[0])).astype(np.float32)]))
+    fast, ref = actor(obs), actor.reference_forward(obs)
+    assert fast.shape == ref.shape == (8, actor.K * actor.hidden)
+    th.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-6)
+    w = th.randn_like(ref)
+    g_fast = th.autograd.grad((fast * w).sum(), list(actor.parameters()))
+    g_ref = th.autograd.grad((ref * w).sum(), list(actor.parameters()))
+    for a, b in zip(g_fast, g_ref, strict=True):
+        # float32 sums taken in another order: agreement relative to the gradient's own scale
+        th.testing.assert_close(a, b, rtol=1e-4, atol=1e-5 * float(b.abs().max()))
+
+
+def test_networks_use_the_vectorised_tanh_and_saved_models_keep_nn_tanh(tmp_path: Path) -> None:
+    from torch import nn
+
+    from agents.common.activations import Tanh
+
+    model, _ = _policy()
+    acts = [m for m in model.policy.modules() if isinstance(m, nn.Tanh)]
+    assert acts and all(type(m) is Tanh for m in acts)
+    assert model.policy.activation_fn is nn.Tanh
+    model.save(tmp_path / "m.zip")
+    assert PPO.load(tmp_path / "m.zip").policy.activation_fn is nn.Tanh

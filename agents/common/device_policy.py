@@ -29,7 +29,9 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnv
 from torch import nn
+from torch.nn import functional as F
 
+from agents.common.activations import fast_activation
 from agents.common.distributions import FastMultiDiscretePolicy
 from vmimo_env import obs_spec
 from vmimo_env.config import ScenarioConfig
@@ -74,7 +76,14 @@ def _scenario_config(env: Any) -> ScenarioConfig:
 
 
 class DeviceActor(nn.Module):
-    """Shared per-device encoder + context: obs (B, D) -> latent (B, K·H + H) holding every z_k and their mean."""
+    """Shared per-device encoder + context: obs (B, D) -> latent (B, K·H), every device's z_k.
+
+    ``phi`` and ``psi`` hold the shared layers. :meth:`forward` computes ``ψ([φ(x_k), mean_j φ(x_j)])`` without
+    materialising the rows or the concatenation (the module docstring's steps 1–3 with the first layers'
+    weights split by input block: the one-hot block is a per-device bias, the context half of ψ is applied once
+    per sample rather than once per device); :meth:`reference_forward` is the same function written as those
+    steps, kept for the tests.
+    """
 
     def __init__(self, obs_layout: dict[str, list[int]], num_devices: int, hidden: int = 64,
                  activation: type[nn.Module] = nn.Tanh) -> None:
@@ -85,11 +94,15 @@ class DeviceActor(nn.Module):
         per_dev, pair = obs_spec.device_gather(obs_layout, K)  # (K, F0); (K, K), -1 on the diagonal
         self.register_buffer("feat_index", th.as_tensor(per_dev, dtype=th.long), persistent=False)
         self.register_buffer("corr_index", th.as_tensor(pair, dtype=th.long), persistent=False)
+        # own features and correlations in one gather from [obs | 0]: index -1 reads the appended zero
+        row_index = np.concatenate([per_dev, pair], axis=1)
+        self.register_buffer("row_index", th.as_tensor(row_index, dtype=th.long), persistent=False)
         self.register_buffer("eye", th.eye(K), persistent=False)
         in_dim = per_dev.shape[1] + K + K
-        self.phi = nn.Sequential(nn.Linear(in_dim, hidden), activation(), nn.Linear(hidden, hidden), activation())
-        self.psi = nn.Sequential(nn.Linear(2 * hidden, hidden), activation())
-        self.latent_dim = K * hidden + hidden
+        act = fast_activation(activation)
+        self.phi = nn.Sequential(nn.Linear(in_dim, hidden), act(), nn.Linear(hidden, hidden), act())
+        self.psi = nn.Sequential(nn.Linear(2 * hidden, hidden), act())
+        self.latent_dim = K * hidden
 
     def device_rows(self, obs: th.Tensor) -> th.Tensor:
         """(B, D) observations -> (B, K, F) device rows: own features, correlations with every device, one-hot."""
@@ -99,16 +112,28 @@ class DeviceActor(nn.Module):
         corr = padded[:, self.corr_index]  # (B, K, K)
         return th.cat([feats, corr, self.eye.expand(B, K, K)], dim=2)
 
-    def forward(self, obs: th.Tensor) -> th.Tensor:
+    def reference_forward(self, obs: th.Tensor) -> th.Tensor:
+        """The module docstring's steps as written: rows, φ, mean context, ψ of the concatenation."""
         e = self.phi(self.device_rows(obs))  # (B, K, H)
         ctx = e.mean(dim=1, keepdim=True).expand_as(e)
-        z = self.psi(th.cat([e, ctx], dim=2))  # (B, K, H)
-        return th.cat([z.flatten(1), z.mean(dim=1)], dim=1)
+        return self.psi(th.cat([e, ctx], dim=2)).flatten(1)
+
+    def forward(self, obs: th.Tensor) -> th.Tensor:
+        B, H = obs.shape[0], self.hidden
+        first, act = self.phi[0], self.phi[1]
+        n = self.row_index.shape[1]
+        x = th.cat([obs, obs.new_zeros(B, 1)], dim=1)[:, self.row_index]  # (B, K, F0 + K)
+        device_bias = F.linear(self.eye, first.weight[:, n:], first.bias)  # (K, H): the one-hot's columns
+        e = self.phi[3](self.phi[2](act(F.linear(x, first.weight[:, :n]) + device_bias)))  # (B, K, H)
+        mix = self.psi[0]
+        ctx = F.linear(e.mean(dim=1), mix.weight[:, H:], mix.bias)  # (B, H)
+        z = self.psi[1](F.linear(e, mix.weight[:, :H]) + ctx.unsqueeze(1))
+        return z.flatten(1)
 
 
 class DeviceActionNet(nn.Module):
-    """Latent of :class:`DeviceActor` -> flat multidiscrete logits ``[group (K) | power (K) | compression (K) |
-    bandwidth (G)]``, the same shared head for every device."""
+    """Latent of :class:`DeviceActor` (every z_k) -> flat multidiscrete logits ``[group (K) | power (K) |
+    compression (K) | bandwidth (G)]``, the same shared head for every device; the band head reads mean_k z_k."""
 
     def __init__(self, num_devices: int, hidden: int, nvec: np.ndarray, num_groups: int) -> None:
         super().__init__()
@@ -124,9 +149,9 @@ class DeviceActionNet(nn.Module):
 
     def forward(self, latent: th.Tensor) -> th.Tensor:
         B, K, H = latent.shape[0], self.K, self.hidden
-        z, pooled = latent[:, :K * H].view(B, K, H), latent[:, K * H:]
+        z = latent.view(B, K, H)
         parts = th.split(self.device_head(z), self.sizes, dim=2)  # each (B, K, n)
-        return th.cat([p.reshape(B, -1) for p in parts] + [self.band_head(pooled)], dim=1)
+        return th.cat([p.reshape(B, -1) for p in parts] + [self.band_head(z.mean(dim=1))], dim=1)
 
 
 class DeviceMlpExtractor(nn.Module):
@@ -139,7 +164,7 @@ class DeviceMlpExtractor(nn.Module):
         layers: list[nn.Module] = []
         last = feature_dim
         for width in vf_arch:
-            layers += [nn.Linear(last, width), activation()]
+            layers += [nn.Linear(last, width), fast_activation(activation)()]
             last = width
         self.value_net = nn.Sequential(*layers)
         self.latent_dim_pi = actor.latent_dim

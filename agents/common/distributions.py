@@ -4,9 +4,11 @@ SB3's ``MultiCategoricalDistribution`` builds one ``torch.distributions.Categori
 loops over them for every sample, log-probability and entropy. VMIMO's multidiscrete view has ``3K + G``
 dimensions (27 at the default scenario), so that loop, not the network nor the environment, dominated PPO's
 rollout collection (profiled: ~70% of the time at 256 environments). This distribution is the same law computed
-as one padded tensor: logits ``(B, D, n_max)`` with a large negative constant in the unused slots (finite, so no
+as one padded tensor: logits ``(B, n_max, D)`` with a large negative constant in the unused slots (finite, so no
 ``0 · inf`` NaN reaches the gradients), one ``log_softmax``, Gumbel-max sampling, a ``gather`` for
-log-probabilities. The policy network (``action_net``, one linear layer to
+log-probabilities. The choices run along the middle axis and the action dimensions along the last: on a CPU,
+torch's ``log_softmax`` over a short last axis (2–5 choices) works one row at a time, while over the middle axis
+its SIMD lanes run across the action dimensions. The policy network (``action_net``, one linear layer to
 ``sum(nvec)`` logits) is unchanged, so models stay interchangeable with SB3's ``MlpPolicy`` weights.
 """
 
@@ -18,6 +20,9 @@ import numpy as np
 import torch as th
 from stable_baselines3.common.distributions import MultiCategoricalDistribution
 from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.torch_layers import MlpExtractor
+
+from agents.common.activations import fast_activation
 
 _PAD = -1e9  # logit of the padding slots: probability exactly 0 in float32, and finite
 
@@ -29,23 +34,24 @@ class FastMultiCategoricalDistribution(MultiCategoricalDistribution):
         super().__init__(action_dims)
         dims = np.asarray(action_dims, dtype=np.int64)
         self._n_max = int(dims.max())
-        valid = np.arange(self._n_max)[None, :] < dims[:, None]  # (D, n_max)
+        valid = np.arange(self._n_max)[:, None] < dims[None, :]  # (n_max, D)
         self._valid = th.as_tensor(valid)
-        self._flat_index = th.as_tensor(np.flatnonzero(valid.ravel()))
+        # logit i of dimension d sits at (i, d): flattened i·D + d, in the order of the flat logit vector
+        self._flat_index = th.as_tensor(np.concatenate([np.arange(n) * dims.size + d for d, n in enumerate(dims)]))
         self.log_probs: th.Tensor | None = None
 
     def proba_distribution(self, action_logits: th.Tensor) -> FastMultiCategoricalDistribution:
         B = action_logits.shape[0]
         D = len(self.action_dims)
-        padded = action_logits.new_full((B, D * self._n_max), _PAD)
+        padded = action_logits.new_full((B, self._n_max * D), _PAD)
         padded[:, self._flat_index.to(action_logits.device)] = action_logits
-        self.log_probs = th.log_softmax(padded.view(B, D, self._n_max), dim=-1)
+        self.log_probs = th.log_softmax(padded.view(B, self._n_max, D), dim=1)
         return self
 
     def log_prob(self, actions: th.Tensor) -> th.Tensor:
         assert self.log_probs is not None
-        idx = actions.long().view(actions.shape[0], -1, 1)
-        return self.log_probs.gather(-1, idx).squeeze(-1).sum(dim=1)
+        idx = actions.long().view(actions.shape[0], 1, -1)
+        return self.log_probs.gather(1, idx).squeeze(1).sum(dim=1)
 
     def entropy(self) -> th.Tensor:
         assert self.log_probs is not None
@@ -56,11 +62,13 @@ class FastMultiCategoricalDistribution(MultiCategoricalDistribution):
     def sample(self) -> th.Tensor:
         assert self.log_probs is not None
         u = th.rand_like(self.log_probs).clamp_(1e-20, 1.0)
-        return (self.log_probs - th.log(-th.log(u))).argmax(dim=-1)
+        # max(...).indices, not argmax: the same first maximal index, but argmax over the middle axis is not
+        # vectorised on a CPU
+        return (self.log_probs - th.log(-th.log(u))).max(dim=1).indices
 
     def mode(self) -> th.Tensor:
         assert self.log_probs is not None
-        return self.log_probs.argmax(dim=-1)
+        return self.log_probs.max(dim=1).indices
 
 
 class FastMultiDiscretePolicy(ActorCriticPolicy):
@@ -71,3 +79,9 @@ class FastMultiDiscretePolicy(ActorCriticPolicy):
         super().__init__(*args, **kwargs)
         if isinstance(self.action_dist, MultiCategoricalDistribution):
             self.action_dist = FastMultiCategoricalDistribution(list(self.action_dist.action_dims))
+
+    def _build_mlp_extractor(self) -> None:
+        # SB3's extractor with its activation through agents.common.activations (nn.Tanh computed vectorised);
+        # the constructor arguments, and so saved models, keep the activation class they were given
+        self.mlp_extractor = MlpExtractor(self.features_dim, net_arch=self.net_arch,
+                                          activation_fn=fast_activation(self.activation_fn), device=self.device)
