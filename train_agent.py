@@ -103,6 +103,9 @@ MIN_ROLLOUTS, MIN_GRADIENT_STEPS = 10, 1_000
 # a clone whose validation return is below its teacher's by more than this share of |teacher| (and significantly,
 # paired 95% CI) is dropped: training continues from a fresh policy
 CLONE_MAX_SHORTFALL = 0.5
+# torch intra-op threads: two, so PPO's update uses both cores of the reference machine (the env itself is one
+# compiled thread). The count, not the machine's core count, fixes the reduction order, so the default is a number
+TORCH_THREADS = 2
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -158,9 +161,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--log-interval", type=int, default=-1,
                    help="SB3 log_interval (rollouts for on-policy, episodes for off-policy algorithms); -1: a dump "
                         "about every 20k env steps (at least 20 over the run) for on-policy, SB3's default otherwise")
-    p.add_argument("--torch-threads", "--num-threads", dest="torch_threads", type=int, default=1,
-                   help="torch intra-op threads (1 is fastest for these small networks on a 2-core machine; "
-                        "<= 0: torch's default)")
+    p.add_argument("--torch-threads", "--num-threads", dest="torch_threads", type=int, default=TORCH_THREADS,
+                   help=f"torch intra-op threads (default {TORCH_THREADS}: the update's matrix products use both cores "
+                        "of a 2-core machine while the env waits; a run repeats bit for bit for a given count, not "
+                        "across counts; <= 0: torch's default)")
     p.add_argument("--run-name", default=None, help="name of the run folder and W&B run")
     p.add_argument("-v", "--verbose", type=int, default=1, help="0: quiet, 1: SB3 tables and evaluation lines")
     return p.parse_args(argv)
@@ -703,9 +707,17 @@ def summarize(s: RunSettings, model: Any, saver: Saver, eval_cb: HeldOutEvalCall
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Train, evaluate, save and summarise one run (the module docstring); returns the summary."""
     args = parse_args(argv)
-    t_start = time.perf_counter()
+    previous_threads = torch.get_num_threads()
     if args.torch_threads > 0:
         torch.set_num_threads(args.torch_threads)
+    try:
+        return _run(args, argv)
+    finally:
+        torch.set_num_threads(previous_threads)  # called as a library, main leaves torch as it found it
+
+
+def _run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
+    t_start = time.perf_counter()
     # SB3 feeds the distributions logits it produced itself; argument validation only costs time per step
     torch.distributions.Distribution.set_default_validate_args(False)
 

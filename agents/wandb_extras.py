@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import shutil
+import tempfile
 from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
@@ -79,10 +81,18 @@ def log_code(run: WandbRun, root: str | Path) -> bool:
     if not run.active:
         return False
     root = Path(root).resolve()
-    wanted = {p.resolve() for pattern in CODE_GLOBS for p in root.glob(pattern)}
+    wanted = sorted({p.resolve() for pattern in CODE_GLOBS for p in root.glob(pattern)})
 
     def log() -> bool:
-        run.run.log_code(str(root), include_fn=lambda path, *_: Path(path).resolve() in wanted)
+        # wandb's log_code walks every file under its root before filtering (with a .venv beside the sources: tens
+        # of thousands of files, seconds of start-up), so it gets a staging folder holding only the wanted files;
+        # the artifact copies them while logging, before the folder goes
+        with tempfile.TemporaryDirectory(prefix="vmimo-code-") as stage:
+            for path in wanted:
+                dest = Path(stage) / path.relative_to(root)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, dest)
+            run.run.log_code(stage, include_fn=lambda *_: True)
         return True
 
     return bool(run._safe(log))

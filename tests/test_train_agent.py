@@ -199,3 +199,31 @@ def test_dummy_vec_env_reports_the_same_episode_statistics(tmp_path: Path) -> No
         assert key in cols, (key, sorted(cols))
     values = [float(r["episode/accuracy"]) for r in rows if r["episode/accuracy"]]
     assert values and all(0.0 <= v <= 1.0 for v in values)
+
+
+def _policy_tensors(path: Path) -> dict[str, torch.Tensor]:
+    import io
+
+    with zipfile.ZipFile(path) as z:
+        return torch.load(io.BytesIO(z.read("policy.pth")), weights_only=True)
+
+
+def test_shipped_recipe_repeats_bit_for_bit_at_the_default_thread_count(tmp_path: Path) -> None:
+    """Two runs of the shipped VMIMO-v0 recipe (per-device actor, warm start, 512-sample minibatches that torch
+    splits across its threads) with the same seed end on identical weights; main leaves torch's thread count as it
+    found it, and the run's config records the count it used."""
+    assert train_agent.TORCH_THREADS == train_agent.parse_args([]).torch_threads
+    before = torch.get_num_threads()
+    finals = []
+    for name in ("a", "b"):
+        summary = train_agent.main(
+            ["--algo", "ppo", "-n", "4096", "--n-envs", "64", "--seed", "5", "--eval-freq", "0", "--save-freq", "0",
+             "--baselines", "", "--log-folder", str(tmp_path / name), "--wandb-mode", "disabled", "--no-progress",
+             "-v", "0"])
+        assert torch.get_num_threads() == before
+        run_dir = Path(summary["run_dir"])
+        assert f"torch_threads: {train_agent.TORCH_THREADS}" in (run_dir / "config.yml").read_text(encoding="utf-8")
+        finals.append(_policy_tensors(run_dir / "final_model.zip"))
+    assert finals[0].keys() == finals[1].keys()
+    for key in finals[0]:
+        assert torch.equal(finals[0][key], finals[1][key]), key
