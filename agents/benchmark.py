@@ -107,7 +107,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="folder for the PNG figures (default: figures/ beside --markdown, else --out)")
     p.add_argument("--markdown", default=None, help="write the Markdown report to this file")
     p.add_argument("--readme", default=None,
-                   help=f"replace the block between {MARK_START} and {MARK_END} of this file with the tables")
+                   help=f"replace the block between {MARK_START} and {MARK_END} of this file with the tables "
+                        "(another set of tiers than the default alone: <!-- benchmark_TIER[_TIER...]:start --> ... "
+                        ":end -->)")
     p.add_argument("--batch-size", type=_positive_int, default=64, help="test episodes stepped together")
     args = p.parse_args(argv)
     if "all" in args.tier:
@@ -499,7 +501,20 @@ def tables(report: TierReport) -> str:
                          f"{a['min']:.2f}–{a['max']:.2f} | {a['iqm']:.2f} [{a['iqm_lo']:.2f}, {a['iqm_hi']:.2f}] | "
                          f"{a['seeds_above']} of {len(a['seeds'])} | {a['score']:.1f} "
                          f"({a['score_min']:.1f}–{a['score_max']:.1f}) |")
+        lines += ["", *(f"- {verdict(a, ref)}" for a in report.agents)]
     return "\n".join(lines) + "\n"
+
+
+def verdict(agent: dict[str, Any], reference: str) -> str:
+    """One generated sentence on a learned agent against the reference: **beats** when the 95% t interval of its
+    mean over training seeds lies above zero, **falls short of** when below, **ties** otherwise; with the mean
+    difference, its share of the reference's return and how many seeds win on their own paired CI."""
+    d, h = agent["delta"], agent["delta_ci"]
+    word = "beats" if d - h > 0 else "falls short of" if d + h < 0 else "ties"
+    n = len(agent["seeds"])
+    return (f"{agent['algo'].upper()} **{word}** {reference}: Δ {_pm(d, h, sign=True)} over {n} training seeds "
+            f"({_pm(agent['delta_pct'], math.nan, 1, sign=True)} %); {agent['seeds_above']} of {n} seeds above it "
+            "on their own paired 95% CI.")
 
 
 def command_line(argv: Sequence[str]) -> str:
@@ -546,10 +561,17 @@ def readme_block(reports: list[TierReport], argv: Sequence[str], markdown_rel: s
     return "\n".join(parts) + "\n" + note + "\n"
 
 
-def replace_block(text: str, block: str) -> str:
-    """``text`` with everything between the benchmark markers replaced by ``block``; ``ValueError`` when the
-    markers are missing or out of order."""
-    return provenance.replace_block(text, block, MARK_START, MARK_END)
+def readme_markers(tiers: Sequence[str]) -> tuple[str, str]:
+    """The README markers a run of ``tiers`` writes between: ``benchmark`` for the default tier alone (the main
+    table), ``benchmark_<tier>[_<tier>...]`` otherwise, so each documented command owns its own block."""
+    name = "benchmark" if list(tiers) == ["default"] else "benchmark_" + "_".join(tiers)
+    return f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+
+
+def replace_block(text: str, block: str, markers: tuple[str, str] = (MARK_START, MARK_END)) -> str:
+    """``text`` with everything between the ``markers`` (default: the default tier's) replaced by ``block``;
+    ``ValueError`` when the markers are missing or out of order."""
+    return provenance.replace_block(text, block, *markers)
 
 
 # ====================================================================== main
@@ -562,8 +584,9 @@ def run(argv: Sequence[str] | None = None, launcher: Launcher = subprocess_launc
     figures_dir = Path(args.figures) if args.figures else (markdown.parent / "figures" if markdown
                                                            else Path(args.out))
     readme = Path(args.readme) if args.readme else None
+    markers = readme_markers(args.tier)
     if readme is not None:  # fail before hours of training, not after
-        replace_block(readme.read_text(encoding="utf-8"), "")
+        replace_block(readme.read_text(encoding="utf-8"), "", markers)
     reports = [benchmark_tier(tier, args, figures_dir, launcher) for tier in args.tier]
     for rep in reports:
         print("\n" + tables(rep))
@@ -573,9 +596,9 @@ def run(argv: Sequence[str] | None = None, launcher: Launcher = subprocess_launc
         print(f"Wrote {markdown}")
     if readme is not None:
         rel = Path(os.path.relpath(markdown, readme.parent)).as_posix() if markdown else None
-        readme.write_text(replace_block(readme.read_text(encoding="utf-8"), readme_block(reports, raw, rel)),
+        readme.write_text(replace_block(readme.read_text(encoding="utf-8"), readme_block(reports, raw, rel), markers),
                           encoding="utf-8")
-        print(f"Updated the benchmark block of {readme}")
+        print(f"Updated the {markers[0]} block of {readme}")
     return reports
 
 

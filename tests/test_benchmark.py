@@ -100,6 +100,28 @@ def test_readme_block_is_replaced_between_the_markers_only() -> None:
         B.replace_block("no markers here", "x")
 
 
+def test_each_set_of_tiers_writes_its_own_readme_block() -> None:
+    assert B.readme_markers(["default"]) == (B.MARK_START, B.MARK_END)
+    dense = B.readme_markers(["dense"])
+    assert dense == ("<!-- benchmark_dense:start -->", "<!-- benchmark_dense:end -->")
+    assert B.readme_markers(["default", "mobility"])[0] == "<!-- benchmark_default_mobility:start -->"
+    text = f"{B.MARK_START}\nmain\n{B.MARK_END}\n{dense[0]}\nold\n{dense[1]}\n"
+    new = B.replace_block(text, "dense table\n", dense)
+    assert new == f"{B.MARK_START}\nmain\n{B.MARK_END}\n{dense[0]}\ndense table\n{dense[1]}\n"
+    with pytest.raises(ValueError, match="markers"):  # the dense run never falls back to the main block
+        B.replace_block(f"{B.MARK_START}\nmain\n{B.MARK_END}\n", "x", dense)
+
+
+@pytest.mark.parametrize(("delta", "ci", "above", "word"), [
+    (4.0, 1.5, 5, "beats"), (0.92, 1.53, 0, "ties"), (-0.5, 0.6, 0, "ties"), (-7.0, 2.0, 0, "falls short of")])
+def test_verdict_follows_the_interval_over_training_seeds(delta: float, ci: float, above: int, word: str) -> None:
+    agent = {"algo": "ppo", "delta": delta, "delta_ci": ci, "delta_pct": 100 * delta / 120.0,
+             "seeds": [0, 10_000, 20_000, 30_000, 40_000], "seeds_above": above}
+    text = B.verdict(agent, "coverage")
+    assert text.startswith(f"PPO **{word}** coverage: Δ {delta:+.2f} ± {ci:.2f} over 5 training seeds")
+    assert f"({100 * delta / 120.0:+.1f} %)" in text and f"{above} of 5 seeds above it" in text
+
+
 # ---------------------------------------------------------------------------- the command end to end
 TINY = ["--tier", "default", "--timesteps", "512", "--episodes", "2", "--horizon", "20",
         "--baselines", "round_robin,fractional_power", "--no-oracle", "--no-planner",
@@ -170,6 +192,7 @@ def test_benchmark_end_to_end_writes_tables_figures_and_readme(bench: dict[str, 
         assert rep.figures[key] == path and path.stat().st_size > 10_000
     md = (root / "docs" / "benchmark.md").read_text()
     table = B.tables(rep)
+    assert f"- {B.verdict(agent, ref)}" in table  # the generated sentence, not a hand-typed one
     assert table in md and "figures/benchmark_default_forest.png" in md and "numpy " in md
     assert B.command_line(bench["argv"]) in md
     readme = bench["readme"].read_text()
