@@ -54,7 +54,7 @@ from agents.common import provenance
 from agents.common.envs import ALGOS, TEST_SEED_BASE, VALIDATION_SEED_BASE
 from agents.common.hyperparams import parse_assignments
 from agents.common.provenance import machine_line
-from agents.common.stats import iqm, mean_ci, paired_difference, stratified_bootstrap_ci
+from agents.common.stats import iqm, mean_ci, paired_difference, stratified_bootstrap_ci, two_way_bootstrap_ci
 from agents.evaluation.runner import PolicyResult, run_policy
 
 PLANNER, ORACLE, RANDOM = "planner", "oracle", "random"
@@ -349,14 +349,19 @@ def agent_summary(algo: str, runs: list[TrainedRun], ref: np.ndarray, zero: floa
     d = np.array([x for x, _ in diffs])
     m, h = mean_ci(per_seed)
     dm, dh = mean_ci(d)
+    # the intervals a reader compares: training seeds and test episodes both resampled (the seeds share the episodes)
+    _, m_lo, m_hi = two_way_bootstrap_ci(scores, reps=BOOTSTRAP_REPS, seed=seed)
+    _, d_lo, d_hi = two_way_bootstrap_ci(scores - ref[None, :], reps=BOOTSTRAP_REPS, seed=seed)
     point, lo, hi = stratified_bootstrap_ci(scores, iqm, reps=BOOTSTRAP_REPS, seed=seed)
     seed_scores = normalised(per_seed, zero, hundred)
     ref_mean = float(ref.mean())
     return {"algo": algo, "seeds": [r.seed for r in runs], "per_seed": per_seed.tolist(),
             "per_seed_delta": d.tolist(), "per_seed_delta_ci": [x for _, x in diffs],
-            "mean": m, "ci": h, "std": float(per_seed.std(ddof=1)) if len(runs) > 1 else math.nan,
+            "mean": m, "ci": h, "mean_lo": m_lo, "mean_hi": m_hi,
+            "std": float(per_seed.std(ddof=1)) if len(runs) > 1 else math.nan,
             "min": float(per_seed.min()), "max": float(per_seed.max()), "iqm": point, "iqm_lo": lo, "iqm_hi": hi,
-            "delta": dm, "delta_ci": dh, "delta_pct": 100 * dm / abs(ref_mean) if ref_mean != 0 else math.nan,
+            "delta": dm, "delta_ci": dh, "delta_lo": d_lo, "delta_hi": d_hi,
+            "delta_pct": 100 * dm / abs(ref_mean) if ref_mean != 0 else math.nan,
             "seeds_above": int(sum(x - c > 0 for x, c in diffs)), "score": float(np.mean(seed_scores)),
             "score_min": float(np.min(seed_scores)), "score_max": float(np.max(seed_scores)),
             "runs": [{"seed": r.seed, "run_dir": str(r.run_dir), "model": r.model_path.name, "status": r.status,
@@ -436,7 +441,7 @@ def save_figures(report: TierReport, curves: dict[str, list[tuple[str, np.ndarra
         rows.append({"label": label, "delta": r["delta"], "ci": r["delta_ci"], "kind": kinds[r["kind"]]})
     for a in report.agents:
         rows.append({"label": f"{a['algo'].upper()}, mean of {len(a['seeds'])} seeds", "delta": a["delta"],
-                     "ci": a["delta_ci"], "kind": "model", "aggregate": True})
+                     "lo": a["delta_lo"], "hi": a["delta_hi"], "kind": "model", "aggregate": True})
         for s, d, h in zip(a["seeds"], a["per_seed_delta"], a["per_seed_delta_ci"], strict=True):
             rows.append({"label": f"seed {s}", "delta": d, "ci": h, "kind": "model", "indent": True})
     files = {}
@@ -474,8 +479,10 @@ def tables(report: TierReport) -> str:
              + (f", {', '.join(f'{k}={v}' for k, v in report.env_kwargs.items())}" if report.env_kwargs else "")
              + f"; {len(report.seeds)} test seeds {report.seeds[0]:,}–{report.seeds[-1]:,}, the same for every "
              f"policy). ± is a 95% CI over test episodes; for a learned agent the row gives the mean over training "
-             f"seeds, ± a 95% t interval over seeds. Δ: paired difference of the episode return against **{ref}**, "
-             f"the best causal baseline; score: 0 = random, 100 = {top}.", "",
+             f"seeds and, in brackets, a 95% interval that resamples both the training seeds and the test episodes "
+             f"(two-way bootstrap: every seed meets the same episodes, so their luck is shared). Δ: paired "
+             f"difference of the episode return against **{ref}**, the best causal baseline; score: 0 = random, "
+             f"100 = {top}.", "",
              f"| policy | kind | return (95% CI) | Δ vs {ref} (paired 95% CI) | Δ % | score |",
              "|---|---|---:|---:|---:|---:|"]
     for r in sorted(report.rows, key=lambda r: r["return"]):
@@ -486,11 +493,12 @@ def tables(report: TierReport) -> str:
                      f"{_pm(r['score'], math.nan, 1)} |")
     for a in report.agents:
         lines.append(f"| {a['algo'].upper()}, mean of {len(a['seeds'])} training seeds | learned | "
-                     f"{_pm(a['mean'], a['ci'])} | {_pm(a['delta'], a['delta_ci'], sign=True)} | "
+                     f"{_interval(a['mean'], a['mean_lo'], a['mean_hi'])} | "
+                     f"{_interval(a['delta'], a['delta_lo'], a['delta_hi'], sign=True)} | "
                      f"{_pm(a['delta_pct'], math.nan, 1, sign=True)} | {_pm(a['score'], math.nan, 1)} |")
     if report.agents:
-        lines += ["", "Learned agents across training seeds (± over seeds: 95% t interval of the seed means; IQM "
-                  "over seed × episode with a stratified bootstrap 95% CI):", "",
+        lines += ["", "Learned agents across training seeds (± over seeds: 95% t interval of the seed means, on these "
+                  "test episodes only; IQM over seed × episode with a stratified bootstrap 95% CI):", "",
                   "| agent | seed: mean return, Δ vs " + ref + " (paired 95% CI) | mean | std | min–max | "
                   "IQM [95% CI] | seeds with Δ CI above 0 | score (min–max) |",
                   "|---|---|---:|---:|---:|---:|---:|---:|"]
@@ -506,15 +514,21 @@ def tables(report: TierReport) -> str:
 
 
 def verdict(agent: dict[str, Any], reference: str) -> str:
-    """One generated sentence on a learned agent against the reference: **beats** when the 95% t interval of its
-    mean over training seeds lies above zero, **falls short of** when below, **ties** otherwise; with the mean
-    difference, its share of the reference's return and how many seeds win on their own paired CI."""
-    d, h = agent["delta"], agent["delta_ci"]
-    word = "beats" if d - h > 0 else "falls short of" if d + h < 0 else "ties"
+    """One generated sentence on a learned agent against the reference: **beats** when the 95% interval of its
+    mean difference (training seeds and test episodes resampled) lies above zero, **falls short of** when below,
+    **ties** otherwise; with the mean difference, its share of the reference's return and how many seeds win on
+    their own paired CI."""
+    d, lo, hi = agent["delta"], agent["delta_lo"], agent["delta_hi"]
+    word = "beats" if lo > 0 else "falls short of" if hi < 0 else "ties"
     n = len(agent["seeds"])
-    return (f"{agent['algo'].upper()} **{word}** {reference}: Δ {_pm(d, h, sign=True)} over {n} training seeds "
-            f"({_pm(agent['delta_pct'], math.nan, 1, sign=True)} %); {agent['seeds_above']} of {n} seeds above it "
-            "on their own paired 95% CI.")
+    return (f"{agent['algo'].upper()} **{word}** {reference}: Δ {_interval(d, lo, hi, sign=True)} over {n} training "
+            f"seeds ({_pm(agent['delta_pct'], math.nan, 1, sign=True)} %); {agent['seeds_above']} of {n} seeds above "
+            "it on their own paired 95% CI.")
+
+
+def _interval(m: float, lo: float, hi: float, digits: int = 2, sign: bool = False) -> str:
+    fmt = f"{{:{'+' if sign else ''}.{digits}f}}"
+    return f"{fmt.format(m)} [{fmt.format(lo)}, {fmt.format(hi)}]"
 
 
 def command_line(argv: Sequence[str]) -> str:

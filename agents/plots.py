@@ -112,16 +112,20 @@ def returns_figure(results: dict[str, PolicyResult]) -> Any:
 
 
 def forest_figure(rows: Sequence[dict[str, Any]], reference: str, title: str = "") -> Any:
-    """Paired-difference forest plot. ``rows``: dicts with ``label``, ``delta``, ``ci`` (half-width, NaN: none),
-    ``kind`` (a :data:`KIND_COLOURS` key) and optionally ``aggregate`` (drawn as a larger diamond) and ``indent``
-    (a training seed under its agent); listed top to bottom."""
+    """Paired-difference forest plot. ``rows``: dicts with ``label``, ``delta`` and either ``ci`` (half-width, NaN:
+    none) or ``lo``/``hi`` (an asymmetric interval), ``kind`` (a :data:`KIND_COLOURS` key) and optionally
+    ``aggregate`` (drawn as a larger diamond) and ``indent`` (a training seed under its agent); listed top to
+    bottom."""
     fig, ax = plt.subplots(figsize=(7.5, 0.32 * max(len(rows), 3) + 1.4))
     y = np.arange(len(rows))[::-1]
     for yi, row in zip(y, rows, strict=True):
         colour = KIND_COLOURS.get(row.get("kind", ""), "k")
         marker, size = ("D", 7) if row.get("aggregate") else ("o", 5)
-        ax.errorbar(row["delta"], yi, xerr=None if np.isnan(row["ci"]) else row["ci"], fmt=marker, color=colour,
-                    ms=size, capsize=3, lw=1.2)
+        if "lo" in row:
+            xerr: Any = [[row["delta"] - row["lo"]], [row["hi"] - row["delta"]]]
+        else:
+            xerr = None if np.isnan(row["ci"]) else row["ci"]
+        ax.errorbar(row["delta"], yi, xerr=xerr, fmt=marker, color=colour, ms=size, capsize=3, lw=1.2)
     ax.axvline(0.0, color="k", lw=1)
     ax.set_yticks(y)
     ax.set_yticklabels([("    " if r.get("indent") else "") + r["label"] for r in rows], fontsize=8)

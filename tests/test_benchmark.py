@@ -16,7 +16,8 @@ from scipy.stats import trim_mean
 import train_agent
 from agents import benchmark as B
 from agents.callbacks import read_history
-from agents.common.stats import iqm, paired_difference, stratified_bootstrap_ci
+from agents.common.stats import iqm, paired_difference, stratified_bootstrap_ci, two_way_bootstrap_ci
+from agents.evaluation.runner import PolicyResult
 from agents.registry import heuristic_names, policy_names
 from vmimo_env import scenario_env_id
 from vmimo_env.scenario import TIERS
@@ -66,6 +67,34 @@ def test_stratified_bootstrap_ci_covers_the_true_iqm() -> None:
 
 
 # ---------------------------------------------------------------------------- tiers and policies
+def test_two_way_bootstrap_hand_cases_and_determinism() -> None:
+    const = np.full((4, 6), 2.5)
+    assert two_way_bootstrap_ci(const) == (2.5, 2.5, 2.5)
+    grid = np.arange(12.0).reshape(3, 4)
+    point, lo, hi = two_way_bootstrap_ci(grid, seed=1)
+    assert point == grid.mean() and lo < point < hi and grid.min() <= lo and hi <= grid.max()
+    assert two_way_bootstrap_ci(grid, seed=1) == (point, lo, hi)
+    with pytest.raises(ValueError, match="non-empty"):
+        two_way_bootstrap_ci(np.zeros((0, 3)))
+
+
+def test_two_way_bootstrap_covers_a_mean_with_run_and_task_effects() -> None:
+    """Scores = run effect + task effect + noise, five runs and 16 tasks: over repeated draws the interval covers
+    the true mean close to 95 % of the time (a little less with so few runs), where the stratified one, blind to
+    the task draw, covers far less."""
+    rng = np.random.default_rng(0)
+    hits_two_way = hits_strat = 0
+    trials = 200
+    for t in range(trials):
+        s = rng.normal(0, 1, (5, 1)) + rng.normal(0, 3, (1, 16)) + rng.normal(0, 1, (5, 16))
+        _, lo, hi = two_way_bootstrap_ci(s, reps=400, seed=t)
+        hits_two_way += lo <= 0.0 <= hi
+        _, lo, hi = stratified_bootstrap_ci(s, np.mean, reps=400, seed=t)
+        hits_strat += lo <= 0.0 <= hi
+    assert 0.88 <= hits_two_way / trials <= 1.0
+    assert hits_strat / trials < 0.75
+
+
 def test_every_tier_has_one_owner_and_a_registered_env_id() -> None:
     import benchmarks.headroom as H
 
@@ -112,14 +141,32 @@ def test_each_set_of_tiers_writes_its_own_readme_block() -> None:
         B.replace_block(f"{B.MARK_START}\nmain\n{B.MARK_END}\n", "x", dense)
 
 
-@pytest.mark.parametrize(("delta", "ci", "above", "word"), [
-    (4.0, 1.5, 5, "beats"), (0.92, 1.53, 0, "ties"), (-0.5, 0.6, 0, "ties"), (-7.0, 2.0, 0, "falls short of")])
-def test_verdict_follows_the_interval_over_training_seeds(delta: float, ci: float, above: int, word: str) -> None:
-    agent = {"algo": "ppo", "delta": delta, "delta_ci": ci, "delta_pct": 100 * delta / 120.0,
-             "seeds": [0, 10_000, 20_000, 30_000, 40_000], "seeds_above": above}
+@pytest.mark.parametrize(("delta", "lo", "hi", "above", "word"), [
+    (4.0, 1.5, 6.0, 5, "beats"), (0.92, -2.1, 3.9, 0, "ties"), (-0.5, -1.2, 0.1, 0, "ties"),
+    (-7.0, -9.0, -5.0, 0, "falls short of")])
+def test_verdict_follows_the_two_way_interval(delta: float, lo: float, hi: float, above: int, word: str) -> None:
+    agent = {"algo": "ppo", "delta": delta, "delta_lo": lo, "delta_hi": hi, "delta_ci": 0.01,
+             "delta_pct": 100 * delta / 120.0, "seeds": [0, 10_000, 20_000, 30_000, 40_000], "seeds_above": above}
     text = B.verdict(agent, "coverage")
-    assert text.startswith(f"PPO **{word}** coverage: Δ {delta:+.2f} ± {ci:.2f} over 5 training seeds")
+    assert text.startswith(f"PPO **{word}** coverage: Δ {delta:+.2f} [{lo:+.2f}, {hi:+.2f}] over 5 training seeds")
     assert f"({100 * delta / 120.0:+.1f} %)" in text and f"{above} of 5 seeds above it" in text
+
+
+def test_agent_interval_includes_the_shared_luck_of_the_test_episodes() -> None:
+    """Five seeds that agree exactly, on episodes whose differences scatter: the spread over seeds is zero, the
+    two-way interval is as wide as the episodes make it, and the verdict does not call a tie a win."""
+    rng = np.random.default_rng(3)
+    ref = rng.normal(120.0, 9.0, size=16)
+    episode_luck = rng.normal(1.0, 6.0, size=16)
+    runs = [B.TrainedRun("ppo", i * 10_000, Path("."), Path("m.zip"), "trained") for i in range(5)]
+    for r in runs:
+        r.result = PolicyResult("ppo", np.arange(16), {"return": ref + episode_luck}, kind="model")
+    a = B.agent_summary("ppo", runs, ref, zero=0.0, hundred=120.0)
+    assert a["delta_ci"] == pytest.approx(0.0, abs=1e-9)  # seeds alone: no spread at all
+    half_paired = paired_difference(ref + episode_luck, ref)[1]
+    assert a["delta_lo"] < a["delta"] < a["delta_hi"]
+    assert (a["delta_hi"] - a["delta_lo"]) / 2 == pytest.approx(half_paired, rel=0.35)
+    assert ("ties" in B.verdict(a, "coverage")) == (a["delta_lo"] <= 0 <= a["delta_hi"])
 
 
 # ---------------------------------------------------------------------------- the command end to end
