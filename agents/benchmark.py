@@ -184,6 +184,7 @@ class TrainedRun:
     result: PolicyResult | None = None
     train_seconds: float = math.nan
     num_timesteps: int = 0
+    val_delta: float = math.nan  # the tested model's difference against the reference on the validation seeds
 
 
 def run_status(run_dir: Path) -> str:
@@ -363,6 +364,7 @@ def agent_summary(algo: str, runs: list[TrainedRun], ref: np.ndarray, zero: floa
             "delta": dm, "delta_ci": dh, "delta_lo": d_lo, "delta_hi": d_hi,
             "delta_pct": 100 * dm / abs(ref_mean) if ref_mean != 0 else math.nan,
             "seeds_above": int(sum(x - c > 0 for x, c in diffs)), "score": float(np.mean(seed_scores)),
+            "val_delta_per_seed": [r.val_delta for r in runs],
             "score_min": float(np.min(seed_scores)), "score_max": float(np.max(seed_scores)),
             "runs": [{"seed": r.seed, "run_dir": str(r.run_dir), "model": r.model_path.name, "status": r.status,
                       "train_seconds": r.train_seconds, "num_timesteps": r.num_timesteps} for r in runs]}
@@ -413,6 +415,8 @@ def benchmark_tier(tier: str, args: argparse.Namespace, figures_dir: Path,
             curve = learning_curve(run, reference, env_id, ref_cache, policy_kwargs(args))
             if curve is not None:
                 curves.setdefault(algo, []).append((f"seed {run.seed}", *curve))
+                # the best model is the evaluation of highest validation return, the final one the last
+                run.val_delta = float(np.max(curve[1]) if run.model_path.name == "best_model.zip" else curve[1][-1])
         report.agents.append(agent_summary(algo, runs, ref, zero, hundred))
 
     rows = comparison_rows(everyone, reference=reference)
@@ -521,9 +525,16 @@ def verdict(agent: dict[str, Any], reference: str) -> str:
     d, lo, hi = agent["delta"], agent["delta_lo"], agent["delta_hi"]
     word = "beats" if lo > 0 else "falls short of" if hi < 0 else "ties"
     n = len(agent["seeds"])
-    return (f"{agent['algo'].upper()} **{word}** {reference}: Δ {_interval(d, lo, hi, sign=True)} over {n} training "
+    text = (f"{agent['algo'].upper()} **{word}** {reference}: Δ {_interval(d, lo, hi, sign=True)} over {n} training "
             f"seeds ({_pm(agent['delta_pct'], math.nan, 1, sign=True)} %); {agent['seeds_above']} of {n} seeds above "
             "it on their own paired 95% CI.")
+    val = [v for v in agent.get("val_delta_per_seed", []) if not math.isnan(v)]
+    if val:  # a second, larger look: the validation seeds (the models and the reference's parameters were both
+        # selected on them, so neither side is unbiased there)
+        text += (f" On the validation seeds the tested models were Δ {np.mean(val):+.2f} from {reference} (seeds "
+                 f"{min(val):+.2f} to {max(val):+.2f}; the models and the reference's parameters were both selected "
+                 "there).")
+    return text
 
 
 def _interval(m: float, lo: float, hi: float, digits: int = 2, sign: bool = False) -> str:

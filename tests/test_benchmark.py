@@ -150,6 +150,9 @@ def test_verdict_follows_the_two_way_interval(delta: float, lo: float, hi: float
     text = B.verdict(agent, "coverage")
     assert text.startswith(f"PPO **{word}** coverage: Δ {delta:+.2f} [{lo:+.2f}, {hi:+.2f}] over 5 training seeds")
     assert f"({100 * delta / 120.0:+.1f} %)" in text and f"{above} of 5 seeds above it" in text
+    assert "validation" not in text  # no training history: nothing to quote
+    agent["val_delta_per_seed"] = [-3.0, -2.0, float("nan"), -1.0, -2.0]
+    assert "the tested models were Δ -2.00 from coverage (seeds -3.00 to -1.00;" in B.verdict(agent, "coverage")
 
 
 def test_agent_interval_includes_the_shared_luck_of_the_test_episodes() -> None:
@@ -233,6 +236,13 @@ def test_benchmark_end_to_end_writes_tables_figures_and_readme(bench: dict[str, 
                                  "VMIMO-v1", {})
         assert curve is not None and list(curve[0]) == sorted(logged)
         np.testing.assert_allclose(curve[1], [logged[s] for s in curve[0]], atol=1e-9)
+        # the validation difference the verdict quotes is the best model's: the highest point of the curve the
+        # benchmark draws (against the reference with its tuned parameters, as on the test seeds)
+        tuned = B.learning_curve(B.TrainedRun("ppo", run["seed"], Path(run["run_dir"]), Path(), "x"), ref,
+                                 "VMIMO-v1", {}, {"tuned": True})
+        assert tuned is not None and list(tuned[0]) == list(curve[0])
+        assert agent["val_delta_per_seed"][agent["seeds"].index(run["seed"])] == pytest.approx(float(np.max(tuned[1])))
+    assert "On the validation seeds the tested models were Δ" in B.verdict(agent, ref)
     # figures, report and the README block
     for key in ("forest", "learning"):
         path = root / "docs" / "figures" / f"benchmark_default_{key}.png"
