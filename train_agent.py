@@ -131,6 +131,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         f"(default {DEFAULTS['eval_freq']})")
     p.add_argument("--eval-episodes", type=int, default=None,
                    help=f"held-out episodes per evaluation (default {DEFAULTS['eval_episodes']})")
+    p.add_argument("--eval-figures", type=int, default=1, metavar="N",
+                   help="draw the evaluation figures (files, W&B images) on every N-th evaluation during training "
+                        "(default 1: every one); 0: only for the warm-start clone and the final model")
     p.add_argument("--save-freq", type=int, default=None,
                    help=f"checkpoint every N env steps, <= 0: only the final one (default {DEFAULTS['save_freq']})")
     p.add_argument("-f", "--log-folder", default="runs", help="runs are written to LOG_FOLDER/ALGO/ENV__sSEED__TIME")
@@ -213,6 +216,7 @@ class RunSettings:
     wandb_init_timeout: float
     wandb_tags: tuple[str, ...] = ()
     eval_env_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)  # over env_kwargs, evaluation only
+    eval_figures: int = 1  # figures on every N-th in-training evaluation (0: the clone's and the final one only)
 
     @property
     def train_env_kwargs(self) -> dict[str, Any]:
@@ -293,6 +297,9 @@ def resolve_settings(args: argparse.Namespace, checkpoint: Checkpoint | None) ->
     n_timesteps = int(args.n_timesteps if args.n_timesteps is not None else hp.get("n_timesteps", 100_000))
     if pretrain is not None:
         pretrain = fit_warm_start(pretrain, n_timesteps, n_envs)
+    if args.eval_figures < 0:
+        raise SystemExit(f"--eval-figures must be >= 0 (0: figures for the clone and the final model only), got "
+                         f"{args.eval_figures}")
     if hp.get("policy") == "DevicePolicy" and not (vmimo and args.algo in ("ppo", "a2c")):
         raise SystemExit(f"policy DevicePolicy needs a VMIMO env and --algo ppo or a2c, got --env {args.env} "
                          f"--algo {args.algo}")
@@ -315,7 +322,7 @@ def resolve_settings(args: argparse.Namespace, checkpoint: Checkpoint | None) ->
         log_interval=args.log_interval, progress=args.progress, verbose=args.verbose,
         wandb_project=args.wandb_project, wandb_entity=args.wandb_entity,
         wandb_mode=args.wandb_mode or ("online" if args.track else None), wandb_init_timeout=args.wandb_init_timeout,
-        wandb_tags=tuple(args.wandb_tags), eval_env_kwargs=eval_env_kwargs)
+        wandb_tags=tuple(args.wandb_tags), eval_env_kwargs=eval_env_kwargs, eval_figures=args.eval_figures)
 
 
 def check_env_id(env_id: str) -> None:
@@ -594,7 +601,7 @@ def build_callbacks(s: RunSettings, saver: Saver, baselines: dict[str, PolicyRes
                                       save_best=lambda _m: saver(s.run_dir / "best_model.zip"), wandb_run=wandb_run,
                                       best_mean_reward=-math.inf if best_prev is None else float(best_prev),
                                       best_step=checkpoint.meta.get("best_step") if checkpoint else None,
-                                      history=history, verbose=s.verbose)
+                                      history=history, figures_every=s.eval_figures, verbose=s.verbose)
         callbacks.append(eval_cb)
     saver.evaluator = eval_cb
     ckpt_cb = AtomicCheckpointCallback(s.save_freq, s.run_dir / "checkpoints", saver, verbose=0)

@@ -77,14 +77,17 @@ class HeldOutEvalCallback(BaseCallback):
     (scenes closed holding every modality, per arrived scene), ``eval/best_mean_reward``,
     ``eval/diff_vs_best_heuristic`` (+ ``_ci95``), ``eval/ref/<heuristic>``; to W&B
     also a ``wandb.Table`` of the policies and figures (learning curve vs heuristics, accuracy–energy scatter,
-    per-device allocation). History in ``<run>/eval/evaluations.csv``; figures in ``<run>/eval/``.
+    per-device allocation). History in ``<run>/eval/evaluations.csv`` (written at every evaluation); figures in
+    ``<run>/eval/``, drawn by :meth:`evaluate_model` (the warm-start clone, the final model, also after an
+    interrupt) and during training on every ``figures_every``-th evaluation (default 1: every one; 0: never).
     """
 
     def __init__(self, env_id: str, env_kwargs: dict[str, Any] | None, seeds: list[int], eval_freq: int,
                  out_dir: str | Path, *, name: str = "agent", baselines: dict[str, PolicyResult] | None = None,
                  save_best: Callable[[Any], Path] | None = None, wandb_run: WandbRun | None = None,
                  best_mean_reward: float = -math.inf, best_step: int | None = None,
-                 history: list[dict[str, float]] | None = None, figures: bool = True, verbose: int = 1) -> None:
+                 history: list[dict[str, float]] | None = None, figures: bool = True, figures_every: int = 1,
+                 verbose: int = 1) -> None:
         super().__init__(verbose)
         self.env_id, self.env_kwargs, self.seeds = env_id, env_kwargs, list(seeds)
         self.eval_freq = int(eval_freq)
@@ -97,6 +100,12 @@ class HeldOutEvalCallback(BaseCallback):
         self.best_step: int | None = best_step
         self.best_result: PolicyResult | None = None
         self.figures = figures
+        if int(figures_every) < 0:
+            raise ValueError(f"figures_every must be >= 0 (0: figures only outside learn), got {figures_every}")
+        # during learn the figures are drawn on every figures_every-th evaluation (0: never), for runs that want
+        # the evaluations without matplotlib's cost; evaluate_model (the clone, the final model) always draws
+        self.figures_every = int(figures_every)
+        self._in_learn_evals = 0
         # a resumed run starts from the rows written before it, so evaluations.csv keeps the whole run
         self.history: list[dict[str, float]] = list(history or [])
         self.last_result: PolicyResult | None = None
@@ -113,14 +122,17 @@ class HeldOutEvalCallback(BaseCallback):
 
     def _on_step(self) -> bool:
         if self.eval_freq > 0 and self.num_timesteps >= self._next:
-            self.evaluate()
+            self._in_learn_evals += 1
+            every = self.figures_every
+            self.evaluate(draw_figures=every > 0 and self._in_learn_evals % every == 0)
             self._next = (self.num_timesteps // self.eval_freq + 1) * self.eval_freq
         return True
 
     # ------------------------------------------------------------------ evaluation
-    def evaluate(self, result: PolicyResult | None = None) -> PolicyResult:
+    def evaluate(self, result: PolicyResult | None = None, draw_figures: bool = True) -> PolicyResult:
         """Evaluate the current model on the held-out seeds (or record ``result``, an evaluation of it on the same
-        seeds already made elsewhere), log it and keep the best model."""
+        seeds already made elsewhere), log it and keep the best model; ``draw_figures=False`` logs the numbers
+        and the W&B table but draws no figure."""
         from agents.policies import SB3Policy
 
         vecnorm = self.model.get_vec_normalize_env()
@@ -158,7 +170,7 @@ class HeldOutEvalCallback(BaseCallback):
         for name, base in self.baselines.items():
             self.logger.record(f"eval/ref/{name}", float(base.episodes["return"].mean()))
         self._write_history()
-        self._log_wandb(res, step)
+        self._log_wandb(res, step, draw_figures)
         if self.verbose:
             extra = f", Δ vs {ref} {row['diff_vs_best_heuristic']:+.3f} ± {row['diff_ci95']:.3f}" if ref else ""
             print(f"Eval at {step} steps: return {mean:.3f} ± {ci:.3f} on {len(self.seeds)} held-out seeds"
@@ -204,13 +216,13 @@ class HeldOutEvalCallback(BaseCallback):
             figs["allocation"] = allocation_figure(everyone)
         return figs
 
-    def _log_wandb(self, res: PolicyResult, step: int) -> None:
+    def _log_wandb(self, res: PolicyResult, step: int, draw_figures: bool = True) -> None:
         import matplotlib.pyplot as plt
 
         run = self.wandb_run
         if not self.figures and (run is None or not run.active):
             return
-        figs = self.figures_for(res)
+        figs = self.figures_for(res) if draw_figures else {}
         payload: dict[str, Any] = {}
         if run is not None and run.active:
             cols = ["policy", "kind", "mean_return", "ci95", "accuracy", "energy_per_scene_mj", "expired_frac"]
@@ -223,7 +235,7 @@ class HeldOutEvalCallback(BaseCallback):
             for key, fig in figs.items():
                 payload[f"eval/figures/{key}"] = run.image(fig)
             run.log({k: v for k, v in payload.items() if v is not None}, step)
-        if self.figures:
+        if self.figures and figs:
             for key, fig in figs.items():
                 fig.savefig(self.out_dir / f"{key}.png", dpi=100)
         for fig in figs.values():

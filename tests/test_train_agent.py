@@ -227,3 +227,23 @@ def test_shipped_recipe_repeats_bit_for_bit_at_the_default_thread_count(tmp_path
     assert finals[0].keys() == finals[1].keys()
     for key in finals[0]:
         assert torch.equal(finals[0][key], finals[1][key]), key
+
+
+@pytest.mark.parametrize("every", [0, 2])
+def test_evaluation_figures_are_drawn_on_every_nth_evaluation_and_for_the_final_model(tmp_path: Path,
+                                                                                      every: int) -> None:
+    summary = train(tmp_path, "ppo", "--eval-figures", str(every), n=512)
+    run = read_offline_run(tmp_path / "wandb_root", wait_s=30)
+    # every evaluation logs its table; the figures ride in the same payload when they are drawn
+    tables = [row for row in run["history"] if any(k.startswith("eval/table/") for k in row)]
+    drawn = [i for i, row in enumerate(tables) if any(k.startswith("eval/figures/learning_curve") for k in row)]
+    in_learn = len(tables) - 1  # the last one is the final model's evaluation, outside learn
+    assert in_learn == sum("eval/mean_reward" in row for row in run["history"]) - 1 >= 3
+    assert drawn == [i for i in range(in_learn) if every and (i + 1) % every == 0] + [in_learn]
+    figures = Path(summary["run_dir"]) / "eval"
+    assert {"learning_curve.png", "accuracy_energy.png", "allocation.png"} <= {p.name for p in figures.iterdir()}
+
+
+def test_negative_eval_figures_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="--eval-figures"):
+        train(tmp_path, "ppo", "--eval-figures", "-1")
