@@ -209,3 +209,33 @@ def test_episode_sums_include_the_scenes_closed_with_every_modality() -> None:
     rnd = evaluate.run_policy("random", "VMIMO-v1", {"horizon": 30}, seeds)
     # the coverage scheduler exists to close scenes whole: it must do so more often than random actions
     assert res.episodes["full_cover_frac"].mean() > rnd.episodes["full_cover_frac"].mean()
+
+
+def test_readme_block_holds_the_measured_table_and_its_command(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- v0_table:start -->\nold\n<!-- v0_table:end -->\noutro\n", encoding="utf-8")
+    argv = ["random", "round_robin", "--env", "VMIMO-Small-v0", "--env-kwargs", "horizon:20", "-n", "4",
+            "--reference", "random", "--out", str(tmp_path / "eval"), "--no-plots", "--readme", str(readme),
+            "--block", "v0_table"]
+    results = evaluate.main(argv)
+    text = readme.read_text(encoding="utf-8")
+    assert text.startswith("intro\n<!-- v0_table:start -->\n") and text.endswith("<!-- v0_table:end -->\noutro\n")
+    assert "\nold\n" not in text and "| policy | return |" in text and "Δ return vs random" in text
+    rr = results["round_robin"].episodes["return"]
+    d, h, _ = paired_difference(rr, results["random"].episodes["return"])
+    m, mh = mean_ci(rr)
+    row = next(line for line in text.splitlines() if line.startswith("| `round_robin`"))
+    assert f"{m:.2f} ± {mh:.2f}" in row and row.endswith(f"| {d:+.2f} ± {h:.2f} |")
+    assert "| `random` |" in text and "reference |" in text
+    assert "python -m agents.evaluate random round_robin --env VMIMO-Small-v0" in text and "numpy " in text
+    assert "seeds 2000000..2000003" in text
+
+
+def test_readme_without_the_markers_is_a_user_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("no markers\n", encoding="utf-8")
+    with pytest.raises(SystemExit) as exc:
+        evaluate.main(["random", "--env", "VMIMO-Small-v0", "--env-kwargs", "horizon:10", "-n", "2", "--no-plots",
+                       "--out", str(tmp_path / "eval"), "--readme", str(readme)])
+    assert exc.value.code == 2 and "<!-- evaluate:start -->" in capsys.readouterr().err
+    assert readme.read_text(encoding="utf-8") == "no markers\n"

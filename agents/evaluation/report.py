@@ -69,6 +69,34 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """Markdown table of :func:`comparison_rows`: mean ± 95% CI of each metric, the paired difference of the return
+    against the reference with its 95% CI, and the fraction of the clairvoyant oracle's return where it was run."""
+    ref = next((row["reference"] for row in rows if "reference" in row), None)
+    with_oracle = any("fraction_of_oracle" in row for row in rows)
+    head = ["policy"] + [label for _, label, _ in TABLE_METRICS]
+    head += [f"Δ return vs {ref} (paired 95% CI)"] if ref else []
+    head += ["of clairvoyant"] if with_oracle else []
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    for row in rows:
+        cells = [f"`{row['policy']}`" if row["kind"] != "model" else row["policy"]]
+        for metric, _, scale in TABLE_METRICS:
+            m, h = row.get(f"{metric}_mean", math.nan), row.get(f"{metric}_ci95", math.nan)
+            cells.append(f"{m * scale:.2f} ± {h * scale:.2f}" if not math.isnan(m) else "–")
+        if ref:
+            if row["policy"] == ref:
+                cells.append("reference")
+            elif "diff_vs_reference" in row:
+                cells.append(f"{row['diff_vs_reference']:+.2f} ± {row['diff_ci95']:.2f}")
+            else:
+                cells.append("–")
+        if with_oracle:
+            frac = row.get("fraction_of_oracle")
+            cells.append(f"{100 * frac:.1f} %" if frac is not None and not math.isnan(frac) else "–")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def write_csvs(results: dict[str, PolicyResult], rows: list[dict[str, Any]], out_dir: str | Path) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
