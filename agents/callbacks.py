@@ -102,8 +102,6 @@ class HeldOutEvalCallback(BaseCallback):
         self.figures = figures
         if int(figures_every) < 0:
             raise ValueError(f"figures_every must be >= 0 (0: figures only outside learn), got {figures_every}")
-        # during learn the figures are drawn on every figures_every-th evaluation (0: never), for runs that want
-        # the evaluations without matplotlib's cost; evaluate_model (the clone, the final model) always draws
         self.figures_every = int(figures_every)
         self._in_learn_evals = 0
         # a resumed run starts from the rows written before it, so evaluations.csv keeps the whole run
