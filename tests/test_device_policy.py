@@ -18,10 +18,13 @@ from vmimo_env.sb3 import VMIMOSB3VecEnv
 th.set_num_threads(1)
 
 
-def _policy(**env_kwargs) -> tuple[PPO, VMIMOSB3VecEnv]:
+def _policy(context: str = "mean", device_modality: list[int] | None = None,
+            **env_kwargs) -> tuple[PPO, VMIMOSB3VecEnv]:
     venv = VMIMOSB3VecEnv(4, seed=0, **env_kwargs)
-    model = PPO(DevicePolicy, venv, n_steps=16, batch_size=32, n_epochs=1, seed=0,
-                policy_kwargs=device_policy_kwargs(venv))
+    kwargs = {**device_policy_kwargs(venv), "device_context": context}
+    if device_modality is not None:
+        kwargs["device_modality"] = device_modality
+    model = PPO(DevicePolicy, venv, n_steps=16, batch_size=32, n_epochs=1, seed=0, policy_kwargs=kwargs)
     return model, venv
 
 
@@ -55,13 +58,17 @@ def test_device_rows_read_each_devices_own_entries(full_csi: bool) -> None:
         assert np.all(rows[k, -K:] == np.eye(K)[k] - 1000.0)
 
 
-def test_shared_actor_is_equivariant_to_a_relabelling_of_devices() -> None:
+@pytest.mark.parametrize("context", ["mean", "modality"])
+def test_shared_actor_is_equivariant_to_a_relabelling_of_devices(context: str) -> None:
     """Permute the devices in the observation and the device one-hots alike: every device's logits follow its
-    row, the band logits (pooled) do not change. Fails if a block is gathered for the wrong device."""
-    model, venv = _policy(obs_full_csi=True)
+    row, the band logits (pooled) do not change. Fails if a block is gathered for the wrong device. With the
+    modality context the permutation keeps each device's modality (devices 0/5, 1/6, 2/7 share one at K = 8):
+    the pool runs over a device's modality peers, so those are what a relabelling may exchange."""
+    model, venv = _policy(context, obs_full_csi=True)
     core = venv.venv.core
     lay, K, G = core.obs_layout(), core.K, core.G
-    perm = np.array([3, 0, 1, 7, 2, 6, 4, 5])
+    perm = np.array([3, 0, 1, 7, 2, 6, 4, 5]) if context == "mean" else np.array([5, 6, 7, 3, 4, 0, 1, 2])
+    assert np.array_equal(core.device_modality[perm], core.device_modality) or context == "mean"
     obs = venv.reset()
     new = obs.copy()
     for name in ("gain_db", "snr_db", "queue", "hol_age", "p_joint"):
@@ -138,8 +145,38 @@ def test_trains_and_round_trips_through_save_and_load(tmp_path: Path) -> None:
     assert venv.action_space.contains(a1[0])
 
 
+def test_modality_context_pools_each_devices_modality_peers() -> None:
+    """On every unit, device k's pool is the largest encoding among the devices of k's modality: raising one
+    device's encoding moves exactly its peers' pools."""
+    model, _ = _policy("modality", [3, 1, 1, 0, 4, 3, 2, 2])
+    actor = model.policy.mlp_extractor.actor
+    e = th.zeros(1, 8, actor.hidden)
+    e[0, 5, 0] = 2.0  # device 5 senses modality 3, as device 0 does
+    pooled = actor.modality_max(e)[0, :, 0]
+    assert pooled.tolist() == [2.0, 0, 0, 0, 0, 2.0, 0, 0]
+    e = -th.arange(8.0).view(1, 8, 1).expand(1, 8, actor.hidden)
+    assert actor.modality_max(e)[0, :, 3].tolist() == [0.0, -1, -1, -3, -4, 0, -6, -6]
+
+
+def test_modality_context_round_trips_through_save_and_load(tmp_path: Path) -> None:
+    model, venv = _policy("modality")
+    model.learn(64)
+    model.save(tmp_path / "m.zip")
+    loaded = PPO.load(tmp_path / "m.zip")
+    assert loaded.policy.mlp_extractor.actor.context == "modality"
+    obs = venv.reset()
+    np.testing.assert_array_equal(model.predict(obs, deterministic=True)[0],
+                                  loaded.predict(obs, deterministic=True)[0])
+
+
 def test_bad_setups_raise_clearly() -> None:
     venv = VMIMOSB3VecEnv(2, seed=0)
+    kw = device_policy_kwargs(venv)
+    with pytest.raises(ValueError, match="device_context must be one of"):
+        PPO(DevicePolicy, venv, n_steps=8, batch_size=16, policy_kwargs={**kw, "device_context": "rank"})
+    with pytest.raises(ValueError, match="needs device_modality"):
+        PPO(DevicePolicy, venv, n_steps=8, batch_size=16,
+            policy_kwargs={**kw, "device_context": "modality", "device_modality": [0, 1]})
     with pytest.raises(ValueError, match="obs_layout"):
         PPO(DevicePolicy, venv, n_steps=8, batch_size=16)
     box = VMIMOSB3VecEnv(2, action_view="box", seed=0)
@@ -159,7 +196,7 @@ def test_kwargs_come_from_the_spec_for_every_kind_of_vmimo_env() -> None:
 
     cfg = ScenarioConfig(num_devices=5, num_antennas=3, num_groups=2, obs_full_csi=True)
     expected = {"obs_layout": {k: list(v) for k, v in obs_spec.resolve(cfg).slices.items()}, "num_devices": 5,
-                "num_groups": 2}
+                "num_groups": 2, "device_modality": [0, 1, 2, 3, 4]}
     kw = cfg.to_dict()
     envs = [gym.make("VMIMO-MultiDiscrete-v0", **kw), VMIMOVectorEnv(2, action_view="multidiscrete", **kw),
             VMIMOSB3VecEnv(2, seed=0, **kw), VecNormalize(VMIMOSB3VecEnv(2, seed=0, **kw)),
@@ -172,11 +209,17 @@ def test_kwargs_come_from_the_spec_for_every_kind_of_vmimo_env() -> None:
         device_policy_kwargs(VMIMOSB3VecEnv(2, seed=0, **{**kw, "obs_mode": "dict"}))
 
 
-@pytest.mark.parametrize("full_csi", [False, True])
-def test_fast_forward_equals_the_reference_steps(full_csi: bool) -> None:
-    """The split-weight forward is the docstring's rows → φ → mean context → ψ, values and gradients (with trained,
+@pytest.mark.parametrize(("full_csi", "context", "modality"), [
+    (False, "mean", None), (True, "mean", None),
+    (False, "modality", None),  # the scenario's cycled modalities: the padded-view pool
+    (True, "modality", [3, 1, 1, 0, 4, 3, 2, 2]),  # any other assignment: the gathered pool
+])
+def test_fast_forward_equals_the_reference_steps(full_csi: bool, context: str, modality: list[int] | None) -> None:
+    """The split-weight forward is the docstring's rows → φ → context → ψ, values and gradients (with trained,
     non-trivial weights: every parameter moved by a few updates)."""
-    model, venv = _policy(obs_full_csi=full_csi)
+    model, venv = _policy(context, modality, obs_full_csi=full_csi)
+    if context == "modality":
+        assert model.policy.mlp_extractor.actor.cyclic is (modality is None)
     model.learn(64)
     actor = model.policy.mlp_extractor.actor
     obs = th.as_tensor(np.concatenate([venv.reset(), 3.0 * np.random.default_rng(0).standard_normal(
