@@ -52,7 +52,7 @@ import yaml
 
 from agents.common import provenance
 from agents.common.envs import ALGOS, TEST_SEED_BASE, VALIDATION_SEED_BASE
-from agents.common.hyperparams import parse_assignments
+from agents.common.hyperparams import changed_hyperparams, parse_assignments
 from agents.common.provenance import machine_line
 from agents.common.stats import iqm, mean_ci, paired_difference, stratified_bootstrap_ci, two_way_bootstrap_ci
 from agents.evaluation.runner import PolicyResult, run_policy
@@ -227,7 +227,8 @@ def train_seed(algo: str, seed: int, env_id: str, env_kwargs: dict[str, Any], ru
     """Train (or resume, or skip) one seed; the run folder is ``runs_root/ALGO/ALGO_sSEED``. ``launcher(argv)``
     runs ``train_agent.py`` with those flags and returns its exit code: by default a subprocess (its own process:
     a crash or a leak of one run cannot touch the others, and the run is exactly the one the command gives by
-    hand). ``ValueError`` when a finished run has another budget than ``--timesteps``."""
+    hand). ``ValueError`` when a finished run has another budget than ``--timesteps``, or was trained with
+    hyperparameters the files no longer give (a changed recipe is retrained with ``--force``, never mixed in)."""
     name = f"{algo}_s{seed}"
     run_dir = runs_root / algo / name
     status = run_status(run_dir)
@@ -239,6 +240,10 @@ def train_seed(algo: str, seed: int, env_id: str, env_kwargs: dict[str, Any], ru
         if args.timesteps is not None and int(config.get("n_timesteps", -1)) != args.timesteps:
             raise ValueError(f"{run_dir} was trained for {config.get('n_timesteps')} steps, not --timesteps "
                              f"{args.timesteps}: pass --force to retrain it, or another --out")
+        changed = changed_hyperparams(config)
+        if changed:
+            raise ValueError(f"{run_dir} was trained with other hyperparameters than the files give now "
+                             f"({', '.join(changed)}): pass --force to retrain it, or another --out")
         print(f"  {name}: finished run in {run_dir}, not retrained (--force retrains)", flush=True)
     else:
         if status == "empty":  # started but never saved anything: nothing to resume from

@@ -286,6 +286,29 @@ def test_benchmark_resume_skips_finished_seeds_and_trains_only_the_new_one(bench
               launcher=launcher)
 
 
+def test_a_finished_run_of_another_recipe_is_not_reused(bench: dict[str, Any], tmp_path: Path) -> None:
+    """A run trained before the hyperparameter files changed is refused (retrain with --force), not mixed in."""
+    import shutil
+
+    import yaml
+
+    from agents.common.hyperparams import changed_hyperparams
+
+    out = tmp_path / "out"
+    shutil.copytree(bench["root"] / "out", out)
+    config_path = out / "default" / "runs" / "ppo" / "ppo_s0" / "config.yml"
+    config = yaml.safe_load(config_path.read_text())
+    assert changed_hyperparams(config) == []  # the run is the files' recipe (with its --hyperparams overrides)
+    config["hyperparams"]["ent_coef"] = 0.123
+    config["hyperparams"]["policy_kwargs"] = {"net_arch": [7]}
+    config_path.write_text(yaml.safe_dump(config))
+    assert changed_hyperparams(config) == ["ent_coef", "policy_kwargs"]
+    launched: list[list[str]] = []
+    with pytest.raises(ValueError, match=r"other hyperparameters .*\(ent_coef, policy_kwargs\).*--force"):
+        B.run([*TINY, "--seeds", "1", "--out", str(out)], launcher=lambda argv: launched.append(argv) or 0)
+    assert launched == []
+
+
 def test_run_status_and_an_interrupted_run_is_resumed(tmp_path: Path) -> None:
     run_dir = tmp_path / "ppo" / "ppo_s0"
     assert B.run_status(run_dir) == "absent"

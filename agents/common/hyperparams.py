@@ -283,3 +283,20 @@ def jsonable(value: Any) -> Any:
         return value.__name__
     name = getattr(value, "__name__", None)
     return name if name else repr(value)
+
+
+def changed_hyperparams(config: dict[str, Any]) -> list[str]:
+    """The hyperparameter keys on which a finished run's ``config.yml`` (as ``train_agent.py`` writes it) differs
+    from what the hyperparameter files give today for the same algorithm, environment, ``--conf-file`` and
+    ``--hyperparams``: empty when the run is still the shipped recipe's, so a benchmark may reuse it."""
+    args = config.get("args") or {}
+    recorded = config.get("hyperparams")
+    if not isinstance(recorded, dict) or "algo" not in config or "env_id" not in config:
+        return ["<config.yml without algo, env_id and hyperparams>"]
+    try:
+        hp, _ = load_hyperparams(str(config["algo"]), str(config["env_id"]), args.get("conf_file"))
+    except (FileNotFoundError, KeyError) as err:
+        return [f"<{err}>"]
+    hp.update(parse_hyperparams(args.get("hyperparams") or []))
+    now = jsonable(hp)
+    return sorted(k for k in set(now) | set(recorded) if now.get(k) != recorded.get(k))
