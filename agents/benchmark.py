@@ -5,7 +5,12 @@ Per tier (``vmimo_env.scenario.TIERS``: the tier's scenario and its registered e
 1. evaluates every baseline on the fixed test seeds ``TEST_SEED_BASE + j`` with common random numbers (the same
    seeds for every policy, :mod:`agents.evaluation.runner`): every registered heuristic by default (the registry
    decides, ``--baselines`` narrows it), the causal ``planner`` and the clairvoyant ``oracle`` when registered
-   (``--no-planner``, ``--no-oracle``), and always ``random`` (the 0 of the normalised score);
+   (``--no-planner``, ``--no-oracle``), and always ``random`` (the 0 of the normalised score). Each baseline's
+   episodes are stored in ``OUT/TIER/baselines``, keyed by everything they depend on (:func:`baseline_key`: the
+   env id and kwargs, the seeds, the batch size, the baseline parameters, the bytes of the sources and assets
+   listed in :data:`BASELINE_SOURCES`, the package versions); a later run whose key matches reads them back
+   instead of re-running them (evaluation is deterministic, so they are the same numbers; the planner takes
+   minutes), ``--fresh-baselines`` re-runs them;
 2. trains every learned agent (``--algos``) with ``--seeds`` training seeds, one after the other, each a
    ``python -m train_agent`` subprocess writing its own run folder ``OUT/TIER/runs/ALGO/ALGO_sSEED`` (training
    seed ``i * SEED_STRIDE``), then evaluates each trained model on the same test seeds. A seed whose run folder
@@ -34,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import math
 import os
@@ -102,6 +108,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="extra train_agent.py flags for every run, one quoted string (e.g. \"--n-envs 64 "
                         "-params n_steps=16\"; a single flag as --train-args=--flag); placed last, so they win")
     p.add_argument("--force", action="store_true", help="retrain seeds whose run folder already holds a model")
+    p.add_argument("--fresh-baselines", action="store_true",
+                   help="re-run every baseline even where OUT/TIER/baselines holds its episodes for the same key")
     p.add_argument("--out", default="runs/benchmark", help="run folders and CSV files (default runs/benchmark)")
     p.add_argument("--figures", default=None,
                    help="folder for the PNG figures (default: figures/ beside --markdown, else --out)")
@@ -375,14 +383,113 @@ def agent_summary(algo: str, runs: list[TrainedRun], ref: np.ndarray, zero: floa
                       "train_seconds": r.train_seconds, "num_timesteps": r.num_timesteps} for r in runs]}
 
 
+# ====================================================================== baselines, stored by key
+# what a baseline's episodes depend on besides the arguments (paths from the project root; folders recursively):
+# the world, the frozen model, the heuristics and their tuned parameters, the planner and oracle, the runner
+BASELINE_SOURCES: tuple[str, ...] = (
+    "vmimo_env", "semantic_models", "agents/heuristics", "agents/hyperparams/baselines", "agents/evaluation",
+    "agents/planner.py", "agents/oracle.py", "agents/registry.py", "agents/policies.py", "agents/common/envs.py",
+    "agents/common/stats.py")
+_PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def source_digest(root: Path = _PROJECT_ROOT, sources: Sequence[str] = BASELINE_SOURCES) -> str:
+    """SHA-256 over the relative path and bytes of every file of ``sources`` (``__pycache__`` and compiled files
+    skipped), in sorted order."""
+    digest = hashlib.sha256()
+    for entry in sources:
+        path = root / entry
+        files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
+        for f in files:
+            if "__pycache__" in f.parts or f.suffix in (".pyc", ".nbi", ".nbc"):
+                continue
+            digest.update(str(f.relative_to(root)).encode())
+            digest.update(f.read_bytes() if f.is_file() else b"<missing>")
+    return digest.hexdigest()
+
+
+def baseline_key(name: str, env_id: str, env_kwargs: dict[str, Any], seeds: Sequence[int], batch_size: int,
+                 kwargs: dict[str, Any], digest: str) -> str:
+    """The key a stored baseline result must match to be reused (the module docstring, step 1)."""
+    from importlib import metadata
+
+    versions = {}
+    for pkg in ("numpy", "numba", "torch", "gymnasium", "stable_baselines3"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    blob = json.dumps({"policy": name, "env_id": env_id, "env_kwargs": env_kwargs, "seeds": list(seeds),
+                       "batch_size": batch_size, "policy_kwargs": kwargs, "sources": digest,
+                       "python": sys.version.split()[0], "versions": versions}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _save_result(res: PolicyResult, name: str, key: str, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = {"seeds": np.asarray(res.seeds)}
+    arrays.update({f"episodes/{k}": np.asarray(v) for k, v in res.episodes.items()})
+    arrays.update({f"per_device/{k}": np.asarray(v) for k, v in res.per_device.items()})
+    stem = folder / _file_stem(name)
+    np.savez(stem.with_suffix(".npz"), **arrays)
+    meta = {"key": key, "name": name, "label": res.name, "kind": res.kind, "wall_s": res.wall_s,
+            "measured": dt.datetime.now().strftime("%Y-%m-%d %H:%M")}
+    stem.with_suffix(".json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+
+
+def _file_stem(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+
+
+def _load_result(name: str, key: str, folder: Path) -> tuple[PolicyResult, str] | None:
+    """The stored result of ``name`` if its key is ``key`` (plain arrays, no pickle), and when it was measured."""
+    stem = folder / _file_stem(name)
+    try:
+        meta = json.loads(stem.with_suffix(".json").read_text(encoding="utf-8"))
+        if meta.get("key") != key or meta.get("name") != name:
+            return None
+        with np.load(stem.with_suffix(".npz"), allow_pickle=False) as data:
+            episodes = {k.split("/", 1)[1]: data[k] for k in data.files if k.startswith("episodes/")}
+            per_device = {k.split("/", 1)[1]: data[k] for k in data.files if k.startswith("per_device/")}
+            seeds = data["seeds"]
+    except (OSError, ValueError, KeyError):
+        return None
+    res = PolicyResult(str(meta.get("label", name)), seeds, episodes, per_device, wall_s=float(meta.get("wall_s", 0.0)),
+                       kind=str(meta.get("kind", "heuristic")))
+    return res, str(meta.get("measured", "?"))
+
+
+def baseline_results(names: Sequence[str], env_id: str, env_kwargs: dict[str, Any], seeds: Sequence[int],
+                     args: argparse.Namespace, folder: Path) -> dict[str, PolicyResult]:
+    """Every baseline's episodes on ``seeds``: read back from ``folder`` where stored under the same key (unless
+    ``--fresh-baselines``), run otherwise (and stored)."""
+    kwargs = policy_kwargs(args)
+    digest = source_digest()
+    cache: dict[int, Any] = {}
+    out: dict[str, PolicyResult] = {}
+    for name in names:
+        key = baseline_key(name, env_id, env_kwargs, seeds, args.batch_size, kwargs, digest)
+        stored = None if args.fresh_baselines else _load_result(name, key, folder)
+        if stored is not None:
+            res, when = stored
+            note = f"stored {when}, same key: not re-run"
+        else:
+            res = run_policy(name, env_id, env_kwargs, list(seeds), batch_size=args.batch_size, env_cache=cache,
+                             policy_kwargs=kwargs)
+            _save_result(res, name, key, folder)
+            note = f"{res.wall_s:.1f} s"
+        out[res.name] = res
+        m, h = res.mean_ci()
+        print(f"  {res.name:<28s} return {m:9.3f} ± {h:.3f}   ({note})", flush=True)
+    return out
+
+
 # ====================================================================== one tier
 def benchmark_tier(tier: str, args: argparse.Namespace, figures_dir: Path,
                    launcher: Launcher = subprocess_launcher) -> TierReport:
     """Baselines, training, test evaluation, statistics and figures of one tier (the module docstring)."""
     import vmimo_env
     from agents.evaluation.report import comparison_rows, write_csvs
-    from agents.evaluation.runner import evaluate_policies
-
     t0 = time.perf_counter()
     scenario = _tiers()[tier]
     env_id = vmimo_env.scenario_env_id(scenario)
@@ -392,8 +499,7 @@ def benchmark_tier(tier: str, args: argparse.Namespace, figures_dir: Path,
     seeds = list(range(TEST_SEED_BASE, TEST_SEED_BASE + args.episodes))
     out = Path(args.out).resolve() / tier
     print(f"[{tier}] {env_id} {env_kwargs or ''}: baselines on {len(seeds)} test seeds", flush=True)
-    results = evaluate_policies(baseline_names(args), env_id, env_kwargs, seeds=seeds, batch_size=args.batch_size,
-                                verbose=True, policy_kwargs=policy_kwargs(args))
+    results = baseline_results(baseline_names(args), env_id, env_kwargs, seeds, args, out / "baselines")
     reference = pick_reference(results, args.reference)
     top_is_planner = PLANNER in results
     top = PLANNER if top_is_planner else reference

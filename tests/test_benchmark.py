@@ -352,3 +352,46 @@ def test_recorded_command_writes_paths_inside_the_working_directory_relative(tmp
     outside = str(tmp_path.parent / "elsewhere")
     line = B.command_line(["--tier", "default", "--out", inside, "--figures", outside])
     assert line == f"python -m agents.benchmark --tier default --out runs/bench --figures {outside}"
+
+
+def test_baselines_are_stored_and_read_back_under_their_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second run with the same key reads every baseline back (the same episodes, no evaluation); a changed key
+    (here: other seeds, or a stored key that no longer matches) or --fresh-baselines runs them again."""
+    argv = ["--tier", "default", "--algos", "--episodes", "2", "--horizon", "10", "--baselines", "round_robin",
+            "--no-oracle", "--no-planner", "--out", str(tmp_path)]
+    (first,) = B.run(argv)
+    folder = tmp_path / "default" / "baselines"
+    assert sorted(p.name for p in folder.iterdir()) == ["random.json", "random.npz", "round_robin.json",
+                                                       "round_robin.npz"]
+    ran: list[str] = []
+    real = B.run_policy
+
+    def counting(spec: Any, *a: Any, **kw: Any) -> PolicyResult:
+        ran.append(str(spec))
+        return real(spec, *a, **kw)
+
+    monkeypatch.setattr(B, "run_policy", counting)
+    (again,) = B.run(argv)
+    assert ran == [] and again.rows == first.rows
+    B.run([*argv, "--fresh-baselines"])
+    assert sorted(ran) == ["random", "round_robin"]
+    ran.clear()
+    meta = json.loads((folder / "round_robin.json").read_text())
+    (folder / "round_robin.json").write_text(json.dumps({**meta, "key": "0" * 64}))
+    B.run(argv)
+    assert ran == ["round_robin"]
+    ran.clear()
+    B.run([*argv[:4], "3", *argv[5:]])  # three episodes: another key for both
+    assert sorted(ran) == ["random", "round_robin"]
+
+
+def test_source_digest_follows_the_bytes_of_the_listed_sources(tmp_path: Path) -> None:
+    (tmp_path / "pkg" / "__pycache__").mkdir(parents=True)
+    (tmp_path / "pkg" / "a.py").write_text("x = 1\n")
+    (tmp_path / "one.py").write_text("y = 2\n")
+    base = B.source_digest(tmp_path, ("pkg", "one.py"))
+    (tmp_path / "pkg" / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"\0")
+    assert B.source_digest(tmp_path, ("pkg", "one.py")) == base  # compiled files do not count
+    (tmp_path / "pkg" / "a.py").write_text("x = 2\n")
+    assert B.source_digest(tmp_path, ("pkg", "one.py")) != base
+    assert B.source_digest() == B.source_digest()  # the project's own sources: stable between calls
