@@ -161,6 +161,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bar")
     p.add_argument("--baselines", nargs="*", default=None, metavar="HEURISTIC",
                    help="heuristics evaluated on the same held-out seeds as reference (default: all; none: '')")
+    p.add_argument("--untuned-baselines", action="store_true",
+                   help="the reference heuristics with their registered defaults instead of the parameters tuned "
+                        "for the scenario on validation seeds (agents/hyperparams/baselines/; python -m "
+                        "agents.tune_baselines)")
     p.add_argument("--log-interval", type=int, default=-1,
                    help="SB3 log_interval (rollouts for on-policy, episodes for off-policy algorithms); -1: a dump "
                         "about every 20k env steps (at least 20 over the run) for on-policy, SB3's default otherwise")
@@ -207,6 +211,7 @@ class RunSettings:
     run_dir: Path
     resumed_from: Path | None
     baselines: tuple[str, ...]  # heuristics evaluated as references
+    tuned_baselines: bool  # the references with their tuned parameters (where the scenario has them)
     log_interval: int
     progress: bool
     verbose: int
@@ -319,7 +324,8 @@ def resolve_settings(args: argparse.Namespace, checkpoint: Checkpoint | None) ->
         save_freq=pick(args.save_freq, "save_freq"), seed=args.seed, vec_env=args.vec_env, device=args.device,
         pretrain=pretrain, run_dir=run_dir, resumed_from=ckpt.path if ckpt else None,
         baselines=tuple(heuristic_names() if args.baselines is None else [b for b in args.baselines if b]),
-        log_interval=args.log_interval, progress=args.progress, verbose=args.verbose,
+        tuned_baselines=not args.untuned_baselines, log_interval=args.log_interval, progress=args.progress,
+        verbose=args.verbose,
         wandb_project=args.wandb_project, wandb_entity=args.wandb_entity,
         wandb_mode=args.wandb_mode or ("online" if args.track else None), wandb_init_timeout=args.wandb_init_timeout,
         wandb_tags=tuple(args.wandb_tags), eval_env_kwargs=eval_env_kwargs, eval_figures=args.eval_figures)
@@ -509,9 +515,11 @@ def judge_clone(s: RunSettings, model: Any, venv: VecEnv, baselines: dict[str, P
     from agents.policies import SB3Policy
 
     teacher_name = s.pretrain.heuristic
-    teacher = baselines.get(teacher_name)
+    # the references were run with the same parameters as the teacher only when both are tuned or both are not
+    teacher = baselines.get(teacher_name) if s.pretrain.tuned == s.tuned_baselines else None
     if teacher is None:
-        teacher = evaluate_policies([teacher_name], s.env_id, s.eval_kwargs, seeds=s.val_seeds)[teacher_name]
+        teacher = evaluate_policies([teacher_name], s.env_id, s.eval_kwargs, seeds=s.val_seeds,
+                                    policy_kwargs={"tuned": s.pretrain.tuned})[teacher_name]
     vecnorm = model.get_vec_normalize_env()
     clone = run_policy(lambda env: SB3Policy(model, env, vecnorm, name=s.algo), s.env_id, s.eval_kwargs, s.val_seeds,
                        name=s.algo)
@@ -554,7 +562,8 @@ def evaluate_baselines(s: RunSettings, wandb_run: WandbRun) -> dict[str, PolicyR
     if not (s.vmimo and s.eval_freq > 0 and s.baselines):
         return {}
     t0 = time.perf_counter()
-    baselines = evaluate_policies(list(s.baselines), s.env_id, s.eval_kwargs, seeds=s.val_seeds)
+    baselines = evaluate_policies(list(s.baselines), s.env_id, s.eval_kwargs, seeds=s.val_seeds,
+                                  policy_kwargs={"tuned": s.tuned_baselines})
     rows = comparison_rows(baselines)
     if s.verbose:
         print(f"Heuristics on the {s.eval_episodes} held-out seeds ({time.perf_counter() - t0:.1f} s):")

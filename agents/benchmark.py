@@ -262,6 +262,8 @@ def train_seed(algo: str, seed: int, env_id: str, env_kwargs: dict[str, Any], ru
             argv += ["--env-kwargs", *(f"{k}:{v}" for k, v in env_kwargs.items())]
         if args.timesteps is not None:
             argv += ["-n", str(args.timesteps)]
+        if getattr(args, "untuned", False):  # the run's own reference as the benchmark's
+            argv += ["--untuned-baselines"]
         if status == "partial":
             argv += ["--resume", str(run_dir)]
         argv += shlex.split(args.train_args)

@@ -157,11 +157,14 @@ def tuned_params(name: str, scenario: str | None) -> dict[str, Any]:
 
 
 def env_scenario(env: Any) -> str | None:
-    """The named scenario of a VMIMO front end (``vmimo_env.scenario.scenario_of`` of its BS view's config)."""
+    """The named scenario of a VMIMO front end (``vmimo_env.scenario.scenario_of`` of its BS view's config).
+
+    The episode length and the reward mode may differ from the scenario's: a heuristic does not read the reward,
+    so the training env of a recipe (``reward_mode: soft``) finds the parameters tuned for its world."""
     from vmimo_env.frontend import view_fetcher
     from vmimo_env.scenario import scenario_of
 
-    return scenario_of(view_fetcher(env)[0]().cfg)
+    return scenario_of(view_fetcher(env)[0]().cfg, ignore=("horizon", "reward_mode"))
 
 
 def make_policy(spec: Any, env: Any, tuned: bool = False, **kwargs: Any) -> Policy:

@@ -110,6 +110,9 @@ def test_scenario_of_names_the_world_of_a_config() -> None:
     assert scenario_of(make_config("dense_v1")) == "dense_v1"
     assert scenario_of(make_config("v1", num_devices=9)) is None
     assert env_scenario(gym.make("VMIMO-v1")) == "v1" and env_scenario(gym.make("VMIMO-v0")) == "default"
+    # a recipe's training env (soft reward) still finds its world's tuned parameters; another world does not
+    assert env_scenario(gym.make("VMIMO-v1", reward_mode="soft", horizon=30)) == "v1"
+    assert env_scenario(gym.make("VMIMO-v1", num_devices=9)) is None
     from benchmarks.headroom import TIERS
 
     assert all(T.tier_scenario(t) == s for t, s in TIERS.items())

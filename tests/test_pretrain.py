@@ -59,6 +59,31 @@ def test_bad_pretrain_settings_raise(value: object, match: str) -> None:
     assert PretrainConfig.from_hyperparams("sus") == PretrainConfig("sus")
 
 
+def test_tuned_teacher_is_the_heuristic_with_its_tuned_parameters() -> None:
+    from agents.registry import tuned_params
+
+    assert PretrainConfig.from_hyperparams({"heuristic": "coverage", "tuned": True}).tuned
+    assert not PretrainConfig.from_hyperparams("coverage").tuned
+    with pytest.raises(ValueError, match="tuned must be true or false"):
+        PretrainConfig.from_hyperparams({"heuristic": "coverage", "tuned": "yes"})
+    params = tuned_params("coverage", "v1")
+    assert params, "the shipped v1 file tunes the coverage scheduler"
+    # on the soft-reward training env of the v1 recipe the teacher is built with the file's parameters, and its
+    # demonstrations differ from the registered defaults'
+    from agents.policies import make_policy
+
+    venv = VMIMOSB3VecEnv(4, seed=3, scenario="v1", reward_mode="soft")
+    teacher = make_policy("coverage", venv, tuned=True)
+    assert all(getattr(teacher, k) == pytest.approx(v) for k, v in params.items()), params
+    tuned = collect_demonstrations(venv, "coverage", 30, "multidiscrete", gamma=0.9, tuned=True)
+    default = collect_demonstrations(VMIMOSB3VecEnv(4, seed=3, scenario="v1", reward_mode="soft"), "coverage", 30,
+                                     "multidiscrete", gamma=0.9)
+    again = collect_demonstrations(VMIMOSB3VecEnv(4, seed=3, scenario="v1", reward_mode="soft"), "coverage", 30,
+                                   "multidiscrete", gamma=0.9, tuned=True)
+    np.testing.assert_array_equal(tuned["actions"], again["actions"])
+    assert not np.array_equal(tuned["actions"], default["actions"])
+
+
 def test_pretrain_settings_are_typed_as_yaml_gives_them() -> None:
     # YAML reads 1e-3 as a string and 4e2 as a float: both are accepted for what they mean
     cfg = PretrainConfig.from_hyperparams({"heuristic": "FractionalPower", "learning_rate": "1e-3", "steps": 4e2})

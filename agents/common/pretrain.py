@@ -48,6 +48,10 @@ class PretrainConfig:
     batch_size: int = 2048
     learning_rate: float = 1e-3
     value_coef: float = 0.5
+    # clone the heuristic with the parameters tuned for the env's scenario on validation seeds
+    # (agents/hyperparams/baselines/SCENARIO.yml, written by python -m agents.tune_baselines); registered defaults
+    # where the scenario has no tuned file
+    tuned: bool = False
 
     @classmethod
     def from_hyperparams(cls, value: Any) -> PretrainConfig | None:
@@ -70,6 +74,11 @@ class PretrainConfig:
         kwargs: dict[str, Any] = {"heuristic": name}
         for key, field in cls.__dataclass_fields__.items():
             if key == "heuristic" or key not in value:
+                continue
+            if key == "tuned":
+                if not isinstance(value[key], bool):
+                    raise ValueError(f"pretrain tuned must be true or false, got {value[key]!r}")
+                kwargs[key] = value[key]
                 continue
             kind = int if field.type in (int, "int") else float
             try:  # YAML reads 1e-3 as a string and 4e2 as a float
@@ -101,15 +110,16 @@ def _action_layout(venv: VecEnv) -> Any:
 
 
 def collect_demonstrations(venv: VecEnv, heuristic: str, steps: int, action_view: str,
-                           gamma: float) -> dict[str, np.ndarray]:
-    """Run ``heuristic`` on every environment of ``venv`` for ``steps`` slots; returns flat arrays ``obs``
+                           gamma: float, tuned: bool = False) -> dict[str, np.ndarray]:
+    """Run ``heuristic`` (``tuned``: with its tuned parameters) on every environment of ``venv`` for ``steps``
+    slots; returns flat arrays ``obs``
     (T·N, D), ``actions`` (T·N, A), ``returns`` (T·N,) (discounted normalised reward-to-go) and the raw
     episode ``rewards`` (T, N)."""
     from agents.policies import make_policy
 
     layout = _action_layout(venv)
     to_flat = layout.to_multidiscrete if action_view == "multidiscrete" else layout.to_box
-    policy = make_policy(heuristic, venv)
+    policy = make_policy(heuristic, venv, tuned=tuned)
     policy.reset(None)
     obs = venv.reset()
     N = venv.num_envs
@@ -141,7 +151,7 @@ def behaviour_clone(model: Any, venv: VecEnv, cfg: PretrainConfig, action_view: 
         raise ValueError(f"behaviour cloning needs an actor-critic policy (PPO, A2C), "
                          f"got {type(model.policy).__name__}")
     gamma = float(getattr(model, "gamma", 0.99))
-    demo = collect_demonstrations(venv, cfg.heuristic, cfg.steps, action_view, gamma)
+    demo = collect_demonstrations(venv, cfg.heuristic, cfg.steps, action_view, gamma, tuned=cfg.tuned)
     policy = model.policy
     device = policy.device
     obs = th.as_tensor(demo["obs"], device=device)
