@@ -75,9 +75,9 @@ class PretrainConfig:
         for key, field in cls.__dataclass_fields__.items():
             if key == "heuristic" or key not in value:
                 continue
-            if key == "tuned":
+            if field.type in (bool, "bool"):
                 if not isinstance(value[key], bool):
-                    raise ValueError(f"pretrain tuned must be true or false, got {value[key]!r}")
+                    raise ValueError(f"pretrain {key} must be true or false, got {value[key]!r}")
                 kwargs[key] = value[key]
                 continue
             kind = int if field.type in (int, "int") else float
