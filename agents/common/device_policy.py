@@ -42,7 +42,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from agents.common.activations import fast_activation
-from agents.common.distributions import FastMultiDiscretePolicy
+from agents.common.distributions import FastMultiDiscretePolicy, make_optimizer
 from vmimo_env import obs_spec
 from vmimo_env.config import MODALITIES, ScenarioConfig
 
@@ -292,4 +292,4 @@ class DevicePolicy(FastMultiDiscretePolicy):
             for layer in (self.action_net.device_head, self.action_net.band_head):
                 nn.init.orthogonal_(layer.weight, gain=0.01)
                 nn.init.zeros_(layer.bias)
-        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+        self.optimizer = make_optimizer(self, lr_schedule(1))

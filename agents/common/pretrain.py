@@ -157,7 +157,8 @@ def behaviour_clone(model: Any, venv: VecEnv, cfg: PretrainConfig, action_view: 
     obs = th.as_tensor(demo["obs"], device=device)
     actions = th.as_tensor(demo["actions"], device=device)
     returns = th.as_tensor(demo["returns"], device=device)
-    opt = th.optim.Adam(policy.parameters(), lr=cfg.learning_rate)
+    # fused on a CPU: one kernel call per step (agents.common.distributions.make_optimizer)
+    opt = th.optim.Adam(policy.parameters(), lr=cfg.learning_rate, fused=device.type == "cpu")
     gen = th.Generator().manual_seed(seed)
     n = obs.shape[0]
     policy.set_training_mode(True)
