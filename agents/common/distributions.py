@@ -75,9 +75,8 @@ def make_optimizer(policy: ActorCriticPolicy, lr: float) -> th.optim.Optimizer:
     """The policy's optimizer over all its parameters; SB3's Adam runs fused on a CPU.
 
     SB3 builds Adam with its default implementation, which on a CPU loops over the parameter tensors with about
-    ten kernel calls each (a third of a small network's update step, profiled). The fused kernel updates every
-    tensor in one call: the same Adam to float rounding (not bit-identical), so a run repeats bit for bit only
-    with the same choice. ``optimizer_kwargs`` that name ``fused`` or ``foreach`` are left as given, and a saved
+    ten kernel calls each; the fused kernel updates every tensor in one call. It is the same Adam to float
+    rounding (not bit-identical), so a run repeats bit for bit only with the same choice. ``optimizer_kwargs`` that name ``fused`` or ``foreach`` are left as given, and a saved
     optimizer state restores the choice it was saved with.
     """
     kwargs = dict(policy.optimizer_kwargs)
