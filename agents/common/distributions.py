@@ -76,8 +76,9 @@ def make_optimizer(policy: ActorCriticPolicy, lr: float) -> th.optim.Optimizer:
 
     SB3 builds Adam with its default implementation, which on a CPU loops over the parameter tensors with about
     ten kernel calls each; the fused kernel updates every tensor in one call. It is the same Adam to float
-    rounding (not bit-identical), so a run repeats bit for bit only with the same choice. ``optimizer_kwargs`` that name ``fused`` or ``foreach`` are left as given, and a saved
-    optimizer state restores the choice it was saved with.
+    rounding (not bit-identical), so a run repeats bit for bit only with the same choice. ``optimizer_kwargs``
+    that name ``fused`` or ``foreach`` are left as given, and a saved optimizer state restores the choice it was
+    saved with.
     """
     kwargs = dict(policy.optimizer_kwargs)
     if (policy.optimizer_class is th.optim.Adam and "fused" not in kwargs and "foreach" not in kwargs
