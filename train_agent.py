@@ -126,6 +126,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--n-envs", type=int, default=None, help="parallel environments (default: hyperparameter file)")
     p.add_argument("--vec-env", default="batched", choices=VEC_ENVS,
                    help="batched = one numpy batch (VMIMOSB3VecEnv); dummy/subproc = SB3's VecEnvs of gym.make envs")
+    p.add_argument("--env-threads", type=int, default=None, metavar="N",
+                   help="threads the batched training env steps on (default: one per core, at least 64 envs "
+                        "each; 1: the main thread only); the trajectories are the same for any N")
     p.add_argument("--eval-freq", type=int, default=None,
                    help=f"evaluate every N env steps on held-out seeds, <= 0 disables "
                         f"(default {DEFAULTS['eval_freq']})")
@@ -222,6 +225,7 @@ class RunSettings:
     wandb_tags: tuple[str, ...] = ()
     eval_env_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)  # over env_kwargs, evaluation only
     eval_figures: int = 1  # figures on every N-th in-training evaluation (0: the clone's and the final one only)
+    env_threads: int | None = None  # threads of the batched training env (None: vmimo_env.core.auto_threads)
 
     @property
     def train_env_kwargs(self) -> dict[str, Any]:
@@ -282,6 +286,8 @@ def resolve_settings(args: argparse.Namespace, checkpoint: Checkpoint | None) ->
     eval_env_kwargs.update(parse_assignments(args.eval_env_kwargs, ":"))
     n_envs = int(args.n_envs or (ckpt.meta.get("n_envs") if ckpt else None) or hp.get("n_envs", 8))
     check_train_seed(args.seed, n_envs)
+    if args.env_threads is not None and args.env_threads < 1:
+        raise SystemExit(f"--env-threads must be a positive integer, got {args.env_threads}")
     train_only = hp.get("train_env_kwargs") or {}
     if not isinstance(train_only, dict):
         raise SystemExit(f"hyperparameter train_env_kwargs must be a mapping, got {train_only!r}")
@@ -328,7 +334,8 @@ def resolve_settings(args: argparse.Namespace, checkpoint: Checkpoint | None) ->
         verbose=args.verbose,
         wandb_project=args.wandb_project, wandb_entity=args.wandb_entity,
         wandb_mode=args.wandb_mode or ("online" if args.track else None), wandb_init_timeout=args.wandb_init_timeout,
-        wandb_tags=tuple(args.wandb_tags), eval_env_kwargs=eval_env_kwargs, eval_figures=args.eval_figures)
+        wandb_tags=tuple(args.wandb_tags), eval_env_kwargs=eval_env_kwargs, eval_figures=args.eval_figures,
+        env_threads=args.env_threads)
 
 
 def check_env_id(env_id: str) -> None:
@@ -434,7 +441,7 @@ def start_wandb(s: RunSettings, config: dict[str, Any]) -> WandbRun:
 def build_env(s: RunSettings, checkpoint: Checkpoint | None) -> tuple[VecEnv, str]:
     """The training VecEnv (and its kind), with VecNormalize restored from the checkpoint or new."""
     venv, vec_kind = make_train_env(s.env_id, s.n_envs, s.vec_env, s.seed, s.train_env_kwargs, s.action_view,
-                                    monitor_dir=None)
+                                    monitor_dir=None, num_threads=s.env_threads)
     if (s.train_only_env_kwargs or s.eval_env_kwargs) and s.vmimo:
         # training-only and evaluation-only kwargs may change the reward, never what the model sees or does
         import gymnasium as gym

@@ -11,7 +11,9 @@ Rows (:func:`measure_steps`):
 * vector environments: Gymnasium's ``CartPoleVectorEnv`` at N = 1024 (the reference of the vector rows), the native
   ``VMIMOVectorEnv`` through ``gym.make_vec(..., vectorization_mode="vector_entry_point")`` at N in {16, 256, 1024}
   for v0 and v1 (the id picks the action view: ``VMIMO-v0`` dict, ``VMIMO-MultiDiscrete-v0`` MultiDiscrete, also
-  at 1024), and the SB3 ``VecEnv`` adapter at N = 256.
+  at 1024), and the SB3 ``VecEnv`` adapter at N = 256; each on its default threads (``vmimo_env.core.auto_threads``:
+  one per core, at least 64 environments each), which the row names, and where that is more than one, the dict
+  view at N = 1024 again on one thread.
 
 Method: actions are sampled before timing (a pool of random actions, cycled), each row and its CartPole counterpart
 are warmed up, then timed with ``time.perf_counter`` ``--repeats`` times each, in alternation (reference, row,
@@ -57,6 +59,7 @@ from gymnasium.vector.utils import batch_space
 
 import vmimo_env  # noqa: F401  (registers the ids)
 from agents.common import provenance
+from vmimo_env.core import auto_threads
 
 MARK_START, MARK_END = "<!-- bench_env:start -->", "<!-- bench_env:end -->"
 PROGRAM = "python benchmarks/bench_env.py"
@@ -199,11 +202,23 @@ def batched_timer(step: Callable[[Any], Any], action_space: gym.Space, num_envs:
     return Timer(step, actions, max(1, factor * budget.vector_env_steps // num_envs), num_envs, close)
 
 
-def vector_timer(env_id: str, num_envs: int, budget: Budget) -> Timer:
-    """``gym.make_vec(env_id, num_envs, vectorization_mode="vector_entry_point")`` (VMIMOVectorEnv)."""
-    venv = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point")
+def vector_timer(env_id: str, num_envs: int, budget: Budget, num_threads: int | None = None) -> Timer:
+    """``gym.make_vec(env_id, num_envs, vectorization_mode="vector_entry_point")`` (VMIMOVectorEnv), on its
+    default threads or ``num_threads``."""
+    venv = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", num_threads=num_threads)
     venv.reset(seed=0)
     return batched_timer(venv.step, venv.action_space, num_envs, budget, close=venv.close)
+
+
+def threads_text(n: int) -> str:
+    return f"{n} thread" + ("s" if n > 1 else "")
+
+
+def vector_label(what: str, num_envs: int, num_threads: int | None = None) -> str:
+    """The row name of a ``VMIMOVectorEnv`` row: id and view, N, and the threads it steps on (None: its default,
+    ``vmimo_env.core.auto_threads``)."""
+    threads = auto_threads(num_envs) if num_threads is None else num_threads
+    return f"VMIMOVectorEnv, {what}, N={num_envs}, {threads_text(threads)}"
 
 
 def cartpole_vector_timer(num_envs: int, budget: Budget) -> Timer:
@@ -343,16 +358,22 @@ def measure_steps(budget: Budget, log: Callable[[str], None] = lambda _: None) -
         vector: list[Row] = []
         for version in ("v0", "v1"):
             for n in VECTOR_SIZES:
-                vector.append(paired_row(VECTOR, f"VMIMOVectorEnv, VMIMO-{version} (dict), N={n}", n,
+                vector.append(paired_row(VECTOR, vector_label(f"VMIMO-{version} (dict)", n), n,
                                          lambda v=version, n=n: vector_timer(f"VMIMO-{v}", n, budget), cart_vec,
                                          budget))
                 log(vector[-1].what)
             n = VECTOR_SIZES[-1]
-            vector.append(paired_row(VECTOR, f"VMIMOVectorEnv, VMIMO-MultiDiscrete-{version}, N={n}", n,
+            if auto_threads(n) > 1:  # the same batch on the calling thread only: what the threads bring
+                vector.append(paired_row(VECTOR, vector_label(f"VMIMO-{version} (dict)", n, 1), n,
+                                         lambda v=version, n=n: vector_timer(f"VMIMO-{v}", n, budget, 1), cart_vec,
+                                         budget))
+                log(vector[-1].what)
+            vector.append(paired_row(VECTOR, vector_label(f"VMIMO-MultiDiscrete-{version}", n), n,
                                      lambda v=version, n=n: vector_timer(f"VMIMO-MultiDiscrete-{v}", n, budget),
                                      cart_vec, budget))
             log(vector[-1].what)
-        vector.append(paired_row(VECTOR, f"VMIMOSB3VecEnv (SB3 adapter, VMIMO-v0 MultiDiscrete), N={SB3_N}", SB3_N,
+        vector.append(paired_row(VECTOR, f"VMIMOSB3VecEnv (SB3 adapter, VMIMO-v0 MultiDiscrete), N={SB3_N}, "
+                                 f"{threads_text(auto_threads(SB3_N))}", SB3_N,
                                  lambda: sb3_timer(SB3_N, budget), cart_vec, budget))
         log(vector[-1].what)
     finally:

@@ -38,6 +38,8 @@ packed arrays (``OUT_FLOAT``, ``OUT_INT``) that the step's ``StepResult`` copies
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -248,6 +250,45 @@ def draws_per_slot(cfg: ScenarioConfig) -> tuple[int, int]:
     n_phase = 1 if cfg.arrival_process == "mmpp" else 0
     return 1 + traffic.max_arrivals(cfg) + K + n_phase, 2 * K * cfg.num_antennas + 2 * K + n_mob
 
+# environments per thread below which another thread costs more than it saves (``--threads`` rows of
+# ``benchmarks/bench_env.py``)
+MIN_ENVS_PER_THREAD = 64
+
+
+def shard_rows(n: int, shards: int) -> list[tuple[int, int]]:
+    """``shards`` contiguous row ranges ``[lo, hi)`` covering ``range(n)`` in order, sizes within one of each
+    other."""
+    return [(n * i // shards, n * (i + 1) // shards) for i in range(shards)]
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity where the OS reports one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def auto_threads(num_envs: int) -> int:
+    """The default thread count of a core of ``num_envs`` environments: one per available core, but at least
+    :data:`MIN_ENVS_PER_THREAD` environments per thread."""
+    return max(1, min(available_cores(), num_envs // MIN_ENVS_PER_THREAD))
+
+
+@dataclass(frozen=True)
+class _Shard:
+    """Environments ``[lo, hi)`` of a core stepped on their own thread: their compiled structs and entries."""
+
+    lo: int
+    hi: int
+    slot: Any
+    score: Any
+    observe: Any
+    slot_entry: Any
+    score_entry: Any
+    observe_entry: Any
+
+
 class VMIMOCore:
     """State and dynamics of N VMIMO environments (see the module docstring for one slot)."""
 
@@ -340,6 +381,8 @@ class VMIMOCore:
         self.burst_belief = np.full(N, self.arrivals.busy_share)
         # once per process, before the compiled scoring is bound: no stale cached copy of the head or the kernels
         scoring.check_compiled_scoring(self.pool.latents, self.pool.labels, self.noise_table, self.model.head_weights)
+        self._num_threads = 1  # set_num_threads
+        self._pool: ThreadPoolExecutor | None = None
         self._alloc_buffers()
 
     def __getstate__(self) -> dict:
@@ -351,6 +394,7 @@ class VMIMOCore:
         state["_slot_args"] = state["_observe_args"] = state["_score_args"] = None  # built again on arrival
         state["_score_entry"] = state["_observe_entry"] = state["_slot_entry"] = None  # entries of this process
         state["_bound_rng"] = None
+        state["_shards"], state["_pool"] = [], None  # compiled structs and threads of this process
         state["_avail_parts"] = None  # views, which pickling would copy apart
         for attr in (*self._OUT_VIEWS, *self._OUT_INT_VIEWS):
             state[attr] = None
@@ -429,48 +473,114 @@ class VMIMOCore:
         """The arguments of the compiled slot, scoring and observation calls that do not change between steps (the
         state arrays, always updated in place; the constants; the per-step buffers), each set bound once into a
         compiled struct (``kernels.SlotArgs``, ``kernels.ObserveArgs``, ``scoring.ScoreArgs``) that holds the
-        arrays by reference; rebuilt whenever the buffers are (a replica) and after unpickling."""
-        cfg = self.cfg
-        phi, innov_t, slope, offset = self._res_coeffs
+        arrays by reference; rebuilt whenever the buffers are (a replica) and after unpickling. With more than one
+        thread (:meth:`set_num_threads`) each shard of environments gets its own structs too, over row views of the
+        same arrays and with its own list of closing scenes."""
         # SciPy's normal CDF called from the kernel where this SciPy exports it (an address of this process)
-        ndtr_addr = kernels.scipy_ndtr_address()
-        self._cdf_in_kernel = ndtr_addr != 0
+        self._ndtr_addr = kernels.scipy_ndtr_address()
+        self._cdf_in_kernel = self._ndtr_addr != 0
         # views (pickling copies views apart, so they are bound again on arrival like the rest)
         self._avail_parts = (self._avail[..., 0], self._avail[..., 1])  # compute and memory availability
-        slot = (
-            self.t, self.head, self.tail, self.next_seq, self.slot_start, self.ring_scene, self.rx_len,
-            self.rx_score, self.rx_snr, self.rx_off, self.h_scat, self.h_los, self.scat_scale, self.gain, self.h,
-            self.res_state, self.p_joint, self.arrivals.cdf, self.phase, self.pool.size, self.power_levels_w,
-            self.prefix_levels, cfg.encode_capacity, cfg.total_bandwidth_hz, cfg.slot_s, cfg.noise_psd_w_hz, self.A,
-            self.G, self._inv_sinr_cap, self.device_modality, self.modality_present, self.noise_span, self.D,
+        self._bound_rng = self.rng
+        self._slot_args, self._score_args, self._observe_args = self._bound_structs(
+            None, (self._close_env, self._close_pos, self._len, self._scene, self._logit_buf, *self._head_scratch))
+        self._slot_entry = kernels.bound_entry(kernels.slot_physics_bound, self._slot_args)
+        self._score_entry = (None if self._score_args is None
+                             else kernels.bound_entry(scoring.slot_score_bound, 0, self._score_args))
+        self._observe_entry = kernels.bound_entry(kernels.observe_bound, self._observe_args)
+        self._shards = []
+        if min(self._num_threads, self.N) > 1 and self._fused and self._score_args is not None:
+            S, C = self.S, self.model.num_classes
+            for lo, hi in shard_rows(self.N, min(self._num_threads, self.N)):
+                n = hi - lo  # the shard's own closing-scene lists, indexed by its own rows
+                own = (np.zeros(n * S, dtype=np.int64), np.zeros(n * S, dtype=np.int64),
+                       np.zeros((n * S, self.M), dtype=np.int64), np.zeros(n * S, dtype=np.int64),
+                       np.zeros((n * S, C), dtype=np.float32), *(np.zeros_like(a) for a in self._head_scratch))
+                slot, score, observe = self._bound_structs(slice(lo, hi), own)
+                self._shards.append(_Shard(lo, hi, slot, score, observe,
+                                           kernels.bound_entry(kernels.slot_physics_bound, slot),
+                                           kernels.bound_entry(scoring.slot_score_bound, 0, score),
+                                           kernels.bound_entry(kernels.observe_bound, observe)))
+
+    @property
+    def num_threads(self) -> int:
+        """Threads a step and an observation run on (:meth:`set_num_threads`)."""
+        return self._num_threads if self._shards else 1
+
+    def set_num_threads(self, n: int | None) -> None:
+        """Step and observe the environments in ``n`` contiguous shards, one thread each (None: one per available
+        core with at least :data:`MIN_ENVS_PER_THREAD` environments each, :func:`auto_threads`; 1: the calling
+        thread only). Environments are independent and each is computed by the same compiled code, so any
+        ``n`` gives the same bits. Only the fused slot with the argmax reward and no BS aligner is sharded; other
+        scenarios run on one thread whatever ``n`` says (:attr:`num_threads` tells)."""
+        if n is None:
+            n = auto_threads(self.N)
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"num_threads must be a positive integer or None, got {n!r}")
+        n = min(int(n), self.N)
+        if n == self._num_threads:
+            return
+        self._num_threads = n
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+        self._bind_slot()
+
+    def _run_shards(self, fn: Any) -> list[Any]:
+        """``fn(shard)`` for every shard, the first on the calling thread and the others on the core's pool, and
+        their results in shard order (an error in any is raised once all have finished)."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=len(self._shards) - 1, thread_name_prefix="vmimo-shard")
+        futures = [self._pool.submit(fn, sh) for sh in self._shards[1:]]
+        try:
+            first = fn(self._shards[0])
+        finally:
+            rest = [f.result() for f in futures]
+        return [first, *rest]
+
+    def _bound_structs(self, rows: slice | None, own: tuple[np.ndarray, ...]) -> tuple[Any, Any, Any]:
+        """The slot, scoring (None for a soft reward) and observation structs of environments ``rows`` (row views of
+        every per-environment array; None: all of them, the arrays themselves), with ``own`` the buffers that list
+        the slot's closing scenes (environment indices local to ``rows``) and the head's scratch."""
+        cfg = self.cfg
+
+        def r(a: np.ndarray) -> np.ndarray:
+            return a if rows is None else a[rows]
+
+        close_env, close_pos, lens, scene, logit_buf, *scratch = own
+        phi, innov_t, slope, offset = self._res_coeffs
+        rng = self.rng
+        slot = kernels.make_slot_args(  # unboxed as one argument per call (kernels.SLOT_FIELDS)
+            *(r(a) for a in self._act), r(rng._uniform), r(rng._normal), r(rng._ptr), r(self._draw_u),
+            r(self._draw_z), r(self.t), r(self.head), r(self.tail), r(self.next_seq), r(self.slot_start),
+            r(self.ring_scene), r(self.rx_len), r(self.rx_score), r(self.rx_snr), r(self.rx_off), r(self.h_scat),
+            r(self.h_los), r(self.scat_scale), r(self.gain), r(self.h), r(self.res_state), r(self.p_joint),
+            self.arrivals.cdf, r(self.phase), self.pool.size, self.power_levels_w, self.prefix_levels,
+            cfg.encode_capacity, cfg.total_bandwidth_hz, cfg.slot_s, cfg.noise_psd_w_hz, self.A, self.G,
+            self._inv_sinr_cap, self.device_modality, self.modality_present, self.noise_span, self.D,
             self._by_modality, self._close_all_from, self.encoder_mflops, 1.0 / cfg.pa_efficiency,
             cfg.circuit_power_w, cfg.encode_energy_j_per_mflop, self._rho, self._rho_c, phi, innov_t, slope, offset,
-            ndtr_addr,
-            self._n_send, self._geff, self._power_w, self._prefix, self._airtime, self._band_hz, self._noise_w,
-            self._arrived, self._dropped, self._sinr, self._sinr_db, self._close_env, self._close_pos, self._closed,
-            self._empty, self._full, self._ndtr_arg, self._energy_j, self._queue, self.pool.latents, self.noise_table)
-        rng = self._bound_rng = self.rng
-        slot = (*self._act, rng._uniform, rng._normal, rng._ptr, self._draw_u, self._draw_z, *slot)
-        self._slot_args = kernels.make_slot_args(*slot)  # unboxed as one argument per call (kernels.SLOT_FIELDS)
-        self._slot_entry = kernels.bound_entry(kernels.slot_physics_bound, self._slot_args)
+            self._ndtr_addr,
+            r(self._n_send), r(self._geff), r(self._power_w), r(self._prefix), r(self._airtime), r(self._band_hz),
+            r(self._noise_w), r(self._arrived), r(self._dropped), r(self._sinr), r(self._sinr_db), close_env,
+            close_pos, r(self._closed), r(self._empty), r(self._full), r(self._ndtr_arg), r(self._energy_j),
+            r(self._queue), self.pool.latents, self.noise_table)
         spec = self.obs_spec
-        self._observe_args = kernels.make_observe_args(
-            self.h, self.gain, self.t, self.head, self.tail, self.next_seq, self.slot_start, self.p_joint,
-            self.burst_belief, self.modality_onehot, self.rx_len, self.device_modality, cfg.max_power_w,
-            cfg.noise_psd_w_hz * cfg.total_bandwidth_hz / self.G, self.D, spec.start, spec.offset, spec.scale,
-            spec.clip_low, spec.clip_high, self._obs)
+        observe = kernels.make_observe_args(
+            r(self.h), r(self.gain), r(self.t), r(self.head), r(self.tail), r(self.next_seq), r(self.slot_start),
+            r(self.p_joint), r(self.burst_belief), self.modality_onehot, r(self.rx_len), self.device_modality,
+            cfg.max_power_w, cfg.noise_psd_w_hz * cfg.total_bandwidth_hz / self.G, self.D, spec.start, spec.offset,
+            spec.scale, spec.clip_low, spec.clip_high, r(self._obs))
         # the slot's scoring in one compiled call (scoring.slot_score) where nothing numpy runs between the
         # received latents and the reward: argmax reward, no aligner at the BS (checked again every step)
-        self._score_args = self._score_entry = None
+        score = None
         if cfg.reward_mode != "soft":
-            self._score_args = scoring.make_score_args(
-                self._close_env, self._close_pos, self.ring_scene, self.rx_len, self.rx_snr, self.rx_off,
-                self.pool.latents, self.noise_table, self._len, self._scene, *self.model.head_weights,
-                self._logit_buf, self.pool.labels, self._no_soft, cfg.arrival_rate,
-                cfg.energy_weight / cfg.energy_ref_j, self._energy_j, self._correct, self._acc_term, self._en_term,
-                self._reward, *self._head_scratch)
-            self._score_entry = kernels.bound_entry(scoring.slot_score_bound, 0, self._score_args)
-        self._observe_entry = kernels.bound_entry(kernels.observe_bound, self._observe_args)
+            score = scoring.make_score_args(
+                close_env, close_pos, r(self.ring_scene), r(self.rx_len), r(self.rx_snr), r(self.rx_off),
+                self.pool.latents, self.noise_table, lens, scene, *self.model.head_weights, logit_buf,
+                self.pool.labels, self._no_soft, cfg.arrival_rate, cfg.energy_weight / cfg.energy_ref_j,
+                r(self._energy_j), r(self._correct), r(self._acc_term), r(self._en_term), r(self._reward), *scratch)
+        return slot, score, observe
 
     # ================================================================== reset
     def reset(self, env_ids: np.ndarray, seeds: list[int | None] | None = None) -> None:
@@ -534,7 +644,9 @@ class VMIMOCore:
             if self._bursty:
                 u, _ = self.rng.current()  # the phase moves on this slot's draw before the kernel reads it
                 self.arrivals.step_phase(self.phase, u[:, 1 + self.A + self.K])
-            else:
+            if self._shards and self.bs_aligner is None:
+                return self._step_sharded(refill=not self._bursty)
+            if not self._bursty:
                 self.rng.refill()
             return self._step_fused()
         u, z = self.rng.next()
@@ -568,6 +680,27 @@ class VMIMOCore:
                                       self._energy_j, cfg.arrival_rate, cfg.energy_weight / cfg.energy_ref_j,
                                       self._correct, self._acc_term, self._en_term, self._reward)
         return self._result()  # the kernel advanced t
+
+    def _step_sharded(self, refill: bool) -> StepResult:
+        """:meth:`_step_fused` with the argmax reward, each shard of environments on its own thread: its random
+        blocks refilled (NumPy's generators fill without the GIL), its slot and its scoring (compiled without the
+        GIL); the same bits as one call over all environments, which is one environment after another."""
+
+        def run(sh: _Shard) -> int:
+            if refill:
+                self.rng.refill_rows(sh.lo, sh.hi)
+            nc = sh.slot_entry(sh.slot)  # kernels.slot_physics_bound
+            sh.score_entry(nc, sh.score)  # scoring.slot_score_bound
+            return nc
+
+        self.last_closing = sum(self._run_shards(run))
+        if self._bursty:
+            self.arrivals.update_belief(self.burst_belief, self._arrived + self._dropped)
+        self._soft_correct = None
+        if not self._cdf_in_kernel:
+            ndtr(self._ndtr_arg, out=self._avail)
+            np.multiply(*self._avail_parts, out=self.p_joint)
+        return self._result()
 
     def _step_reference(self, group: np.ndarray, power_idx: np.ndarray, comp_idx: np.ndarray, bw_raw: np.ndarray,
                         u: np.ndarray, z: np.ndarray) -> StepResult:
@@ -702,7 +835,10 @@ class VMIMOCore:
 
     def observe(self) -> np.ndarray:
         """Flat float32 observation (N, obs_dim), every entry O(1); layout and scaling in ``obs_spec``."""
-        self._observe_entry(self._observe_args)  # kernels.observe_bound on the arguments bound in _bind_slot
+        if self._shards:
+            self._run_shards(lambda sh: sh.observe_entry(sh.observe))
+        else:
+            self._observe_entry(self._observe_args)  # kernels.observe_bound on the arguments bound in _bind_slot
         return self._obs.copy()
 
     # ================================================================== what the BS knows
@@ -804,6 +940,7 @@ class VMIMOCore:
                     new.phase[j] = int(g.random() < new.burst_belief[j])
         if reward_mode is not None and reward_mode != self.cfg.reward_mode:
             new.cfg = self.cfg.replace(reward_mode=reward_mode)
+        new._num_threads, new._pool = 1, None  # a replica steps on the calling thread (set_num_threads)
         new._alloc_buffers()
         return new
 

@@ -533,7 +533,7 @@ def observe(h, gain, t, head, tail, next_seq, slot_start, p_joint, burst_belief,
                     out[i, s_sh + j * M + m] = _scaled(1.0 if got else 0.0, i_sh, o_sh, c_sh, l_sh, h_sh)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # shards of a core run it on their own threads
 def observe_bound(st):
     """:func:`observe` with its arguments taken from ``st`` (an :class:`ObserveArgs`)."""
     observe(st.h, st.gain, st.t, st.head, st.tail, st.next_seq, st.slot_start, st.p_joint, st.burst_belief,
@@ -935,7 +935,7 @@ def slot_physics(group, power_idx, comp_idx, bw_raw,  # this slot's action (VMIM
     return nc
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # shards of a core run it on their own threads
 def slot_physics_bound(st):
     """:func:`slot_physics` with its arguments taken from ``st`` (a :class:`SlotArgs`)."""
     return slot_physics(st.group, st.power_idx, st.comp_idx, st.bw_raw, st.u_block, st.z_block, st.draw_ptr, st.u,

@@ -125,6 +125,11 @@ class BlockRNG:
         for i in np.flatnonzero(self._ptr >= self.block).tolist():
             self._refill_env(i)
 
+    def refill_rows(self, lo: int, hi: int) -> None:
+        """:meth:`refill` of environments ``[lo, hi)`` only (a shard of a threaded core)."""
+        for i in (np.flatnonzero(self._ptr[lo:hi] >= self.block) + lo).tolist():
+            self._refill_env(i)
+
     def _refill_env(self, i: int) -> None:
         g = self.generators[i]
         g.random(out=self._uniform[i])

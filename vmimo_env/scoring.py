@@ -109,7 +109,7 @@ def make_score_args(*fields):
     return ScoreArgs(*fields)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # shards of a core run it on their own threads
 def slot_score_bound(nc, st):
     """:func:`slot_score` with its fixed arguments taken from ``st`` (a :class:`ScoreArgs`)."""
     slot_score(nc, st.close_env, st.close_pos, st.ring_scene, st.rx_len, st.rx_snr, st.rx_off, st.pool_latents,

@@ -48,7 +48,8 @@ class VMIMOVectorEnv(VectorEnv):
                  config: ScenarioConfig | str | dict | None = None, action_view: str = "dict",
                  checkpoint: str | None = None, pool_size: int = 4096, render_mode: str | None = None,
                  max_episode_steps: int | None = None, info_bs_view: bool = False,
-                 autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP, **overrides: Any) -> None:
+                 autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP, num_threads: int | None = None,
+                 **overrides: Any) -> None:
         self._info_bs_view = check_info_flag(info_bs_view)
         self.autoreset_mode = _check_autoreset_mode(autoreset_mode)
         self.metadata = {**self.metadata, "autoreset_mode": self.autoreset_mode}
@@ -60,6 +61,7 @@ class VMIMOVectorEnv(VectorEnv):
         self.frontend = fe = FrontEnd(num_envs, scenario, config, action_view, checkpoint, pool_size, overrides,
                                       batched=True, max_episode_steps=max_episode_steps)
         self.cfg, self.core, self.layout, self.action_view = fe.cfg, fe.core, fe.layout, fe.action_view
+        self.core.set_num_threads(num_threads)
         self.num_envs = num_envs
         self.single_action_space = fe.single_action_space
         self.single_observation_space = fe.single_observation_space

@@ -126,8 +126,10 @@ class EpisodeStatsWrapper(gym.Wrapper):
 
 
 def make_train_env(env_id: str, n_envs: int, vec_env: str, seed: int, env_kwargs: dict[str, Any] | None,
-                   action_view: str, monitor_dir: str | None = None) -> tuple[VecEnv, str]:
-    """The training ``VecEnv`` and the vec-env kind actually used."""
+                   action_view: str, monitor_dir: str | None = None,
+                   num_threads: int | None = None) -> tuple[VecEnv, str]:
+    """The training ``VecEnv`` and the vec-env kind actually used; ``num_threads`` is the batched env's
+    (``VMIMOVectorEnv``; None: its default), ignored by the other kinds."""
     if vec_env not in VEC_ENVS:
         raise ValueError(f"--vec-env must be one of {list(VEC_ENVS)}, got {vec_env!r}")
     vmimo = is_vmimo(env_id)
@@ -137,7 +139,8 @@ def make_train_env(env_id: str, n_envs: int, vec_env: str, seed: int, env_kwargs
     if vec_env == "batched":
         kwargs = vmimo_kwargs(env_id, env_kwargs, action_view)
         kwargs.pop("action_view")
-        venv = VMIMOSB3VecEnv(num_envs=n_envs, action_view=action_view, seed=seed, allocation_stats=True, **kwargs)
+        venv = VMIMOSB3VecEnv(num_envs=n_envs, action_view=action_view, seed=seed, allocation_stats=True,
+                              num_threads=num_threads, **kwargs)
         return venv, vec_env
     kwargs = vmimo_kwargs(env_id, env_kwargs, action_view) if vmimo else dict(env_kwargs or {})
     cls = DummyVecEnv if vec_env == "dummy" else SubprocVecEnv
