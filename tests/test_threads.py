@@ -3,6 +3,7 @@ and autoresets included, and the thread count only where the sharded slot covers
 
 from __future__ import annotations
 
+import itertools
 import pickle
 
 import gymnasium as gym
@@ -41,16 +42,18 @@ def same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
     return len(a) == len(b) and all(np.array_equal(x, y, equal_nan=True) for x, y in zip(a, b, strict=True))
 
 
-@pytest.mark.parametrize("env_id", ["VMIMO-MultiDiscrete-v0", "VMIMO-v1"])
+@pytest.mark.parametrize("env_id, reward_mode", [("VMIMO-MultiDiscrete-v0", "model"), ("VMIMO-v1", "model"),
+                                                  ("VMIMO-MultiDiscrete-v0", "soft")])
 @pytest.mark.parametrize("autoreset_mode", ["next_step", "same_step"])
-def test_threads_give_the_same_bits_across_episode_ends(env_id: str, autoreset_mode: str) -> None:
+def test_threads_give_the_same_bits_across_episode_ends(env_id: str, reward_mode: str, autoreset_mode: str) -> None:
     # 37 environments in 3 uneven shards, a 12-slot horizon: three episode ends and their autoresets
-    one, used_one = rollout(env_id, 37, 1, 40, horizon=12, autoreset_mode=autoreset_mode)
-    three, used_three = rollout(env_id, 37, 3, 40, horizon=12, autoreset_mode=autoreset_mode)
+    kw = {"horizon": 12, "autoreset_mode": autoreset_mode, "reward_mode": reward_mode}
+    one, used_one = rollout(env_id, 37, 1, 40, **kw)
+    three, used_three = rollout(env_id, 37, 3, 40, **kw)
     assert (used_one, used_three) == (1, 3)
     assert same(one, three)
-    # and the trajectory is not trivially the same under other actions (the check can fail)
-    other, _ = rollout(env_id, 37, 3, 40, horizon=12, autoreset_mode=autoreset_mode, energy_weight=0.0)
+    # and the trajectory is not trivially the same under another reward (the check can fail)
+    other, _ = rollout(env_id, 37, 3, 40, **{**kw, "energy_weight": 0.0})
     assert not same(one, other)
 
 
@@ -87,8 +90,8 @@ def test_a_pickled_threaded_core_goes_on_with_the_same_bits() -> None:
 
 
 def test_only_the_sharded_slot_takes_threads() -> None:
-    # the soft reward scores on the numpy path and the cooperative array steps on the per-stage path: one thread
-    for kwargs in ({"reward_mode": "soft"}, {"cooperative": True}):
+    # the cooperative array steps on the per-stage path, and a BS aligner scores on the numpy path: one thread
+    for kwargs in ({"cooperative": True}, {"heterogeneous_devices": "variant"}):
         venv = VMIMOVectorEnv(num_envs=8, num_threads=2, **kwargs)
         assert venv.core.num_threads == 1, kwargs
     venv = VMIMOVectorEnv(num_envs=8, num_threads=2)
@@ -117,6 +120,6 @@ def test_shards_cover_the_rows_in_order() -> None:
     for n, k in ((37, 3), (8, 2), (5, 5), (1024, 2)):
         rows = shard_rows(n, k)
         assert rows[0][0] == 0 and rows[-1][1] == n and len(rows) == k
-        assert all(a[1] == b[0] for a, b in zip(rows, rows[1:], strict=False))
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(rows))
         sizes = [hi - lo for lo, hi in rows]
         assert max(sizes) - min(sizes) <= 1

@@ -247,3 +247,22 @@ def test_evaluation_figures_are_drawn_on_every_nth_evaluation_and_for_the_final_
 def test_negative_eval_figures_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="--eval-figures"):
         train(tmp_path, "ppo", "--eval-figures", "-1")
+
+
+def test_env_threads_reach_the_training_env_and_leave_the_model_unchanged(tmp_path: Path) -> None:
+    from agents.common.envs import make_train_env
+
+    venv, kind = make_train_env("VMIMO-v0", 4, "batched", 0, None, "multidiscrete", num_threads=2)
+    assert kind == "batched" and venv.venv.core.num_threads == 2
+    venv.close()
+    params = []
+    for threads in ("1", "2"):
+        summary = train(tmp_path / threads, "ppo", "--env-threads", threads, "--eval-freq", "0")
+        model = zipfile.ZipFile(Path(summary["run_dir"]) / "final_model.zip")
+        params.append(model.read("policy.pth"))
+    assert params[0] == params[1]  # the same trajectories, so the same updates
+
+
+def test_env_threads_must_be_positive(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="--env-threads"):
+        train(tmp_path, "ppo", "--env-threads", "0")

@@ -275,12 +275,27 @@ def auto_threads(num_envs: int) -> int:
     return max(1, min(available_cores(), num_envs // MIN_ENVS_PER_THREAD))
 
 
+def soft_numerator(logits: np.ndarray, scene: np.ndarray, labels: np.ndarray, close_env: np.ndarray,
+                   num_envs: int) -> np.ndarray | None:
+    """``reward_mode="soft"``: Σ p(true class) per environment (num_envs,) over the closing scenes (rows of
+    ``logits``, of pool scenes ``scene`` in environments ``close_env``; softmax over the few classes); None for
+    no scene."""
+    nc = len(logits)
+    if nc == 0:
+        return None
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    p_true = e[np.arange(nc), labels[scene]] / e.sum(axis=1)
+    return np.bincount(close_env, weights=p_true, minlength=num_envs)
+
+
 @dataclass(frozen=True)
 class _Shard:
     """Environments ``[lo, hi)`` of a core stepped on their own thread: their compiled structs and entries."""
 
     lo: int
     hi: int
+    own: tuple[np.ndarray, ...]  # its closing-scene lists, logits and the head's scratch (VMIMOCore._bound_structs)
     slot: Any
     score: Any
     observe: Any
@@ -489,7 +504,7 @@ class VMIMOCore:
                              else kernels.bound_entry(scoring.slot_score_bound, 0, self._score_args))
         self._observe_entry = kernels.bound_entry(kernels.observe_bound, self._observe_args)
         self._shards = []
-        if min(self._num_threads, self.N) > 1 and self._fused and self._score_args is not None:
+        if min(self._num_threads, self.N) > 1 and self._fused:
             S, C = self.S, self.model.num_classes
             for lo, hi in shard_rows(self.N, min(self._num_threads, self.N)):
                 n = hi - lo  # the shard's own closing-scene lists, indexed by its own rows
@@ -497,22 +512,23 @@ class VMIMOCore:
                        np.zeros((n * S, self.M), dtype=np.int64), np.zeros(n * S, dtype=np.int64),
                        np.zeros((n * S, C), dtype=np.float32), *(np.zeros_like(a) for a in self._head_scratch))
                 slot, score, observe = self._bound_structs(slice(lo, hi), own)
-                self._shards.append(_Shard(lo, hi, slot, score, observe,
+                self._shards.append(_Shard(lo, hi, own, slot, score, observe,
                                            kernels.bound_entry(kernels.slot_physics_bound, slot),
-                                           kernels.bound_entry(scoring.slot_score_bound, 0, score),
+                                           None if score is None else kernels.bound_entry(scoring.slot_score_bound,
+                                                                                          0, score),
                                            kernels.bound_entry(kernels.observe_bound, observe)))
 
     @property
     def num_threads(self) -> int:
         """Threads a step and an observation run on (:meth:`set_num_threads`)."""
-        return self._num_threads if self._shards else 1
+        return self._num_threads if self._shards and self.bs_aligner is None else 1
 
     def set_num_threads(self, n: int | None) -> None:
         """Step and observe the environments in ``n`` contiguous shards, one thread each (None: one per available
         core with at least :data:`MIN_ENVS_PER_THREAD` environments each, :func:`auto_threads`; 1: the calling
-        thread only). Environments are independent and each is computed by the same compiled code, so any
-        ``n`` gives the same bits. Only the fused slot with the argmax reward and no BS aligner is sharded; other
-        scenarios run on one thread whatever ``n`` says (:attr:`num_threads` tells)."""
+        thread only). Environments are independent and each is computed by the same code, so any ``n`` gives the
+        same bits. Only the fused slot without a BS aligner is sharded; other scenarios run on one thread whatever
+        ``n`` says (:attr:`num_threads` tells)."""
         if n is None:
             n = auto_threads(self.N)
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
@@ -682,15 +698,19 @@ class VMIMOCore:
         return self._result()  # the kernel advanced t
 
     def _step_sharded(self, refill: bool) -> StepResult:
-        """:meth:`_step_fused` with the argmax reward, each shard of environments on its own thread: its random
-        blocks refilled (NumPy's generators fill without the GIL), its slot and its scoring (compiled without the
-        GIL); the same bits as one call over all environments, which is one environment after another."""
+        """:meth:`_step_fused`, each shard of environments on its own thread: its random blocks refilled (NumPy's
+        generators fill without the GIL), its slot and its scoring (compiled without the GIL; a soft reward's
+        softmax in NumPy on the shard's scenes); the same bits as one call over all environments, which computes
+        one environment after another."""
 
         def run(sh: _Shard) -> int:
             if refill:
                 self.rng.refill_rows(sh.lo, sh.hi)
             nc = sh.slot_entry(sh.slot)  # kernels.slot_physics_bound
-            sh.score_entry(nc, sh.score)  # scoring.slot_score_bound
+            if sh.score_entry is not None:
+                sh.score_entry(nc, sh.score)  # scoring.slot_score_bound
+            else:
+                self._score_shard_soft(sh, nc)
             return nc
 
         self.last_closing = sum(self._run_shards(run))
@@ -701,6 +721,23 @@ class VMIMOCore:
             ndtr(self._ndtr_arg, out=self._avail)
             np.multiply(*self._avail_parts, out=self.p_joint)
         return self._result()
+
+    def _score_shard_soft(self, sh: _Shard, nc: int) -> None:
+        """The soft reward of one shard's slot: the head on its ``nc`` closing scenes, :func:`soft_numerator` and
+        ``kernels.slot_outcome_into`` into its rows of the outputs (the unsharded soft path, on fewer rows)."""
+        cfg = self.cfg
+        r = slice(sh.lo, sh.hi)
+        close_env, close_pos, lens, scene, logit_buf = sh.own[:5]
+        if nc:
+            scoring.closing_logits(close_env, close_pos, nc, self.ring_scene[r], self.rx_len[r], self.rx_snr[r],
+                                   self.rx_off[r], self.pool.latents, self.noise_table, lens, scene,
+                                   *self.model.head_weights, logit_buf)
+        logits = logit_buf[:nc]
+        soft = soft_numerator(logits, scene[:nc], self.pool.labels, close_env[:nc], sh.hi - sh.lo)
+        kernels.slot_outcome_into(logits, scene[:nc], self.pool.labels, close_env[:nc],
+                                  np.zeros(sh.hi - sh.lo) if soft is None else soft, self._energy_j[r],
+                                  cfg.arrival_rate, cfg.energy_weight / cfg.energy_ref_j, self._correct[r],
+                                  self._acc_term[r], self._en_term[r], self._reward[r])
 
     def _step_reference(self, group: np.ndarray, power_idx: np.ndarray, comp_idx: np.ndarray, bw_raw: np.ndarray,
                         u: np.ndarray, z: np.ndarray) -> StepResult:
@@ -781,13 +818,9 @@ class VMIMOCore:
 
     def _score_soft(self, logits: np.ndarray, nc: int) -> None:
         """``reward_mode="soft"``: Σ p(true class) per env into ``_soft_correct`` (softmax over the few classes)."""
-        if nc == 0:
-            return
-        labels = self.pool.labels[self._scene[:nc]]
-        z = logits - logits.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        p_true = e[np.arange(nc), labels] / e.sum(axis=1)
-        self._soft_correct = np.bincount(self._close_env[:nc], weights=p_true, minlength=self.N)
+        if nc:
+            self._soft_correct = soft_numerator(logits, self._scene[:nc], self.pool.labels, self._close_env[:nc],
+                                                self.N)
 
     def _classify(self, nc: int) -> np.ndarray:
         """Run the frozen fusion head once on every closing scene of every env; correct count per env (and the

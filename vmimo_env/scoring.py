@@ -35,7 +35,7 @@ __all__ = ["SCORE_FIELDS", "ScoreArgs", "check_compiled_scoring", "closing_logit
            "head_logits", "head_scratch", "make_score_args", "slot_score", "slot_score_bound"]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # shards of a core run it on their own threads (the soft reward)
 def closing_logits(close_env, close_pos, nc, ring_scene, rx_len, rx_snr, rx_off, pool_latents, noise_table,
                    out_len, out_scene, embed_t, embed_table, w_fuse, blocks_t, out_t, logits):
     """The frozen head's logits of the ``nc`` closing scenes into ``logits[:nc]``, scene by scene from what
