@@ -123,3 +123,17 @@ def test_shards_cover_the_rows_in_order() -> None:
         assert all(a[1] == b[0] for a, b in itertools.pairwise(rows))
         sizes = [hi - lo for lo, hi in rows]
         assert max(sizes) - min(sizes) <= 1
+
+
+def test_closing_a_vector_env_stops_its_threads_and_a_later_step_restarts_them() -> None:
+    venv = VMIMOVectorEnv(num_envs=8, action_view="multidiscrete", num_threads=2)
+    venv.reset(seed=0)
+    venv.step(venv.action_space.sample())
+    pool = venv.core._pool
+    assert pool is not None
+    venv.close()
+    assert venv.core._pool is None and pool._shutdown
+    core = venv.core
+    core.step(*(np.zeros((8, core.K), dtype=np.int64) for _ in range(3)), np.ones((8, core.G)))
+    assert core._pool is not None  # the next sharded step started a pool again
+    core.close()

@@ -250,8 +250,8 @@ def draws_per_slot(cfg: ScenarioConfig) -> tuple[int, int]:
     n_phase = 1 if cfg.arrival_process == "mmpp" else 0
     return 1 + traffic.max_arrivals(cfg) + K + n_phase, 2 * K * cfg.num_antennas + 2 * K + n_mob
 
-# environments per thread below which another thread costs more than it saves (``--threads`` rows of
-# ``benchmarks/bench_env.py``)
+# below this many environments per thread, handing a shard to another thread costs more than it saves (the
+# "1 thread" rows of ``benchmarks/bench_env.py`` against the default ones)
 MIN_ENVS_PER_THREAD = 64
 
 
@@ -537,10 +537,14 @@ class VMIMOCore:
         if n == self._num_threads:
             return
         self._num_threads = n
+        self.close()
+        self._bind_slot()
+
+    def close(self) -> None:
+        """Stop the shards' threads (a later step starts them again)."""
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
-        self._bind_slot()
 
     def _run_shards(self, fn: Any) -> list[Any]:
         """``fn(shard)`` for every shard, the first on the calling thread and the others on the core's pool, and

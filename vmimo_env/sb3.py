@@ -151,7 +151,7 @@ class VMIMOSB3VecEnv(VecEnv):
         return obs, rew.astype(np.float32), trunc.copy(), out
 
     def close(self) -> None:
-        return None
+        self.venv.close()
 
     def action_masks(self) -> np.ndarray:
         """For sb3-contrib's MaskablePPO (multidiscrete view)."""

@@ -136,6 +136,9 @@ class VMIMOVectorEnv(VectorEnv):
             infos["bs_view"] = self.bs_view().to_dict()
         return obs, res.reward.copy(), terminated, truncated, infos
 
+    def close_extras(self) -> None:
+        self.core.close()  # the shards' threads
+
     def action_masks(self) -> np.ndarray:
         return self.frontend.action_masks()
 
