@@ -128,7 +128,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="batched = one numpy batch (VMIMOSB3VecEnv); dummy/subproc = SB3's VecEnvs of gym.make envs")
     p.add_argument("--env-threads", type=int, default=None, metavar="N",
                    help="threads the batched training env steps on (default: one per core, at least 64 envs "
-                        "each; 1: the main thread only); the trajectories are the same for any N")
+                        "each; 1: the main thread only); the trajectories are the same for any N. Not the Zoo's "
+                        "--num-threads, which is torch's (--torch-threads); --vec-env batched only")
     p.add_argument("--eval-freq", type=int, default=None,
                    help=f"evaluate every N env steps on held-out seeds, <= 0 disables "
                         f"(default {DEFAULTS['eval_freq']})")
@@ -288,6 +289,9 @@ def resolve_settings(args: argparse.Namespace, checkpoint: Checkpoint | None) ->
     check_train_seed(args.seed, n_envs)
     if args.env_threads is not None and args.env_threads < 1:
         raise SystemExit(f"--env-threads must be a positive integer, got {args.env_threads}")
+    if args.env_threads is not None and args.vec_env != "batched":
+        raise SystemExit(f"--env-threads sets the threads of --vec-env batched; --vec-env {args.vec_env} steps "
+                         "gym.make environments one by one")
     train_only = hp.get("train_env_kwargs") or {}
     if not isinstance(train_only, dict):
         raise SystemExit(f"hyperparameter train_env_kwargs must be a mapping, got {train_only!r}")

@@ -206,6 +206,10 @@ def vector_timer(env_id: str, num_envs: int, budget: Budget, num_threads: int | 
     """``gym.make_vec(env_id, num_envs, vectorization_mode="vector_entry_point")`` (VMIMOVectorEnv), on its
     default threads or ``num_threads``."""
     venv = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", num_threads=num_threads)
+    expected = auto_threads(num_envs) if num_threads is None else num_threads
+    if venv.unwrapped.core.num_threads != expected:  # the row's name (vector_label) says this count
+        raise RuntimeError(f"{env_id} at N = {num_envs} steps on {venv.unwrapped.core.num_threads} threads, "
+                           f"not the {expected} its row names")
     venv.reset(seed=0)
     return batched_timer(venv.step, venv.action_space, num_envs, budget, close=venv.close)
 

@@ -137,3 +137,87 @@ def test_closing_a_vector_env_stops_its_threads_and_a_later_step_restarts_them()
     core.step(*(np.zeros((8, core.K), dtype=np.int64) for _ in range(3)), np.ones((8, core.G)))
     assert core._pool is not None  # the next sharded step started a pool again
     core.close()
+
+
+def test_each_shard_binds_its_rows_of_the_cores_arrays_and_writes_nothing_another_shard_writes(monkeypatch) -> None:
+    from vmimo_env import kernels
+
+    bound: list[tuple] = []  # the fields of every slot struct the core binds: all rows first, then each shard's
+    make = kernels.make_slot_args
+    monkeypatch.setattr(kernels, "make_slot_args", lambda *fields: (bound.append(fields), make(*fields))[1])
+    venv = VMIMOVectorEnv(num_envs=10, num_threads=1)
+    bound.clear()
+    venv.core.set_num_threads(3)
+    core = venv.core
+    full, shards = bound[0], bound[1:]
+    assert len(shards) == 3 == len(core._shards)
+    names = kernels.SLOT_FIELDS
+    per_env = {i for i, a in enumerate(full) if isinstance(a, np.ndarray) and a.ndim and a.shape[0] == core.N}
+    assert {names.index(n) for n in ("t", "h", "ring_scene", "u_block", "draw_ptr", "energy_j", "queue")} <= per_env
+    for sh, fields in zip(core._shards, shards, strict=True):
+        for i in per_env:  # a view of the shard's rows of the very array the unsharded slot binds
+            rows = full[i][sh.lo:sh.hi]
+            assert fields[i].shape == rows.shape and fields[i].ctypes.data == rows.ctypes.data, names[i]
+    # the close lists are the shard's own; the rest every shard writes is its own rows
+    for a, b in itertools.combinations(shards, 2):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            if isinstance(x, np.ndarray) and (i in per_env or names[i] in ("close_env", "close_pos")):
+                assert not np.shares_memory(x, y), names[i]
+
+
+def test_an_error_in_one_shard_is_raised_after_every_shard_finished() -> None:
+    import threading
+    import time
+
+    venv = VMIMOVectorEnv(num_envs=9, num_threads=3)
+    done: list[int] = []
+    lock = threading.Lock()
+
+    def fn(sh):
+        if sh.lo == venv.core._shards[1].lo:
+            raise RuntimeError("shard 1 failed")
+        time.sleep(0.2 if sh.lo == venv.core._shards[2].lo else 0.0)
+        with lock:
+            done.append(sh.lo)
+        return sh.lo
+
+    with pytest.raises(RuntimeError, match="shard 1 failed"):
+        venv.core._run_shards(fn)
+    assert sorted(done) == [venv.core._shards[0].lo, venv.core._shards[2].lo]  # the slow shard had finished
+    assert venv.core._run_shards(lambda sh: sh.lo) == [sh.lo for sh in venv.core._shards]
+
+
+def test_a_forked_child_steps_a_threaded_env() -> None:
+    import multiprocessing as mp
+
+    venv = VMIMOVectorEnv(num_envs=8, action_view="multidiscrete", num_threads=2)
+    venv.reset(seed=0)
+    venv.step(venv.action_space.sample())  # the parent's pool exists before the fork
+
+    def child() -> None:
+        venv.step(venv.action_space.sample())
+
+    proc = mp.get_context("fork").Process(target=child)
+    proc.start()
+    proc.join(60)
+    hung = proc.is_alive()
+    if hung:
+        proc.kill()
+    assert not hung and proc.exitcode == 0
+
+
+def test_with_a_bs_aligner_neither_the_step_nor_the_observation_is_sharded() -> None:
+    venv = VMIMOVectorEnv(num_envs=8, num_threads=2, heterogeneous_devices="variant")
+    venv.reset(seed=0)
+    venv.step(venv.action_space.sample())
+    assert venv.core.num_threads == 1 and venv.core._pool is None
+
+
+def test_closing_twice_after_a_step_stops_the_threads_again() -> None:
+    venv = VMIMOVectorEnv(num_envs=8, action_view="multidiscrete", num_threads=2)
+    venv.reset(seed=0)
+    venv.close()
+    venv.core.step(*(np.zeros((8, venv.core.K), dtype=np.int64) for _ in range(3)), np.ones((8, venv.core.G)))
+    assert venv.core._pool is not None
+    venv.close()
+    assert venv.core._pool is None

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import math
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -398,6 +398,7 @@ class VMIMOCore:
         scoring.check_compiled_scoring(self.pool.latents, self.pool.labels, self.noise_table, self.model.head_weights)
         self._num_threads = 1  # set_num_threads
         self._pool: ThreadPoolExecutor | None = None
+        self._pool_pid = 0  # the process the pool's threads belong to
         self._alloc_buffers()
 
     def __getstate__(self) -> dict:
@@ -409,7 +410,7 @@ class VMIMOCore:
         state["_slot_args"] = state["_observe_args"] = state["_score_args"] = None  # built again on arrival
         state["_score_entry"] = state["_observe_entry"] = state["_slot_entry"] = None  # entries of this process
         state["_bound_rng"] = None
-        state["_shards"], state["_pool"] = [], None  # compiled structs and threads of this process
+        state["_shards"], state["_pool"], state["_pool_pid"] = [], None, 0  # structs and threads of this process
         state["_avail_parts"] = None  # views, which pickling would copy apart
         for attr in (*self._OUT_VIEWS, *self._OUT_INT_VIEWS):
             state[attr] = None
@@ -453,7 +454,9 @@ class VMIMOCore:
         self._len = np.zeros((N * S, M), dtype=np.int64)
         self._scene = np.zeros(N * S, dtype=np.int64)
         self._soft_correct: np.ndarray | None = None  # reward_mode "soft": Σ p(true class) per env this slot
-        self.last_closing = 0  # scenes the last slot closed, all environments (entries of _close_env)
+        # scenes the last slot closed, all environments: entries of _close_env, or with shards (set_num_threads)
+        # of each shard's own lists, the core's then left as they were
+        self.last_closing = 0
         self._obs = np.zeros((N, self.obs_dim), dtype=np.float32)
         self._ndtr_arg = np.zeros((N, K, 2))
         self._avail = np.zeros((N, K, 2))
@@ -521,7 +524,12 @@ class VMIMOCore:
     @property
     def num_threads(self) -> int:
         """Threads a step and an observation run on (:meth:`set_num_threads`)."""
-        return self._num_threads if self._shards and self.bs_aligner is None else 1
+        return self._num_threads if self._sharded() else 1
+
+    def _sharded(self) -> bool:
+        """Whether steps and observations run in shards: the fused slot without a BS aligner (an aligner may be
+        set after construction, so it is checked on every call)."""
+        return bool(self._shards) and self.bs_aligner is None
 
     def set_num_threads(self, n: int | None) -> None:
         """Step and observe the environments in ``n`` contiguous shards, one thread each (None: one per available
@@ -548,15 +556,27 @@ class VMIMOCore:
 
     def _run_shards(self, fn: Any) -> list[Any]:
         """``fn(shard)`` for every shard, the first on the calling thread and the others on the core's pool, and
-        their results in shard order (an error in any is raised once all have finished)."""
-        if self._pool is None:
+        their results in shard order; an error in any is raised, the first in shard order, once all have
+        finished (so no shard still writes the core's arrays when the caller sees it)."""
+        if self._pool is None or self._pool_pid != os.getpid():
+            # a forked child inherits the pool object but none of its threads: it gets a pool of its own
             self._pool = ThreadPoolExecutor(max_workers=len(self._shards) - 1, thread_name_prefix="vmimo-shard")
+            self._pool_pid = os.getpid()
         futures = [self._pool.submit(fn, sh) for sh in self._shards[1:]]
+        results: list[Any] = []
+        error: BaseException | None = None
         try:
-            first = fn(self._shards[0])
-        finally:
-            rest = [f.result() for f in futures]
-        return [first, *rest]
+            results.append(fn(self._shards[0]))
+        except BaseException as err:  # re-raised below, once the other shards finished
+            error = err
+        wait(futures)
+        for f in futures:
+            if error is None and f.exception() is not None:
+                error = f.exception()
+            results.append(None if f.exception() is not None else f.result())
+        if error is not None:
+            raise error
+        return results
 
     def _bound_structs(self, rows: slice | None, own: tuple[np.ndarray, ...]) -> tuple[Any, Any, Any]:
         """The slot, scoring (None for a soft reward) and observation structs of environments ``rows`` (row views of
@@ -664,7 +684,7 @@ class VMIMOCore:
             if self._bursty:
                 u, _ = self.rng.current()  # the phase moves on this slot's draw before the kernel reads it
                 self.arrivals.step_phase(self.phase, u[:, 1 + self.A + self.K])
-            if self._shards and self.bs_aligner is None:
+            if self._sharded():
                 return self._step_sharded(refill=not self._bursty)
             if not self._bursty:
                 self.rng.refill()
@@ -872,7 +892,7 @@ class VMIMOCore:
 
     def observe(self) -> np.ndarray:
         """Flat float32 observation (N, obs_dim), every entry O(1); layout and scaling in ``obs_spec``."""
-        if self._shards:
+        if self._sharded():
             self._run_shards(lambda sh: sh.observe_entry(sh.observe))
         else:
             self._observe_entry(self._observe_args)  # kernels.observe_bound on the arguments bound in _bind_slot
@@ -977,7 +997,7 @@ class VMIMOCore:
                     new.phase[j] = int(g.random() < new.burst_belief[j])
         if reward_mode is not None and reward_mode != self.cfg.reward_mode:
             new.cfg = self.cfg.replace(reward_mode=reward_mode)
-        new._num_threads, new._pool = 1, None  # a replica steps on the calling thread (set_num_threads)
+        new._num_threads, new._pool, new._pool_pid = 1, None, 0  # a replica steps on the calling thread
         new._alloc_buffers()
         return new
 

@@ -40,6 +40,9 @@ def make_env_creator(env_id: str) -> Callable[[Any], gym.Env]:
         kwargs = dict(env_config or {})  # EnvContext is a dict; its worker fields are attributes, not keys
         num_envs = kwargs.pop("num_envs", None)  # RLlib's VECTOR_ENTRY_POINT mode asks for a vector env this way
         if num_envs is not None:
+            # RLlib scales out with runner processes: each runner's vector env stays on its own thread unless the
+            # env_config asks for more (num_threads)
+            kwargs.setdefault("num_threads", 1)
             return gym.make_vec(env_id, num_envs=int(num_envs), vectorization_mode="vector_entry_point", **kwargs)
         return gym.make(env_id, **kwargs)
 

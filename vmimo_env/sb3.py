@@ -103,7 +103,7 @@ class VMIMOSB3VecEnv(VecEnv):
 
     ``seed`` fixes the environments' seeds (environment i gets ``seed + i``); ``allocation_stats`` adds the
     allocation sums (:data:`ALLOCATION_KEYS`) to ``info["episode"]``; other keyword arguments go to
-    ``VMIMOVectorEnv`` (scenario parameters, ``action_view``...).
+    ``VMIMOVectorEnv`` (scenario parameters, ``num_threads``...).
     """
 
     def __init__(self, num_envs: int = 8, action_view: str = "multidiscrete", seed: int | None = None,

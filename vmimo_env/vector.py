@@ -40,6 +40,12 @@ class VMIMOVectorEnv(VectorEnv):
 
     Step and reset infos hold the keys of ``vmimo_env.core.INFO_FIELDS`` with a leading N axis (the single env's
     scalars become (N,) arrays, its (K,) arrays (N, K)).
+
+    ``num_threads``: the environments step and observe in that many contiguous shards, one thread each
+    (``VMIMOCore.set_num_threads``); None (default) takes one thread per available core with at least
+    ``vmimo_env.core.MIN_ENVS_PER_THREAD`` (64) environments each, so 128 or more environments on a 2-core
+    machine use both cores; 1 keeps everything on the calling thread (what to pass when several processes share
+    the cores, e.g. several RLlib runners). Any count gives the same trajectories bit for bit.
     """
 
     metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
@@ -136,8 +142,9 @@ class VMIMOVectorEnv(VectorEnv):
             infos["bs_view"] = self.bs_view().to_dict()
         return obs, res.reward.copy(), terminated, truncated, infos
 
-    def close_extras(self) -> None:
-        self.core.close()  # the shards' threads
+    def close(self, **kwargs: Any) -> None:
+        self.core.close()  # the shards' threads, on every call (VectorEnv.close does nothing once closed)
+        super().close(**kwargs)
 
     def action_masks(self) -> np.ndarray:
         return self.frontend.action_masks()
