@@ -452,6 +452,29 @@ def markdown_tables(rows: Sequence[Row], ship: Sequence[ShipRow]) -> str:
     return "\n".join(lines) + "\n"
 
 
+SINGLE_GOAL, VECTOR_GOAL = 0.25, 0.05  # the speed goals: single env vs CartPole-v1, native vector env vs CartPole's
+
+
+def goals_line(rows: Sequence[Row]) -> str:
+    """Which rows of this run meet the speed goals (single ``gym.make`` rows ≥ :data:`SINGLE_GOAL`, the
+    ``VMIMOVectorEnv`` rows at N = 1024 on their default threads ≥ :data:`VECTOR_GOAL`), from the ratios."""
+    single = [r for r in rows if r.group == SINGLE and r.what.startswith("VMIMO") and r.ratio is not None]
+    default = ", " + threads_text(auto_threads(REFERENCE_VECTOR_N))  # the default rows' name ends with it
+    vector = [r for r in rows if r.what.startswith("VMIMOVectorEnv") and r.num_envs == REFERENCE_VECTOR_N
+              and r.what.endswith(default) and r.ratio is not None]
+
+    def part(name: str, these: Sequence[Row], goal: float) -> str:
+        if not these:
+            return f"{name}: not measured"
+        ratios = [r.ratio or 0.0 for r in these]
+        met = sum(x >= goal for x in ratios)
+        return (f"{name} ≥ {goal:g}×: {met} of {len(these)} rows meet it in this run (ratios "
+                f"{min(ratios):.3f}–{max(ratios):.3f})")
+
+    return ("Goals: " + part("single env via gym.make", single, SINGLE_GOAL) + "; "
+            + part(f"native vector env at N = {REFERENCE_VECTOR_N}, default threads", vector, VECTOR_GOAL) + ".")
+
+
 def text_tables(rows: Sequence[Row], ship: Sequence[ShipRow]) -> str:
     """The same tables as aligned plain text (the default output)."""
     width = max(len(r.what) for r in rows)
@@ -480,7 +503,8 @@ def readme_block(rows: Sequence[Row], ship: Sequence[ShipRow], argv: Sequence[st
                  load: float | None, stages: Sequence[StageRow] = ()) -> str:
     """What goes between the README markers: the tables, the method, the command and the machine."""
     breakdown = "\n" + breakdown_markdown(stages) if stages else ""
-    return (markdown_tables(rows, ship) + breakdown + "\n" + method_line(budget, load) + "\n\n"
+    return (markdown_tables(rows, ship) + breakdown + "\n" + goals_line(rows) + "\n\n" + method_line(budget, load)
+            + "\n\n"
             + f"Measured by `{provenance.command_line(PROGRAM, argv)}`. "
             + provenance.machine_line(extra_packages=("mobile-env",)) + "\n")
 
@@ -523,6 +547,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     stages = step_breakdown(BREAKDOWN_ID, budget)
     print(markdown_tables(rows, ship) if args.markdown else text_tables(rows, ship))
     print(breakdown_markdown(stages))
+    print(goals_line(rows))
     print(method_line(budget, load))
     if readme is not None:
         write_readme(readme, readme_block(rows, ship, raw, budget, load, stages))

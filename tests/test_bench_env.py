@@ -178,3 +178,15 @@ def test_paired_rates_alternate_the_row_and_its_reference() -> None:
     rate, ref_rate = BE.paired_rates(row, ref, budget)
     assert order == ["ref", "row"] * 3
     assert rate > 0 and ref_rate > 0
+
+
+def test_goals_line_counts_the_rows_that_meet_each_goal_from_their_ratios() -> None:
+    vec = [BE.Row(BE.VECTOR, BE.vector_label("VMIMO-v0 (dict)", 1024), 1024, 1.0, ratio=0.06),
+           BE.Row(BE.VECTOR, BE.vector_label("VMIMO-v1 (dict)", 1024), 1024, 1.0, ratio=0.02),
+           BE.Row(BE.VECTOR, BE.vector_label("VMIMO-v1 (dict)", 256), 256, 1.0, ratio=0.9)]  # not at N = 1024
+    rows = [BE.Row(BE.SINGLE, BE.CARTPOLE_SINGLE, 1, 1.0, ratio=1.0),
+            BE.Row(BE.SINGLE, "VMIMO-v0, gym.make", 1, 1.0, ratio=0.30),
+            BE.Row(BE.SINGLE, "VMIMO-v1, gym.make", 1, 1.0, ratio=0.24), *vec]
+    line = BE.goals_line(rows)
+    assert "single env via gym.make ≥ 0.25×: 1 of 2 rows meet it in this run (ratios 0.240–0.300)" in line
+    assert "default threads ≥ 0.05×: 1 of 2 rows meet it in this run (ratios 0.020–0.060)" in line

@@ -684,7 +684,7 @@ class VMIMOCore:
             if self._bursty:
                 u, _ = self.rng.current()  # the phase moves on this slot's draw before the kernel reads it
                 self.arrivals.step_phase(self.phase, u[:, 1 + self.A + self.K])
-            if self._sharded():
+            if self._shards and self._sharded():  # the single env: one falsy check
                 return self._step_sharded(refill=not self._bursty)
             if not self._bursty:
                 self.rng.refill()
@@ -892,7 +892,7 @@ class VMIMOCore:
 
     def observe(self) -> np.ndarray:
         """Flat float32 observation (N, obs_dim), every entry O(1); layout and scaling in ``obs_spec``."""
-        if self._sharded():
+        if self._shards and self._sharded():
             self._run_shards(lambda sh: sh.observe_entry(sh.observe))
         else:
             self._observe_entry(self._observe_args)  # kernels.observe_bound on the arguments bound in _bind_slot
