@@ -17,9 +17,13 @@ import argparse
 import platform
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+if __package__ in (None, ""):  # run as a file (python benchmarks/bench_planner.py): benchmarks.* from the project
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents.common.stats import mean_ci, paired_difference
 from benchmarks.headroom import ADAPTIVE, SEED_BASE, ComponentPolicy, Episodes, make_core, run

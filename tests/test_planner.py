@@ -107,3 +107,15 @@ def test_planner_is_not_a_heuristic_baseline() -> None:
 
     assert {"planner", "oracle", "clairvoyant"} <= set(policy_names())
     assert not {"planner", "oracle", "clairvoyant"} & set(heuristic_names())
+
+
+def test_the_planner_benchmark_runs_as_a_file_from_another_directory(tmp_path) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_planner.py"
+    out = subprocess.run([sys.executable, str(script), "--help"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "--plan-horizon" in out.stdout
