@@ -701,12 +701,7 @@ class VMIMOCore:
         :meth:`_step_reference` (tests/test_fused_slot.py)."""
         cfg = self.cfg
         nc = self.last_closing = self._slot_entry(self._slot_args)  # kernels.slot_physics_bound
-        if self._bursty:
-            self.arrivals.update_belief(self.burst_belief, self._arrived + self._dropped)
-        self._soft_correct = None
-        if not self._cdf_in_kernel:
-            ndtr(self._ndtr_arg, out=self._avail)
-            np.multiply(*self._avail_parts, out=self.p_joint)
+        self._after_slot_kernel()
         if self._score_args is not None and self.bs_aligner is None:  # an aligner may be set after construction
             self._score_entry(nc, self._score_args)  # scoring.slot_score_bound, into the packed outputs
         else:
@@ -738,13 +733,18 @@ class VMIMOCore:
             return nc
 
         self.last_closing = sum(self._run_shards(run))
+        self._after_slot_kernel()
+        return self._result()
+
+    def _after_slot_kernel(self) -> None:
+        """What the fused slot leaves to NumPy once its kernel ran (sharded or not): the bursty arrivals' belief
+        and, where SciPy's CDF is not callable from the kernel, the availability."""
         if self._bursty:
             self.arrivals.update_belief(self.burst_belief, self._arrived + self._dropped)
         self._soft_correct = None
         if not self._cdf_in_kernel:
             ndtr(self._ndtr_arg, out=self._avail)
             np.multiply(*self._avail_parts, out=self.p_joint)
-        return self._result()
 
     def _score_shard_soft(self, sh: _Shard, nc: int) -> None:
         """The soft reward of one shard's slot: the head on its ``nc`` closing scenes, :func:`soft_numerator` and
